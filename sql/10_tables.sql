@@ -1,0 +1,94 @@
+-- pgclaim: tables, indexes and storage settings.
+-- New columns go at the end of a table, so that upgrades keep the layout.
+
+create table pgclaim.queues (
+    queue text primary key,
+    lease interval not null,
+    max_attempts integer not null,
+    backoff_base interval not null,
+    backoff_max interval not null,
+    retention interval not null,
+    paused boolean not null default false,
+    created_at timestamptz not null default now()
+);
+
+comment on table pgclaim.queues is 'One row per queue and its settings.';
+
+-- Records are updated at every step of their life, so leave room on each page
+-- for the new row version, and vacuum early and often.
+create table pgclaim.records (
+    id bigint generated always as identity primary key,
+    queue text not null,
+    status pgclaim.status not null default 'pending',
+    priority integer not null default 0,
+    run_at timestamptz not null,
+    payload jsonb not null,
+    attempt integer not null default 0,
+    max_attempts integer not null,
+    dedup_key text,
+    worker_id text,
+    lease_until timestamptz,
+    lease_token bigint,
+    lease_for interval,
+    enqueued_at timestamptz not null,
+    finished_at timestamptz,
+    last_error text
+) with (
+    fillfactor = 70,
+    autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_vacuum_threshold = 1000,
+    autovacuum_vacuum_insert_scale_factor = 0.05,
+    autovacuum_analyze_scale_factor = 0.02,
+    autovacuum_vacuum_cost_delay = 0
+);
+
+comment on table pgclaim.records is
+'Every record of every queue; reach it through the pgclaim functions only.';
+
+-- claim_batch reads this index in its hand-out order and stops at the batch size.
+create index records_claim_idx on pgclaim.records (
+    queue, priority desc, run_at, id
+) where status = 'pending';
+
+-- Expired leases of a queue (claim_batch sweep, reclaim_orphans).
+create index records_lease_idx on pgclaim.records (queue, lease_until)
+where status = 'running';
+
+-- What a worker holds (heartbeat, deregister_worker, dead-worker reclaim).
+create index records_worker_idx on pgclaim.records (worker_id)
+where status = 'running';
+
+-- At most one unfinished record per (queue, dedup_key).
+create unique index records_dedup_idx on pgclaim.records (queue, dedup_key)
+where dedup_key is not null and status in ('pending', 'running');
+
+-- Finished records by age (purge) and by status (queue_stats).
+create index records_finished_idx on pgclaim.records (queue, status, finished_at)
+where status in ('completed', 'failed', 'cancelled');
+
+create table pgclaim.workers (
+    worker_id text primary key,
+    info jsonb not null default '{}',
+    started_at timestamptz not null,
+    last_seen timestamptz not null
+);
+
+comment on table pgclaim.workers is 'Registered workers and their last heartbeat.';
+
+create table pgclaim.config (
+    singleton boolean primary key default true check (singleton),
+    worker_timeout interval not null default '1 minute'
+    check (worker_timeout > '0'::interval),
+    sweep_limit integer not null default 10 check (sweep_limit >= 0)
+);
+
+comment on table pgclaim.config is
+'Cluster-wide settings: worker_timeout (a worker silent that long is dead), '
+'sweep_limit (expired leases each claim_batch takes back).';
+
+insert into pgclaim.config default values;
+
+create sequence pgclaim.lease_token_seq;
+
+comment on sequence pgclaim.lease_token_seq is
+'Lease tokens: each claim_batch call draws one, so a report can name its claim.';

@@ -1,0 +1,40 @@
+-- pgclaim.drop_queue(queue, force): removes a queue and its records.
+-- Waits for transactions enqueueing into the queue to finish.
+-- Returns: how many records were deleted.
+-- Raises: PC001 unknown queue; PC004 when unfinished records remain and force is false.
+-- Tables: queues (delete), records (delete).
+create or replace function pgclaim.drop_queue(queue text, force boolean default false)
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $fn$
+declare
+    v_unfinished bigint;
+    v_count integer;
+begin
+    perform pgclaim._queue(drop_queue.queue);
+    perform 1 from pgclaim.queues as q where q.queue = drop_queue.queue for update;
+    if not coalesce(drop_queue.force, false) then
+        select pg_catalog.count(*) into v_unfinished from pgclaim.records as r
+        where r.queue = drop_queue.queue and r.status in ('pending', 'running');
+        if v_unfinished > 0 then
+            raise exception using
+                errcode = 'PC004',
+                message = pg_catalog.format(
+                    'pgclaim: queue %L still has %s unfinished records',
+                    drop_queue.queue, v_unfinished),
+                hint = 'Drain or cancel them first, or pass force => true.';
+        end if;
+    end if;
+    delete from pgclaim.records as r where r.queue = drop_queue.queue;
+    get diagnostics v_count = row_count;
+    delete from pgclaim.queues as q where q.queue = drop_queue.queue;
+    return v_count;
+end;
+$fn$;
+
+comment on function pgclaim.drop_queue(text, boolean) is
+'Drops a queue and all its records; returns how many records were deleted. '
+'Raises PC001 unknown queue, PC004 when unfinished records remain and force is false.';

@@ -1,0 +1,31 @@
+-- pgclaim.retry_failed(queue, ids): failed records of the queue (all, or those
+-- among ids) go back to pending, due now, with their attempts reset.
+-- Returns: how many. Raises: PC001 unknown queue. Tables: records (update).
+create or replace function pgclaim.retry_failed(queue text, ids bigint[] default null)
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $fn$
+declare
+    v_now timestamptz := pgclaim._now();
+    v_count integer;
+begin
+    perform pgclaim._queue(retry_failed.queue);
+    update pgclaim.records as r set
+        status = 'pending', attempt = 0, run_at = v_now, finished_at = null
+    where r.queue = retry_failed.queue
+      and r.status = 'failed'
+      and (retry_failed.ids is null or r.id = any(retry_failed.ids));
+    get diagnostics v_count = row_count;
+    if v_count > 0 then
+        perform pg_catalog.pg_notify('pgclaim_' || retry_failed.queue, '');
+    end if;
+    return v_count;
+end;
+$fn$;
+
+comment on function pgclaim.retry_failed(text, bigint[]) is
+'Puts failed records of a queue (all, or those among ids) back to pending with their '
+'attempts reset; returns how many. Raises PC001.';

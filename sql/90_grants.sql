@@ -1,0 +1,57 @@
+-- pgclaim: every revoke and grant, in one place.
+-- pgclaim_producer enqueues; pgclaim_worker claims and reports; pgclaim_admin
+-- may do everything. No role reaches the tables: the functions are SECURITY
+-- DEFINER and run as the installing role.
+
+revoke all on schema pgclaim from public;
+grant usage on schema pgclaim to pgclaim_producer, pgclaim_worker, pgclaim_admin;
+
+revoke all on all tables in schema pgclaim from public;
+revoke all on all sequences in schema pgclaim from public;
+revoke all on all functions in schema pgclaim from public;
+
+-- The clock is read by the views in the caller's name.
+grant execute on function pgclaim._now() to pgclaim_producer, pgclaim_worker, pgclaim_admin;
+
+grant execute on function pgclaim.schema_version() to
+pgclaim_producer, pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.health(interval, interval) to
+pgclaim_producer, pgclaim_worker, pgclaim_admin;
+
+grant execute on function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer) to
+pgclaim_producer, pgclaim_admin;
+grant execute on function pgclaim.enqueue_batch(text, jsonb[], integer, timestamptz) to
+pgclaim_producer, pgclaim_admin;
+
+grant execute on function pgclaim.claim_batch(text, text, integer, interval) to
+pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.complete(text, bigint[], bigint[]) to
+pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.fail(text, bigint, text, interval, bigint, boolean) to
+pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.extend_lease(text, bigint[], interval, bigint[]) to
+pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.release(text, bigint[], bigint[]) to
+pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.register_worker(text, jsonb) to
+pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.heartbeat(text) to pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.deregister_worker(text) to pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.reclaim_orphans(integer) to pgclaim_worker, pgclaim_admin;
+
+grant execute on function pgclaim.create_queue(
+    text, interval, integer, interval, interval, interval
+) to pgclaim_admin;
+grant execute on function pgclaim.alter_queue(
+    text, interval, integer, interval, interval, interval
+) to pgclaim_admin;
+grant execute on function pgclaim.drop_queue(text, boolean) to pgclaim_admin;
+grant execute on function pgclaim.pause_queue(text) to pgclaim_admin;
+grant execute on function pgclaim.resume_queue(text) to pgclaim_admin;
+grant execute on function pgclaim.retry_failed(text, bigint[]) to pgclaim_admin;
+grant execute on function pgclaim.cancel(bigint[]) to pgclaim_admin;
+grant execute on function pgclaim.purge(text, interval, integer) to pgclaim_admin;
+grant execute on function pgclaim.configure(interval, integer) to pgclaim_admin;
+
+grant select on pgclaim.queue_stats, pgclaim.worker_status, pgclaim.stuck_records to
+pgclaim_worker, pgclaim_admin;

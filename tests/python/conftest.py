@@ -1,0 +1,92 @@
+"""Fixtures: the throwaway cluster, a migrated template, a fresh database per test."""
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = "pgclaim_template"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--heavy", action="store_true", help="run the long (slow) variants too")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "chaos: fault-injection tests (make chaos)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--heavy"):
+        return
+    skip = pytest.mark.skip(reason="long variant: run with --heavy (make chaos / make bench)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def db_url(cluster: str, name: str) -> str:
+    """The URL of database ``name`` on the cluster whose URL is ``cluster``."""
+    return cluster.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def cluster_url() -> str:
+    """URL of the maintenance database of the throwaway cluster."""
+    url = os.environ.get("PGCLAIM_TEST_URL")
+    if not url:
+        url = subprocess.run(
+            [str(ROOT / "scripts" / "cluster.sh"), "start"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+    return url
+
+
+@pytest.fixture(scope="session")
+def template_db(cluster_url: str) -> str:
+    """A database loaded from sql/, copied for every test."""
+    subprocess.run(
+        [str(ROOT / "scripts" / "reload.sh"), cluster_url, TEMPLATE],
+        check=True, capture_output=True, text=True,
+    )
+    with psycopg.connect(cluster_url, autocommit=True) as conn:
+        conn.execute(f"alter database {TEMPLATE} set synchronous_commit = off")
+    return TEMPLATE
+
+
+def create_database(cluster_url: str, template: str) -> str:
+    """Creates a fresh database from ``template``; returns its name."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(cluster_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}" template "{template}"')
+    return name
+
+
+def drop_database(cluster_url: str, name: str) -> None:
+    """Drops database ``name``, disconnecting whoever is still on it."""
+    with psycopg.connect(cluster_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def dsn(cluster_url: str, template_db: str) -> Iterator[str]:
+    """The URL of a fresh pgclaim database, dropped after the test."""
+    name = create_database(cluster_url, template_db)
+    try:
+        yield db_url(cluster_url, name)
+    finally:
+        drop_database(cluster_url, name)
+
+
+@pytest.fixture
+def conn(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to the fresh database."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        yield c
