@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = "pgclaim_template"
+TEMPLATE = f"pgclaim_template_{os.getpid()}"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,15 +50,16 @@ def cluster_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def template_db(cluster_url: str) -> str:
-    """A database loaded from sql/, copied for every test."""
+def template_db(cluster_url: str) -> Iterator[str]:
+    """A database loaded from sql/ (one per pytest process), copied for every test."""
     subprocess.run(
         [str(ROOT / "scripts" / "reload.sh"), cluster_url, TEMPLATE],
         check=True, capture_output=True, text=True,
     )
     with psycopg.connect(cluster_url, autocommit=True) as conn:
         conn.execute(f"alter database {TEMPLATE} set synchronous_commit = off")
-    return TEMPLATE
+    yield TEMPLATE
+    drop_database(cluster_url, TEMPLATE)
 
 
 def create_database(cluster_url: str, template: str) -> str:
