@@ -69,7 +69,7 @@ bench: venv deps
 	@PGCLAIM_BENCH_URL="$$($(CLUSTER) start)" $(PY) bench/run.py $(BENCH_ARGS)
 
 chaos: venv deps
-	@PGCLAIM_TEST_URL="$$($(CLUSTER) start)" $(VENV)/bin/pytest -q -m chaos --heavy tests/python
+	@PGCLAIM_TEST_URL="$$($(CLUSTER) start)" $(VENV)/bin/pytest -q --heavy -m chaos tests/python/chaos $(CHAOS_ARGS)
 
 clean: db-stop
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
