@@ -1,17 +1,30 @@
-"""Every SQL statement the client sends, in one place: one call of a pgclaim function each."""
+"""Every SQL statement the client sends, in one place: one call of a pgclaim function each.
+
+Values are always bound parameters; the only identifier (a LISTEN channel) goes through
+``psycopg.sql.Identifier``.
+"""
+from psycopg import sql
 
 CREATE_QUEUE = (
     "select pgclaim.create_queue(queue => %(queue)s, lease => %(lease)s,"
     " max_attempts => %(max_attempts)s, backoff_base => %(backoff_base)s,"
     " backoff_max => %(backoff_max)s, retention => %(retention)s)"
 )
+ALTER_QUEUE = (
+    "select pgclaim.alter_queue(queue => %(queue)s, lease => %(lease)s,"
+    " max_attempts => %(max_attempts)s, backoff_base => %(backoff_base)s,"
+    " backoff_max => %(backoff_max)s, retention => %(retention)s)"
+)
+DROP_QUEUE = "select pgclaim.drop_queue(queue => %(queue)s, force => %(force)s)"
+PAUSE_QUEUE = "select pgclaim.pause_queue(queue => %(queue)s)"
+RESUME_QUEUE = "select pgclaim.resume_queue(queue => %(queue)s)"
 ENQUEUE = (
     "select pgclaim.enqueue(queue => %(queue)s, payload => %(payload)s,"
     " priority => %(priority)s, run_at => %(run_at)s, dedup_key => %(dedup_key)s,"
     " max_attempts => %(max_attempts)s)"
 )
 ENQUEUE_BATCH = (
-    "select id from pgclaim.enqueue_batch(queue => %(queue)s, payloads => %(payloads)s,"
+    "select id from pgclaim.enqueue_batch(queue => %(queue)s, payloads => %(payloads)s::jsonb[],"
     " priority => %(priority)s, run_at => %(run_at)s) as id"
 )
 CLAIM = (
@@ -45,8 +58,41 @@ PURGE = (
     "select pgclaim.purge(queue => %(queue)s, older_than => %(older_than)s,"
     " max_records => %(max_records)s)"
 )
+CONFIGURE = (
+    "select pgclaim.configure(worker_timeout => %(worker_timeout)s,"
+    " sweep_limit => %(sweep_limit)s)"
+)
 STATS = (
     "select queue, paused, pending, scheduled, running, completed, failed, cancelled,"
     " oldest_pending_age, completed_last_minute from pgclaim.queue_stats order by queue"
 )
-HEALTH = "select pgclaim.health()"
+WORKERS = (
+    "select worker_id, info, started_at, last_seen, silent_for, alive, held"
+    " from pgclaim.worker_status order by worker_id"
+)
+HEALTH = (
+    "select pgclaim.health(max_xact_age => %(max_xact_age)s,"
+    " max_pending_age => %(max_pending_age)s)"
+)
+SCHEMA_VERSION = "select pgclaim.schema_version()"
+
+# doctor: facts about the server and its settings.
+SERVER_VERSION = "select current_setting('server_version_num')::int, version()"
+SCHEMA_INSTALLED = "select to_regnamespace('pgclaim') is not null"
+PGTAP_AVAILABLE = (
+    "select default_version, installed_version from pg_available_extensions"
+    " where name = 'pgtap'"
+)
+SETTINGS = (
+    "select name, setting, unit from pg_settings where name = any(%(names)s) order by name"
+)
+
+
+def listen(channel: str) -> sql.Composed:
+    """``LISTEN`` on ``channel``, quoted as an identifier."""
+    return sql.SQL("listen {}").format(sql.Identifier(channel))
+
+
+def channel(queue: str) -> str:
+    """The notification channel of ``queue``."""
+    return "pgclaim_" + queue

@@ -1,20 +1,26 @@
-"""QueueClient: one method per pgclaim SQL function."""
+"""QueueClient: one method per pgclaim SQL function, each one SQL call."""
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self, TypeVar
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from . import _sql
 from .errors import translate
+from .instance import application_name, instance_id
+from .retry import NO_RETRY, Attempt, RetryPolicy, call_with_retry, log_extra
+from .retry import logger as _default_logger
+
+T = TypeVar("T")
+Duration = timedelta | float | int
+"""A length of time: a ``timedelta`` or a number of seconds."""
 
 
 @dataclass(frozen=True)
@@ -49,82 +55,227 @@ class QueueStats:
     completed_last_minute: int
 
 
+@dataclass(frozen=True)
+class WorkerStatus:
+    """One row of ``pgclaim.worker_status``."""
+
+    worker_id: str
+    info: Any
+    started_at: datetime
+    last_seen: datetime
+    silent_for: timedelta
+    alive: bool
+    held: int
+
+
 def default_dsn() -> str:
-    """The DSN to use when none is given: ``DATABASE_URL``, else libpq's ``PG*`` variables."""
+    """The DSN to use when none is given: ``DATABASE_URL``, else ``""``.
+
+    An empty DSN lets libpq read its ``PG*`` variables (``PGHOST``, ``PGDATABASE``, ...).
+    """
     return os.environ.get("DATABASE_URL", "")
 
 
+def as_interval(value: Duration | None) -> timedelta | None:
+    """``value`` as a ``timedelta`` (numbers are seconds); ``None`` stays ``None``."""
+    if value is None or isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=float(value))
+
+
+def _ms(value: Duration) -> int:
+    interval = as_interval(value)
+    assert interval is not None
+    return int(interval.total_seconds() * 1000)
+
+
 class QueueClient:
-    """A thin client of the pgclaim SQL API over a DSN, a pool or a connection."""
+    """A thin client of the pgclaim SQL API over a DSN, a pool or a connection.
+
+    * ``QueueClient(dsn)`` (or ``None``: ``DATABASE_URL``, then libpq's ``PG*`` variables)
+      opens and owns a ``ConnectionPool`` of autocommit connections: each call is one
+      statement in its own transaction, retried on transient failures by ``retry``.
+    * ``QueueClient(pool)`` uses the caller's pool (and leaves it open on ``close``).
+    * ``QueueClient(conn)`` runs every call on the caller's connection, inside whatever
+      transaction the caller has open: nothing is committed and nothing is retried, the
+      transaction is the caller's to commit or redo.
+
+    Every method that takes ``conn=`` runs on that connection instead, in the same way: use it
+    to enqueue inside the caller's own transaction.
+    """
 
     def __init__(
         self,
         dsn_or_pool: str | ConnectionPool | psycopg.Connection[Any] | None = None,
         *,
+        retry: RetryPolicy | None = None,
+        logger: logging.Logger | None = None,
         min_size: int = 1,
         max_size: int = 4,
+        pool_timeout: float = 10.0,
+        connect_timeout: int = 5,
+        statement_timeout: Duration | None = 30.0,
+        lock_timeout: Duration | None = None,
+        keepalives_idle: int = 30,
+        keepalives_interval: int = 10,
+        keepalives_count: int = 3,
+        tcp_user_timeout: Duration | None = 30.0,
+        reconnect_timeout: float = 300.0,
+        prepare_threshold: int | None = 5,
+        application_name_suffix: str = "",
     ) -> None:
+        self.instance_id = instance_id()
+        self._log = logger or _default_logger
         self._conn: psycopg.Connection[Any] | None = None
+        self._pool: ConnectionPool | None = None
         self._owns_pool = False
+        self.retry = retry or RetryPolicy()
         if isinstance(dsn_or_pool, ConnectionPool):
-            self._pool: ConnectionPool | None = dsn_or_pool
+            self._pool = dsn_or_pool
         elif isinstance(dsn_or_pool, psycopg.Connection):
-            self._pool = None
             self._conn = dsn_or_pool
+            self.retry = NO_RETRY
         else:
-            dsn = default_dsn() if dsn_or_pool is None else dsn_or_pool
+            self.dsn = default_dsn() if dsn_or_pool is None else dsn_or_pool
+            options = []
+            if statement_timeout is not None:
+                options.append(f"-c statement_timeout={_ms(statement_timeout)}")
+            if lock_timeout is not None:
+                options.append(f"-c lock_timeout={_ms(lock_timeout)}")
+            kwargs: dict[str, Any] = {
+                "autocommit": True,
+                "application_name": application_name(application_name_suffix),
+                "connect_timeout": connect_timeout,
+                "keepalives": 1,
+                "keepalives_idle": keepalives_idle,
+                "keepalives_interval": keepalives_interval,
+                "keepalives_count": keepalives_count,
+                "prepare_threshold": prepare_threshold,
+            }
+            if tcp_user_timeout is not None:
+                kwargs["tcp_user_timeout"] = _ms(tcp_user_timeout)
+            if options:
+                kwargs["options"] = " ".join(options)
+            self.connect_kwargs = kwargs
             self._pool = ConnectionPool(
-                dsn, min_size=min_size, max_size=max_size, open=False,
-                check=ConnectionPool.check_connection,
+                self.dsn, kwargs=kwargs, min_size=min_size, max_size=max_size, open=False,
+                check=ConnectionPool.check_connection, timeout=pool_timeout,
+                reconnect_timeout=reconnect_timeout, reconnect_failed=self._reconnect_failed,
+                name=f"pgclaim-{self.instance_id}",
             )
-            self._pool.open(wait=True)
+            # Do not wait for the first connection: a client may start before its database.
+            self._pool.open(wait=False)
             self._owns_pool = True
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _reconnect_failed(self, pool: ConnectionPool) -> None:
+        self._log.error("pgclaim: pool %s could not reconnect for %.0fs", pool.name,
+                        pool.reconnect_timeout, extra=log_extra(None, operation="reconnect"))
 
     def close(self) -> None:
         """Closes the pool this client owns (a caller's pool or connection is left open)."""
         if self._owns_pool and self._pool is not None:
             self._pool.close()
 
-    def __enter__(self) -> QueueClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        if self._conn is not None:
-            yield self._conn
-        else:
-            assert self._pool is not None
-            with self._pool.connection() as conn:
-                yield conn
+    @property
+    def pool(self) -> ConnectionPool | None:
+        """The pool calls run on (``None`` for a client on a caller's connection)."""
+        return self._pool
 
-    def _run(self, query: str, params: dict[str, Any]) -> list[Any]:
-        try:
-            with self._connection() as conn, conn.cursor() as cur:
+    def _call(
+        self,
+        operation: str,
+        query: str,
+        params: dict[str, Any],
+        *,
+        idempotent: bool,
+        queue: str | None = None,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Runs one statement and returns its rows, with the retry rules of ``pgclaim.retry``."""
+        own = conn if conn is not None else self._conn
+        if own is not None:
+            try:
+                with own.cursor() as cur:
+                    cur.execute(query, params)
+                    return cur.fetchall() if cur.description else []
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+        pool = self._pool
+        assert pool is not None
+
+        def once(attempt: Attempt) -> list[tuple[Any, ...]]:
+            with pool.connection() as c, c.cursor() as cur:
+                attempt.sent = True
                 cur.execute(query, params)
                 return cur.fetchall() if cur.description else []
-        except psycopg.Error as exc:
-            raise translate(exc) from exc
 
-    def _scalar(self, query: str, params: dict[str, Any]) -> Any:
-        return self._run(query, params)[0][0]
+        return call_with_retry(once, policy=self.retry, operation=operation,
+                               idempotent=idempotent, queue=queue, log=self._log)
+
+    def _scalar(self, operation: str, query: str, params: dict[str, Any], **kw: Any) -> Any:
+        return self._call(operation, query, params, **kw)[0][0]
+
+    # -- queues ---------------------------------------------------------------------------
 
     def create_queue(
         self,
         queue: str,
         *,
-        lease: timedelta = timedelta(minutes=5),
+        lease: Duration = timedelta(minutes=5),
         max_attempts: int = 5,
-        backoff_base: timedelta = timedelta(seconds=10),
-        backoff_max: timedelta = timedelta(hours=1),
-        retention: timedelta = timedelta(days=7),
+        backoff_base: Duration = timedelta(seconds=10),
+        backoff_max: Duration = timedelta(hours=1),
+        retention: Duration = timedelta(days=7),
     ) -> None:
         """Creates a queue (idempotent: an existing queue keeps its settings)."""
-        self._run(_sql.CREATE_QUEUE, dict(
-            queue=queue, lease=lease, max_attempts=max_attempts, backoff_base=backoff_base,
-            backoff_max=backoff_max, retention=retention))
+        self._call("create_queue", _sql.CREATE_QUEUE, {
+            "queue": queue, "lease": as_interval(lease), "max_attempts": max_attempts,
+            "backoff_base": as_interval(backoff_base), "backoff_max": as_interval(backoff_max),
+            "retention": as_interval(retention)}, idempotent=True, queue=queue)
+
+    def alter_queue(
+        self,
+        queue: str,
+        *,
+        lease: Duration | None = None,
+        max_attempts: int | None = None,
+        backoff_base: Duration | None = None,
+        backoff_max: Duration | None = None,
+        retention: Duration | None = None,
+    ) -> None:
+        """Changes the given settings of a queue (``None`` leaves a setting alone)."""
+        self._call("alter_queue", _sql.ALTER_QUEUE, {
+            "queue": queue, "lease": as_interval(lease), "max_attempts": max_attempts,
+            "backoff_base": as_interval(backoff_base), "backoff_max": as_interval(backoff_max),
+            "retention": as_interval(retention)}, idempotent=True, queue=queue)
+
+    def drop_queue(self, queue: str, *, force: bool = False) -> int:
+        """Drops a queue and its records; returns how many records were deleted.
+
+        Raises ``QueueNotEmpty`` when unfinished records remain and ``force`` is false.
+        """
+        return int(self._scalar("drop_queue", _sql.DROP_QUEUE, {"queue": queue, "force": force},
+                                idempotent=False, queue=queue))
+
+    def pause_queue(self, queue: str) -> None:
+        """Pauses a queue: ``claim`` hands out nothing until ``resume_queue``."""
+        self._call("pause_queue", _sql.PAUSE_QUEUE, {"queue": queue}, idempotent=True,
+                   queue=queue)
+
+    def resume_queue(self, queue: str) -> None:
+        """Resumes a paused queue and wakes its workers."""
+        self._call("resume_queue", _sql.RESUME_QUEUE, {"queue": queue}, idempotent=True,
+                   queue=queue)
+
+    # -- producing ------------------------------------------------------------------------
 
     def enqueue(
         self,
@@ -135,60 +286,195 @@ class QueueClient:
         run_at: datetime | None = None,
         dedup_key: str | None = None,
         max_attempts: int | None = None,
+        conn: psycopg.Connection[Any] | None = None,
     ) -> int:
-        """Adds one record and returns its id (the existing id for a live dedup_key)."""
-        return int(self._scalar(_sql.ENQUEUE, dict(
-            queue=queue, payload=Jsonb(payload), priority=priority, run_at=run_at,
-            dedup_key=dedup_key, max_attempts=max_attempts)))
+        """Adds one record and returns its id (the existing id for a live ``dedup_key``).
+
+        With ``conn``, the record is added inside the caller's transaction on that connection:
+        it exists exactly when the caller commits. Without a ``dedup_key`` a lost connection
+        after sending raises ``OutcomeUnknown`` rather than risk adding the record twice.
+        """
+        return int(self._scalar("enqueue", _sql.ENQUEUE, {
+            "queue": queue, "payload": Jsonb(payload), "priority": priority, "run_at": run_at,
+            "dedup_key": dedup_key, "max_attempts": max_attempts},
+            idempotent=dedup_key is not None, queue=queue, conn=conn))
 
     def enqueue_many(
-        self, queue: str, payloads: Sequence[Any], *, priority: int = 0,
+        self,
+        queue: str,
+        payloads: Sequence[Any],
+        *,
+        priority: int = 0,
         run_at: datetime | None = None,
+        conn: psycopg.Connection[Any] | None = None,
     ) -> list[int]:
         """Adds one record per payload in one statement; returns the ids in input order."""
-        rows = self._run(_sql.ENQUEUE_BATCH, dict(
-            queue=queue, payloads=[Jsonb(p) for p in payloads], priority=priority,
-            run_at=run_at))
+        rows = self._call("enqueue_many", _sql.ENQUEUE_BATCH, {
+            "queue": queue, "payloads": [Jsonb(p) for p in payloads], "priority": priority,
+            "run_at": run_at}, idempotent=False, queue=queue, conn=conn)
         return [int(r[0]) for r in rows]
+
+    # -- consuming ------------------------------------------------------------------------
 
     def claim(
         self, queue: str, worker_id: str, batch_size: int = 100,
-        lease: timedelta | None = None,
+        lease: Duration | None = None,
     ) -> list[Claimed]:
-        """Claims up to ``batch_size`` due records for ``worker_id`` under a lease."""
-        rows = self._run(_sql.CLAIM, dict(
-            queue=queue, worker_id=worker_id, batch_size=batch_size, lease=lease))
+        """Claims up to ``batch_size`` due records for ``worker_id`` under a lease.
+
+        Not retried once sent: records of a claim whose answer was lost come back when their
+        lease expires.
+        """
+        rows = self._call("claim", _sql.CLAIM, {
+            "queue": queue, "worker_id": worker_id, "batch_size": batch_size,
+            "lease": as_interval(lease)},
+            idempotent=False, queue=queue)
         return [Claimed(*r) for r in rows]
 
     def complete(
         self, worker_id: str, ids: Sequence[int], lease_tokens: Sequence[int] | None = None,
+        *, queue: str | None = None, conn: psycopg.Connection[Any] | None = None,
     ) -> int:
-        """Completes the records among ``ids`` that ``worker_id`` holds; returns how many."""
-        return int(self._scalar(_sql.COMPLETE, dict(
-            worker_id=worker_id, ids=list(ids),
-            lease_tokens=None if lease_tokens is None else list(lease_tokens))))
+        """Completes the records among ``ids`` that ``worker_id`` holds; returns how many.
+
+        ``lease_tokens`` (one per id) fence each report to its claim. With ``conn``, the
+        completion joins the caller's transaction (results and completion commit together).
+        """
+        return int(self._scalar("complete", _sql.COMPLETE, {
+            "worker_id": worker_id, "ids": list(ids),
+            "lease_tokens": None if lease_tokens is None else list(lease_tokens)},
+            idempotent=True, queue=queue, conn=conn))
 
     def fail(
-        self, worker_id: str, id: int, error: str, *, retry_after: timedelta | None = None,
-        lease_token: int | None = None, fatal: bool = False,
+        self, worker_id: str, id: int, error: str, *, retry_after: Duration | None = None,
+        lease_token: int | None = None, fatal: bool = False, queue: str | None = None,
     ) -> str:
-        """Reports a failed attempt; returns the new status ('pending' or 'failed')."""
-        return str(self._scalar(_sql.FAIL, dict(
-            worker_id=worker_id, id=id, error=error, retry_after=retry_after,
-            lease_token=lease_token, fatal=fatal)))
+        """Reports a failed attempt; returns the new status ('pending' or 'failed').
+
+        Raises ``RecordNotFound`` or ``NotHolder`` (the lease was taken back).
+        """
+        return str(self._scalar("fail", _sql.FAIL, {
+            "worker_id": worker_id, "id": id, "error": error,
+            "retry_after": as_interval(retry_after),
+            "lease_token": lease_token, "fatal": fatal}, idempotent=False, queue=queue))
+
+    def extend_lease(
+        self, worker_id: str, ids: Sequence[int], lease: Duration | None = None,
+        lease_tokens: Sequence[int] | None = None, *, queue: str | None = None,
+    ) -> int:
+        """Extends the leases of the records among ``ids`` that ``worker_id`` holds."""
+        return int(self._scalar("extend_lease", _sql.EXTEND_LEASE, {
+            "worker_id": worker_id, "ids": list(ids), "lease": as_interval(lease),
+            "lease_tokens": None if lease_tokens is None else list(lease_tokens)},
+            idempotent=True, queue=queue))
+
+    def release(
+        self, worker_id: str, ids: Sequence[int], lease_tokens: Sequence[int] | None = None,
+        *, queue: str | None = None,
+    ) -> int:
+        """Gives back held records unprocessed (attempt not counted); returns how many."""
+        return int(self._scalar("release", _sql.RELEASE, {
+            "worker_id": worker_id, "ids": list(ids),
+            "lease_tokens": None if lease_tokens is None else list(lease_tokens)},
+            idempotent=True, queue=queue))
+
+    # -- workers --------------------------------------------------------------------------
+
+    def register_worker(self, worker_id: str, info: dict[str, Any] | None = None) -> None:
+        """Registers ``worker_id`` (or refreshes it) with free-form ``info``."""
+        self._call("register_worker", _sql.REGISTER_WORKER, {
+            "worker_id": worker_id, "info": Jsonb(info or {})}, idempotent=True)
+
+    def heartbeat(self, worker_id: str, *, queue: str | None = None) -> int:
+        """Marks ``worker_id`` alive and extends its leases; returns how many."""
+        return int(self._scalar("heartbeat", _sql.HEARTBEAT, {"worker_id": worker_id},
+                                idempotent=True, queue=queue))
+
+    def deregister_worker(self, worker_id: str, *, queue: str | None = None) -> int:
+        """Releases every record ``worker_id`` holds and forgets it; returns how many."""
+        return int(self._scalar("deregister_worker", _sql.DEREGISTER_WORKER,
+                                {"worker_id": worker_id}, idempotent=True, queue=queue))
+
+    # -- operations -----------------------------------------------------------------------
+
+    def reclaim_orphans(self, max_records: int = 10000, *, queue: str | None = None) -> int:
+        """Takes back records with an expired lease or a dead worker; returns how many."""
+        return int(self._scalar("reclaim_orphans", _sql.RECLAIM_ORPHANS,
+                                {"max_records": max_records}, idempotent=True, queue=queue))
 
     def retry_failed(self, queue: str, ids: Sequence[int] | None = None) -> int:
         """Puts failed records (all, or those among ``ids``) back to pending; returns how many."""
-        return int(self._scalar(_sql.RETRY_FAILED, dict(
-            queue=queue, ids=None if ids is None else list(ids))))
+        return int(self._scalar("retry_failed", _sql.RETRY_FAILED, {
+            "queue": queue, "ids": None if ids is None else list(ids)},
+            idempotent=True, queue=queue))
+
+    def cancel(self, ids: Sequence[int]) -> int:
+        """Cancels the pending or running records among ``ids``; returns how many."""
+        return int(self._scalar("cancel", _sql.CANCEL, {"ids": list(ids)}, idempotent=True))
+
+    def purge(
+        self, queue: str, older_than: Duration | None = None, max_records: int = 100000,
+    ) -> int:
+        """Deletes finished records older than ``older_than`` (default: the retention)."""
+        return int(self._scalar("purge", _sql.PURGE, {
+            "queue": queue, "older_than": as_interval(older_than), "max_records": max_records},
+            idempotent=True, queue=queue))
+
+    def configure(
+        self, *, worker_timeout: Duration | None = None, sweep_limit: int | None = None,
+    ) -> None:
+        """Sets the cluster-wide ``worker_timeout`` and ``sweep_limit`` (``None``: unchanged)."""
+        self._call("configure", _sql.CONFIGURE, {
+            "worker_timeout": as_interval(worker_timeout), "sweep_limit": sweep_limit},
+            idempotent=True)
 
     def stats(self) -> list[QueueStats]:
-        """One ``QueueStats`` per queue."""
-        return [QueueStats(*r) for r in self._run(_sql.STATS, {})]
+        """One ``QueueStats`` per queue, in queue order."""
+        return [QueueStats(*r) for r in self._call("stats", _sql.STATS, {}, idempotent=True)]
 
-    def health(self) -> dict[str, Any]:
-        """The ``pgclaim.health()`` document."""
-        return dict(self._scalar(_sql.HEALTH, {}))
+    def workers(self) -> list[WorkerStatus]:
+        """One ``WorkerStatus`` per registered worker."""
+        return [WorkerStatus(*r) for r in self._call("workers", _sql.WORKERS, {},
+                                                     idempotent=True)]
+
+    def health(
+        self, max_xact_age: Duration = timedelta(minutes=5),
+        max_pending_age: Duration = timedelta(hours=1),
+    ) -> dict[str, Any]:
+        """The ``pgclaim.health()`` document (``status`` is ok, degraded or failing)."""
+        return dict(self._scalar("health", _sql.HEALTH, {
+            "max_xact_age": as_interval(max_xact_age),
+            "max_pending_age": as_interval(max_pending_age)}, idempotent=True))
+
+    def schema_version(self) -> int:
+        """The version of the installed pgclaim schema."""
+        return int(self._scalar("schema_version", _sql.SCHEMA_VERSION, {}, idempotent=True))
+
+    def run(self, fn: Callable[[psycopg.Connection[Any]], T], *, operation: str = "query",
+            idempotent: bool = False) -> T:
+        """Runs ``fn`` on a connection of the client, with the same retry rules.
+
+        For read-only checks and tooling; ``fn`` receives the connection.
+        """
+        own = self._conn
+        if own is not None:
+            try:
+                return fn(own)
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+        pool = self._pool
+        assert pool is not None
+
+        def once(attempt: Attempt) -> T:
+            with pool.connection() as c:
+                attempt.sent = True
+                return fn(c)
+
+        return call_with_retry(once, policy=self.retry, operation=operation,
+                               idempotent=idempotent, log=self._log)
 
 
-__all__ = ["Claimed", "QueueClient", "QueueStats", "default_dsn", "dict_row"]
+__all__ = [
+    "Claimed", "Duration", "QueueClient", "QueueStats", "WorkerStatus", "as_interval",
+    "default_dsn",
+]

@@ -1,7 +1,15 @@
-"""Exceptions of pgclaim, mapped from SQLSTATE in one place."""
+"""Exceptions of pgclaim, mapped from SQLSTATE in one place (``translate``).
+
+Every error the client raises is a ``PgclaimError`` carrying the server's ``sqlstate`` (``None``
+when the connection itself failed). ``classify`` says whether a psycopg error is worth a retry;
+the retry rules per call live in ``pgclaim.retry``.
+"""
 from __future__ import annotations
 
+import enum
+
 import psycopg
+import psycopg_pool
 
 
 class PgclaimError(Exception):
@@ -43,9 +51,60 @@ class InvalidArgument(PgclaimError):
     """22023 or 22004: an argument was invalid or null."""
 
 
-class TransientError(PgclaimError):
-    """A failure worth retrying (connection lost, admin shutdown, deadlock, ...)."""
+class PermissionDenied(PgclaimError):
+    """42501: the role may not call this function (see the pgclaim_* roles)."""
 
+    sqlstate = "42501"
+
+
+class SchemaMissing(PgclaimError):
+    """3F000 or 42883: the pgclaim schema (or this function of it) is not installed."""
+
+
+class TransientError(PgclaimError):
+    """A failure worth retrying (connection lost, admin shutdown, deadlock, ...).
+
+    Raised once the retry policy gave up, or at once for calls that may not be retried.
+    """
+
+
+class OutcomeUnknown(TransientError):
+    """The connection broke after the statement was sent: it may or may not have run.
+
+    Raised instead of a retry for calls that are not idempotent (``enqueue`` without a
+    ``dedup_key``, ``enqueue_many``, ``claim``, ``fail``, ``drop_queue``). Records of a ``claim``
+    whose outcome is unknown come back when their lease expires.
+    """
+
+
+class Kind(enum.Enum):
+    """How a psycopg error bears on a retry."""
+
+    #: the statement surely did not commit (refused connection, rollback the server reported)
+    ROLLED_BACK = "rolled back"
+    #: the statement timed out (rolled back), worth retrying for idempotent calls only
+    TIMEOUT = "statement timeout"
+    #: the connection broke while the statement was in flight: outcome unknown
+    LOST = "connection lost"
+    #: not transient: raise it
+    PERMANENT = "permanent"
+
+
+#: SQLSTATEs after which the server rolled the statement back and a retry may succeed:
+#: admin shutdown, cannot connect now, too many connections, serialization failure,
+#: deadlock, lock not available.
+ROLLED_BACK_STATES = frozenset({"57P01", "57P03", "53300", "40001", "40P01", "55P03"})
+#: statement timeout (query_canceled), retried for idempotent calls only.
+TIMEOUT_STATES = frozenset({"57014"})
+
+_CONNECTION_WORDS = (
+    "connection refused", "could not connect", "connection failed", "server closed the connection",
+    "connection is closed", "connection is lost", "consuming input failed", "sending query failed",
+    "terminating connection", "the connection is closed", "no connection to the server",
+    "connection timeout", "timeout expired", "connection reset", "broken pipe",
+    "could not receive data", "could not send data", "ssl syscall error", "eof detected",
+    "connection to server", "server conn crashed", "the database system is",
+)
 
 _BY_SQLSTATE: dict[str, type[PgclaimError]] = {
     "PC001": QueueNotFound,
@@ -54,15 +113,50 @@ _BY_SQLSTATE: dict[str, type[PgclaimError]] = {
     "PC004": QueueNotEmpty,
     "22023": InvalidArgument,
     "22004": InvalidArgument,
+    "42501": PermissionDenied,
+    "3F000": SchemaMissing,
+    "42883": SchemaMissing,
 }
 
 
-def translate(exc: psycopg.Error) -> PgclaimError:
+def is_connection_error(exc: BaseException) -> bool:
+    """True when ``exc`` says the connection failed or broke (it carries no SQLSTATE)."""
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    if state is not None:
+        return state.startswith("08")
+    text = str(exc).lower()
+    return any(word in text for word in _CONNECTION_WORDS) or isinstance(
+        exc, psycopg.errors.ConnectionTimeout)
+
+
+def classify(exc: BaseException, *, sent: bool = True) -> Kind:
+    """How ``exc`` bears on a retry; ``sent`` says the statement may have reached the server."""
+    state = getattr(exc, "sqlstate", None)
+    if state in ROLLED_BACK_STATES:
+        return Kind.ROLLED_BACK
+    if state in TIMEOUT_STATES:
+        return Kind.TIMEOUT
+    if is_connection_error(exc):
+        return Kind.LOST if sent else Kind.ROLLED_BACK
+    return Kind.PERMANENT
+
+
+def translate(exc: psycopg.Error, kind: Kind | None = None) -> PgclaimError:
     """Returns the pgclaim exception for a psycopg error, keeping its SQLSTATE."""
     state = exc.sqlstate
     diag = getattr(exc, "diag", None)
-    message = (diag.message_primary if diag is not None else None) or str(exc)
-    cls = _BY_SQLSTATE.get(state or "", PgclaimError)
+    message = (diag.message_primary if diag is not None else None) or str(exc).strip()
+    if kind is None:
+        kind = classify(exc)
+    cls: type[PgclaimError]
+    if kind is Kind.PERMANENT:
+        cls = _BY_SQLSTATE.get(state or "", PgclaimError)
+    else:
+        cls = TransientError
     err = cls(message, state)
     err.__cause__ = exc
     return err

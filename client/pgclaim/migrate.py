@@ -1,7 +1,7 @@
 """Installs or upgrades the pgclaim schema with yoyo-migrations."""
 from __future__ import annotations
 
-from yoyo import get_backend, read_migrations
+from yoyo import get_backend, read_migrations  # type: ignore[import-untyped]
 
 from ._resources import data_dir
 
