@@ -1,29 +1,49 @@
 """pgclaim: a PostgreSQL-native record queue.
 
-The logic lives in SQL functions of the ``pgclaim`` schema; this package calls them.
+The logic lives in SQL functions of the ``pgclaim`` schema; this package calls them:
+``QueueClient`` (one method per function), ``Worker`` and ``MultiWorker`` (the worker loop),
+``RetryPolicy`` (transient failures), ``instance_id()`` and ``migrate()``.
 """
-from .client import Claimed, QueueClient, QueueStats
+from .client import Claimed, QueueClient, QueueStats, WorkerStatus
 from .errors import (
     InvalidArgument,
     NotHolder,
+    OutcomeUnknown,
+    PermissionDenied,
     PgclaimError,
     QueueNotEmpty,
     QueueNotFound,
     RecordNotFound,
+    SchemaMissing,
     TransientError,
 )
+from .instance import instance_id
 from .migrate import migrate
+from .multi import MultiWorker
+from .retry import RetryPolicy
+from .worker import Fatal, Retry, Worker, WorkerStats
 
 __all__ = [
     "Claimed",
+    "Fatal",
     "InvalidArgument",
+    "MultiWorker",
     "NotHolder",
+    "OutcomeUnknown",
+    "PermissionDenied",
     "PgclaimError",
     "QueueClient",
     "QueueNotEmpty",
     "QueueNotFound",
     "QueueStats",
     "RecordNotFound",
+    "Retry",
+    "RetryPolicy",
+    "SchemaMissing",
     "TransientError",
+    "Worker",
+    "WorkerStats",
+    "WorkerStatus",
+    "instance_id",
     "migrate",
 ]

@@ -189,6 +189,19 @@ class QueueClient:
         """The pool calls run on (``None`` for a client on a caller's connection)."""
         return self._pool
 
+    def conninfo(self) -> tuple[str, dict[str, Any]] | None:
+        """The DSN and connection settings of the pool, for a dedicated connection.
+
+        ``None`` for a client on a caller's connection (or a pool built from callables).
+        """
+        pool = self._pool
+        if pool is None or callable(pool.conninfo) or callable(pool.kwargs):
+            return None
+        kwargs = {k: v for k, v in (pool.kwargs or {}).items()
+                  if k not in ("options", "prepare_threshold")}
+        kwargs["autocommit"] = True
+        return pool.conninfo, kwargs
+
     def _call(
         self,
         operation: str,
