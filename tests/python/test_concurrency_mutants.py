@@ -21,6 +21,7 @@ from _storm import (
     mutant_reclaim_live_leases,
     run_storm,
 )
+from test_concurrency_mixed import run_mixed
 
 pytestmark = pytest.mark.concurrent
 
@@ -75,3 +76,16 @@ def test_complete_without_holder_check_is_caught_by_the_history(dsn: str) -> Non
         assert stale == (1,), "the mutant lets the stale completion through"
         report = check_history(w1, frozenset({"w1", "w2"}))
     assert report.stale_reports, "the history checker missed a stale completion"
+
+
+def test_complete_without_holder_check_is_caught_by_the_mixed_run(dsn: str) -> None:
+    """The mixed-operations run against a complete without the holder check: workers that
+    stalled past their leases complete records that others hold or that went back to
+    pending, and the history checker reports those stale completions."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(mutant_complete_no_holder())
+    sh, conn = run_mixed(dsn, seconds=5.0, seed=11)
+    with conn:
+        assert sh.errors == []
+        report = check_history(conn, frozenset({f"worker-{i}" for i in range(5)} | {"drainer"}))
+    assert report.stale_reports, "the history checker missed stale completions"
