@@ -1,5 +1,8 @@
 -- pgclaim.retry_failed(queue, ids): failed records of the queue (all, or those
--- among ids) go back to pending, due now, with their attempts reset.
+-- among ids) go back to pending, due now, with their attempts reset. A dedup_key
+-- stays unique among unfinished records: a failed record whose key an unfinished
+-- record holds is skipped, and of failed records sharing a key only the newest
+-- is retried.
 -- Returns: how many. Raises: PC001 unknown queue. Tables: records (update).
 create or replace function pgclaim.retry_failed(queue text, ids bigint[] default null)
 returns integer
@@ -17,7 +20,20 @@ begin
         status = 'pending', attempt = 0, run_at = v_now, finished_at = null
     where r.queue = retry_failed.queue
       and r.status = 'failed'
-      and (retry_failed.ids is null or r.id = any(retry_failed.ids));
+      and (retry_failed.ids is null or r.id = any(retry_failed.ids))
+      and (r.dedup_key is null or (
+          not exists (
+              select from pgclaim.records as u
+              where u.queue = r.queue and u.dedup_key = r.dedup_key
+                and u.status in ('pending', 'running')
+          )
+          and not exists (
+              select from pgclaim.records as n
+              where n.queue = r.queue and n.dedup_key = r.dedup_key
+                and n.status = 'failed' and n.id > r.id
+                and (retry_failed.ids is null or n.id = any(retry_failed.ids))
+          )
+      ));
     get diagnostics v_count = row_count;
     if v_count > 0 then
         perform pg_catalog.pg_notify('pgclaim_' || retry_failed.queue, '');
@@ -28,4 +44,4 @@ $fn$;
 
 comment on function pgclaim.retry_failed(text, bigint[]) is
 'Puts failed records of a queue (all, or those among ids) back to pending with their '
-'attempts reset; returns how many. Raises PC001.';
+'attempts reset (one per dedup_key still free); returns how many. Raises PC001.';
