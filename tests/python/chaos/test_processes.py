@@ -1,0 +1,158 @@
+"""Process faults: many processors, SIGKILL at each step, SIGSTOP past the lease, heartbeats,
+an out-of-memory kill in a memory cgroup, and the negative control the audit must catch."""
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from harness import ChaosRun
+
+from faults import Cgroup, cgroup_available
+
+pytestmark = pytest.mark.chaos
+
+
+@pytest.mark.parametrize("processors", [
+    5, pytest.param(10, marks=pytest.mark.slow), pytest.param(20, marks=pytest.mark.slow)])
+def test_no_duplicates(chaos: Callable[..., ChaosRun], report: Callable[..., None],
+                       processors: int) -> None:
+    run = chaos()
+    run.enqueue(60 * processors)
+    run.start_workers(processors, sleep=0.002, batch_size=5)
+    assert run.wait_done(120), run.logs()
+    result = run.audit(allowed_twice=0)
+    report(f"no fault, {processors} processors", result, run)
+    assert result.handled_twice == 0
+
+
+def test_negative_control_naive_claim_is_caught(
+        chaos: Callable[..., ChaosRun], report: Callable[..., None]) -> None:
+    """A claim without SKIP LOCKED and without the status check: the audit must object."""
+    run = chaos(engine="naive")
+    run.enqueue(200)
+    run.start_workers(5, sleep=0.002, batch_size=10)
+    assert run.wait_done(60), run.logs()
+    result = run.audit(allowed_twice=0)
+    assert result.violations, "the audit missed a naive claim that hands records out twice"
+    assert result.handled_twice > 0
+    result.violations = []  # the control passes when the audit objects
+    report("negative control: naive claim (audit must catch)", result, run)
+
+
+STEPS = ["before_claim", "after_claim", "after_effect", "during_complete"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_sigkill_at_each_step(chaos: Callable[..., ChaosRun], report: Callable[..., None],
+                              step: str) -> None:
+    lease, poll = 1.5, 0.2
+    run = chaos(lease=lease, poll=poll)
+    run.enqueue(150)
+    run.start_workers(3, sleep=0.01, batch_size=5)
+    dying = run.start_workers(1, sleep=0.01, batch_size=5, die_at=step, die_after=2)[0]
+    assert run.wait_until(lambda: not dying.alive(), 30), run.logs()
+    assert any(e["ev"] == "dying" for e in dying.events())
+    assert run.wait_done(60), run.logs()
+    in_flight = sum(len(k.held) for k in run.self_kills())
+    result = run.audit(allowed_twice=in_flight, orphan_bound=lease + poll + 1.0)
+    report(f"SIGKILL {step.replace('_', ' ')}", result, run)
+
+
+def test_sigkill_random_workers(chaos: Callable[..., ChaosRun],
+                                report: Callable[..., None]) -> None:
+    lease, poll = 1.5, 0.2
+    run = chaos(lease=lease, poll=poll)
+    run.enqueue(300)
+    workers = run.start_workers(5, sleep=0.02, batch_size=5)
+    time.sleep(1.0)
+    in_flight = 0
+    for w in workers[:2]:
+        in_flight += len(run.kill(w).held)
+        time.sleep(0.3)
+    end = time.time()
+    assert run.wait_done(60), run.logs()
+    result = run.audit(allowed_twice=in_flight, orphan_bound=lease + poll + 1.0, fault_end=end)
+    report("SIGKILL 2 of 5 workers", result, run)
+
+
+def test_paused_worker_reports_are_refused(chaos: Callable[..., ChaosRun],
+                                           report: Callable[..., None]) -> None:
+    """SIGSTOP past the lease: others take its records; its late completes change nothing."""
+    lease, poll = 1.0, 0.2
+    run = chaos(lease=lease, poll=poll)
+    run.enqueue(20, lambda i: {"sleep": 0.3})
+    run.enqueue(100)
+    paused = run.start_workers(1, batch_size=5, heartbeat_every=0.3)[0]
+    assert run.wait_until(lambda: bool(run.held_by(paused.worker_id())), 10), run.logs()
+    time.sleep(0.1)
+    ev = run.kill(paused, signal.SIGSTOP, "SIGSTOP")
+    assert ev.held
+    run.start_workers(2, batch_size=5)
+    stolen = {rid for rid, _ in ev.held}
+    assert run.wait_until(lambda: int(run.scalar(
+        "select count(*) from chaos_audit.transitions where old_status = 'running'"
+        " and new_status = 'completed' and record_id = any(%s) and lease_token <> %s",
+        (list(stolen), ev.held[0][1]))) == len(stolen), 30), run.logs()
+    paused.signal(signal.SIGCONT)
+    end = time.time()
+    assert run.wait_done(60), run.logs()
+    run.wait_until(lambda: any(e["ev"] in ("complete", "complete_error")
+                               and set(e.get("ids", [])) & stolen for e in paused.events()), 10)
+    late = [e for e in paused.events() if e["ev"] == "complete" and set(e["ids"]) & stolen]
+    refused = sum(e["asked"] - e["done"] for e in late)
+    result = run.audit(allowed_twice=len(ev.held), fault_end=end)
+    report("SIGSTOP past the lease (late reports refused)", result, run,
+           refused=refused)
+    assert late, "the paused worker never reported after SIGCONT"
+    assert refused >= 1, late
+
+
+def test_heartbeats_keep_a_long_handler(chaos: Callable[..., ChaosRun],
+                                        report: Callable[..., None]) -> None:
+    """A handler running 4 leases long keeps its record: nobody else handles it."""
+    lease = 1.0
+    run = chaos(lease=lease, poll=0.1)
+    ids = run.enqueue(3, lambda i: {"sleep": 4 * lease})
+    run.start_workers(3, batch_size=1, heartbeat_every=0.25)
+    assert run.wait_done(60), run.logs()
+    result = run.audit(allowed_twice=0)
+    report("long handler, heartbeats (4 x lease)", result, run)
+    reclaimed = run.scalar("select count(*) from chaos_audit.transitions"
+                           " where record_id = any(%s) and old_status = 'running'"
+                           " and new_status <> 'completed'", (ids,))
+    assert reclaimed == 0
+
+
+MEM_REASON = cgroup_available("memory")
+
+
+@pytest.mark.needs_root
+@pytest.mark.skipif(MEM_REASON is not None, reason=f"memory cgroup: {MEM_REASON}")
+def test_oom_killed_worker_dead_letters_the_poison_record(
+        chaos: Callable[..., ChaosRun], report: Callable[..., None]) -> None:
+    """A record whose handler blows the memory limit kills its worker each time; after
+    max_attempts it ends failed (dead letter), the rest complete, and restarts stop."""
+    lease, poll = 1.0, 0.2
+    run = chaos(lease=lease, poll=poll, max_attempts=3)
+    group = Cgroup("memory", memory_bytes=150 * 1024 * 1024)
+    try:
+        opts: dict[str, Any] = dict(sleep=0.02, batch_size=2, preexec=group.join_self)
+        run.enqueue(30)
+        poison = run.enqueue(1, lambda i: {"alloc_mb": 400})
+        run.enqueue(30)
+        run.start_workers(3, **opts)
+        assert run.wait_done(90, restart=opts), run.logs()
+        oom = group.oom_kills()
+        result = run.audit(expect_failed=poison, allowed_twice=None)
+        report("OOM kill in a memory cgroup (poison record)", result, run, oom_kills=oom)
+        attempts = run.scalar("select attempt from pgclaim.records where id = %s", (poison[0],))
+        assert attempts == 3
+        assert 1 <= oom <= 3
+        restarts = len(run.workers) - 3
+        assert restarts <= 3, f"{restarts} restarts: a crash loop"
+    finally:
+        run.stop_all()
+        group.close()
