@@ -1,25 +1,470 @@
-"""The pgclaim command line."""
+"""The pgclaim command line: install, produce, work, inspect and operate a pgclaim database.
+
+Every command takes ``--database URL`` (default: ``DATABASE_URL``, then libpq's ``PG*``
+variables). Exit status: 0 success, 1 a problem worth a look (``health`` degraded, ``doctor``
+warnings), 2 failure (an error, ``health`` failing or unreachable).
+"""
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import logging
+import os
+import re
 import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
 
-from .client import default_dsn
+import psycopg
+
+from . import _sql
+from .client import QueueClient, QueueStats, default_dsn
+from .errors import PgclaimError, translate
+from .instance import instance_id
 from .migrate import migrate
+from .multi import MultiWorker
+from .retry import RetryPolicy
+from .worker import Worker
+
+#: the schema version this client was written for
+EXPECTED_SCHEMA_VERSION = 1
+#: the oldest PostgreSQL major version pgclaim supports
+MIN_SERVER_VERSION = 130000
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"30"``, ``"30s"``, ``"500ms"``, ``"5m"``, ``"2h"``, ``"1d"`` as a ``timedelta``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 30s, 5m, 2h, 1d)")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
+
+
+class _Fields(logging.Filter):
+    """Gives every log record the ``instance_id`` and ``queue`` fields the format names."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "instance_id"):
+            record.instance_id = instance_id()
+        if not hasattr(record, "queue"):
+            record.queue = None
+        return True
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_Fields())
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s [%(instance_id)s queue=%(queue)s] %(message)s"))
+    root = logging.getLogger("pgclaim")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _client(dsn: str) -> QueueClient:
+    return QueueClient(dsn, max_size=2)
+
+
+# -- commands -----------------------------------------------------------------------------
+
+def cmd_migrate(args: argparse.Namespace, dsn: str) -> int:
+    _progress("pgclaim: applying migrations ...")
+    applied = migrate(dsn)
+    print(f"pgclaim: applied {len(applied)} migration(s)"
+          + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def cmd_create_queue(args: argparse.Namespace, dsn: str) -> int:
+    options: dict[str, Any] = {}
+    for name in ("lease", "max_attempts", "backoff_base", "backoff_max", "retention"):
+        value = getattr(args, name)
+        if value is not None:
+            options[name] = value
+    with _client(dsn) as client:
+        client.create_queue(args.queue, **options)
+    print(f"pgclaim: queue {args.queue} ready")
+    return 0
+
+
+def _json_lines(stream: TextIO) -> Iterator[Any]:
+    for n, line in enumerate(stream, 1):
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"pgclaim: line {n} of stdin is not JSON: {exc}") from exc
+
+
+def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def cmd_enqueue(args: argparse.Namespace, dsn: str) -> int:
+    run_at = datetime.now(UTC) + args.delay if args.delay else None
+    with _client(dsn) as client:
+        if args.payloads:
+            payloads = []
+            for text in args.payloads:
+                try:
+                    payloads.append(json.loads(text))
+                except json.JSONDecodeError as exc:
+                    raise SystemExit(f"pgclaim: payload {text!r} is not JSON: {exc}") from exc
+            if args.dedup_key is not None:
+                if len(payloads) != 1:
+                    raise SystemExit("pgclaim: --dedup-key takes exactly one payload")
+                ids = [client.enqueue(args.queue, payloads[0], priority=args.priority,
+                                      run_at=run_at, dedup_key=args.dedup_key)]
+            else:
+                ids = client.enqueue_many(args.queue, payloads, priority=args.priority,
+                                          run_at=run_at)
+            for i in ids:
+                print(i)
+            return 0
+        total = 0
+        for chunk in _chunks(_json_lines(sys.stdin), args.batch):
+            total += len(client.enqueue_many(args.queue, chunk, priority=args.priority,
+                                             run_at=run_at))
+            _progress(f"pgclaim: enqueued {total} record(s) ...")
+        print(f"pgclaim: enqueued {total} record(s) into {args.queue}")
+    return 0
+
+
+def load_handler(spec: str) -> Callable[..., Any]:
+    """The function named by ``module:function`` (the current folder is importable)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise SystemExit(f"pgclaim: handler must be MODULE:FUNCTION, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    target: Any = module
+    for part in attr.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise SystemExit(f"pgclaim: {spec} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def cmd_worker(args: argparse.Namespace, dsns: Sequence[str]) -> int:
+    handler = load_handler(args.handler)
+    options: dict[str, Any] = {
+        "concurrency": args.concurrency, "batch_size": args.batch_size, "lease": args.lease,
+        "heartbeat_every": args.heartbeat_every, "poll_interval": args.poll_interval,
+        "reclaim_every": args.reclaim_every, "grace": args.grace,
+    }
+    client_options: dict[str, Any] = {
+        "max_size": 3, "pool_timeout": 5.0,
+        "retry": RetryPolicy(attempts=4, base=0.2, cap=2.0, deadline=10.0),
+    }
+    if len(dsns) == 1:
+        with QueueClient(dsns[0], **client_options) as client:
+            stats = Worker(client, args.queue, handler, **options).run(
+                until_empty=args.until_empty)
+        results = [stats]
+    else:
+        results = MultiWorker(dsns, args.queue, handler, client_options=client_options,
+                              **options).run(until_empty=args.until_empty)
+    for dsn, stats in zip(dsns, results, strict=True):
+        _progress(f"pgclaim: worker done on {_redact(dsn)}: claimed {stats.claimed}, "
+                  f"completed {stats.completed}, retried {stats.retried}, failed "
+                  f"{stats.failed}, released {stats.released}")
+    stuck = [t for t in threading.enumerate()
+             if t.name.startswith("pgclaim-") and t.is_alive() and not t.daemon]
+    if stuck:
+        # Handlers still running after the grace period: their records were released.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+def _age(value: timedelta | None) -> str:
+    if value is None:
+        return "-"
+    seconds = value.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def format_stats(rows: Sequence[QueueStats]) -> str:
+    """``QueueStats`` rows as an aligned text table."""
+    header = ["queue", "paused", "pending", "scheduled", "running", "completed", "failed",
+              "cancelled", "oldest_pending", "done_last_min"]
+    table = [header] + [[
+        r.queue, "yes" if r.paused else "no", str(r.pending), str(r.scheduled), str(r.running),
+        str(r.completed), str(r.failed), str(r.cancelled), _age(r.oldest_pending_age),
+        str(r.completed_last_minute)] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = []
+    for row in table:
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:],
+                                                                          strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    if not rows:
+        lines.append("(no queue)")
+    return "\n".join(lines)
+
+
+def cmd_stats(args: argparse.Namespace, dsn: str) -> int:
+    with _client(dsn) as client:
+        rows = client.stats()
+    if args.json:
+        print(json.dumps([{
+            **r.__dict__,
+            "oldest_pending_age": None if r.oldest_pending_age is None
+            else r.oldest_pending_age.total_seconds()} for r in rows], indent=2))
+    else:
+        print(format_stats(rows))
+    return 0
+
+
+def cmd_health(args: argparse.Namespace, dsn: str) -> int:
+    try:
+        try:
+            conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5,
+                                   application_name="pgclaim health")
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        with conn:
+            doc = QueueClient(conn).health(max_xact_age=args.max_xact_age,
+                                           max_pending_age=args.max_pending_age)
+    except PgclaimError as exc:
+        doc = {"status": "failing", "reachable": False, "reasons": [str(exc)],
+               "sqlstate": exc.sqlstate}
+    if args.json:
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        reasons = "; ".join(doc.get("reasons") or [])
+        print(f"{doc['status']}" + (f": {reasons}" if reasons else ""))
+    return {"ok": 0, "degraded": 1}.get(str(doc.get("status")), 2)
+
+
+def cmd_reclaim(args: argparse.Namespace, dsn: str) -> int:
+    with _client(dsn) as client:
+        n = client.reclaim_orphans(args.max_records)
+    print(f"pgclaim: took back {n} record(s)")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace, dsn: str) -> int:
+    with _client(dsn) as client:
+        n = client.retry_failed(args.queue, args.ids or None)
+    print(f"pgclaim: {n} failed record(s) of {args.queue} are pending again")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace, dsn: str) -> int:
+    total = 0
+    with _client(dsn) as client:
+        while True:
+            n = client.purge(args.queue, args.older_than, args.chunk)
+            total += n
+            if n:
+                _progress(f"pgclaim: purged {total} record(s) ...")
+            if n < args.chunk:
+                break
+    print(f"pgclaim: purged {total} finished record(s) of {args.queue}")
+    return 0
+
+
+# -- doctor -------------------------------------------------------------------------------
+
+_SETTINGS = [
+    "autovacuum", "fsync", "idle_in_transaction_session_timeout", "max_connections",
+    "synchronous_commit", "statement_timeout",
+]
+
+
+def _advice(name: str, setting: str) -> tuple[str, str] | None:
+    """(level, advice) for a server setting worth changing, else ``None``."""
+    if name == "autovacuum" and setting != "on":
+        return "fail", "autovacuum is off: the records table bloats with every claim"
+    if name == "fsync" and setting != "on":
+        return "warn", "fsync is off: a crash can lose committed records (tests only)"
+    if name == "idle_in_transaction_session_timeout" and setting == "0":
+        return "warn", ("no idle_in_transaction_session_timeout: a forgotten transaction "
+                        "holds back vacuum; consider '5min'")
+    if name == "max_connections" and int(setting) < 50:
+        return "warn", f"max_connections is {setting}: every worker process needs a few"
+    if name == "synchronous_commit" and setting == "off":
+        return "warn", ("synchronous_commit is off: completions of the last moments before "
+                        "a crash may be lost (records then run again)")
+    return None
+
+
+def cmd_doctor(args: argparse.Namespace, dsn: str) -> int:
+    checks: list[tuple[str, str, str]] = []
+
+    def check(level: str, name: str, detail: str) -> None:
+        checks.append((level, name, detail))
+        print(f"{level:4}  {name:22} {detail}")
+
+    try:
+        conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True,
+                               application_name="pgclaim doctor")
+    except psycopg.Error as exc:
+        check("fail", "server reachable", str(exc).strip().splitlines()[0])
+        return 2
+    with conn:
+        check("ok", "server reachable", _redact(dsn))
+        num, version = conn.execute(_sql.SERVER_VERSION).fetchone() or (0, "?")
+        check("ok" if num >= MIN_SERVER_VERSION else "fail", "server version",
+              version.split(",")[0])
+        installed = bool((conn.execute(_sql.SCHEMA_INSTALLED).fetchone() or (False,))[0])
+        if not installed:
+            check("fail", "schema", "pgclaim is not installed: run `pgclaim migrate`")
+        else:
+            got = int((conn.execute(_sql.SCHEMA_VERSION).fetchone() or (0,))[0])
+            level = "ok" if got == EXPECTED_SCHEMA_VERSION else "warn"
+            check(level, "schema version",
+                  f"{got} (this client expects {EXPECTED_SCHEMA_VERSION})")
+        tap = conn.execute(_sql.PGTAP_AVAILABLE).fetchone()
+        if tap is None:
+            check("warn", "pgtap", "not available (needed only to run the SQL tests)")
+        else:
+            check("ok", "pgtap", f"available {tap[0]}"
+                  + (f", installed {tap[1]}" if tap[1] else ""))
+        for name, setting, unit in conn.execute(_sql.SETTINGS, {"names": _SETTINGS}):
+            advice = _advice(name, setting)
+            shown = f"{setting}{unit or ''}"
+            if advice is None:
+                check("ok", name, shown)
+            else:
+                check(advice[0], name, f"{shown}: {advice[1]}")
+    levels = {level for level, _, _ in checks}
+    return 2 if "fail" in levels else 1 if "warn" in levels else 0
+
+
+def _redact(dsn: str) -> str:
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", dsn) or "(libpq environment)"
+
+
+# -- parser -------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``pgclaim`` command."""
+    def options(dest_prefix: str) -> argparse.ArgumentParser:
+        common = argparse.ArgumentParser(add_help=False)
+        common.add_argument("--database", action="append", dest=dest_prefix + "database",
+                            metavar="URL", help="libpq URL (default: DATABASE_URL, then PG* "
+                            "variables); worker takes it several times")
+        common.add_argument("-v", "--verbose", action="count", default=0,
+                            dest=dest_prefix + "verbose", help="log more (-vv: debug)")
+        return common
+
+    common = options("")
+    parser = argparse.ArgumentParser(prog="pgclaim", description=__doc__,
+                                     parents=[options("global_")],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=[common])
+
+    add("migrate", "install or upgrade the pgclaim schema")
+
+    p = add("create-queue", "create a queue (an existing queue keeps its settings)")
+    p.add_argument("queue")
+    p.add_argument("--lease", type=parse_duration)
+    p.add_argument("--max-attempts", type=int)
+    p.add_argument("--backoff-base", type=parse_duration)
+    p.add_argument("--backoff-max", type=parse_duration)
+    p.add_argument("--retention", type=parse_duration)
+
+    p = add("enqueue", "add records: JSON payloads as arguments, or JSON lines on stdin")
+    p.add_argument("queue")
+    p.add_argument("payloads", nargs="*", metavar="JSON")
+    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--delay", type=parse_duration, help="due after this long (e.g. 10m)")
+    p.add_argument("--dedup-key", help="with one payload: add it only if no unfinished record "
+                   "of the queue has this key")
+    p.add_argument("--batch", type=int, default=1000, help="records per statement from stdin")
+
+    p = add("worker", "process a queue with a handler function MODULE:FUNCTION")
+    p.add_argument("handler", metavar="MODULE:FUNCTION")
+    p.add_argument("--queue", required=True)
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lease", type=parse_duration, default=None)
+    p.add_argument("--heartbeat-every", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS")
+    p.add_argument("--reclaim-every", type=float, default=60.0, metavar="SECONDS")
+    p.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
+                   help="on SIGTERM, how long running handlers may take")
+    p.add_argument("--until-empty", action="store_true",
+                   help="stop when no record is due and none is running")
+
+    p = add("stats", "per-queue counts")
+    p.add_argument("--json", action="store_true")
+
+    p = add("health", "health check for probes: exit 0 ok, 1 degraded, 2 failing or unreachable")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-xact-age", type=parse_duration, default=timedelta(minutes=5))
+    p.add_argument("--max-pending-age", type=parse_duration, default=timedelta(hours=1))
+
+    p = add("reclaim", "take back records with an expired lease or a dead worker")
+    p.add_argument("--max-records", type=int, default=10000)
+
+    p = add("retry", "put failed records back to pending")
+    p.add_argument("queue")
+    p.add_argument("--id", dest="ids", type=int, action="append", metavar="ID")
+
+    p = add("purge", "delete finished records past retention (or --older-than)")
+    p.add_argument("queue")
+    p.add_argument("--older-than", type=parse_duration, default=None)
+    p.add_argument("--chunk", type=int, default=10000, help="records deleted per statement")
+
+    add("doctor", "check the server, the schema and settings worth changing")
+    return parser
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, str], int]] = {
+    "migrate": cmd_migrate, "create-queue": cmd_create_queue, "enqueue": cmd_enqueue,
+    "stats": cmd_stats, "health": cmd_health, "reclaim": cmd_reclaim, "retry": cmd_retry,
+    "purge": cmd_purge, "doctor": cmd_doctor,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``pgclaim`` command."""
-    parser = argparse.ArgumentParser(prog="pgclaim", description=__doc__)
-    parser.add_argument("--database", default=None, help="libpq URL (default: DATABASE_URL)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="install or upgrade the pgclaim schema")
+    """Entry point of the ``pgclaim`` command; returns the exit status."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    dsn = args.database or default_dsn()
-    if args.command == "migrate":
-        applied = migrate(dsn)
-        print(f"pgclaim: applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
-    return 0
+    verbose = args.global_verbose + args.verbose
+    _setup_logging(verbose + (1 if args.command == "worker" else 0))
+    dsns: list[str] = (args.global_database or []) + (args.database or []) or [default_dsn()]
+    try:
+        if args.command == "worker":
+            return cmd_worker(args, dsns)
+        if len(dsns) > 1:
+            parser.error(f"{args.command} takes one --database")
+        return _COMMANDS[args.command](args, dsns[0])
+    except PgclaimError as exc:
+        state = f" [{exc.sqlstate}]" if exc.sqlstate else ""
+        print(f"pgclaim: error{state}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

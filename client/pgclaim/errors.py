@@ -81,7 +81,7 @@ class Kind(enum.Enum):
     """How a psycopg error bears on a retry."""
 
     #: the statement surely did not commit (refused connection, rollback the server reported)
-    ROLLED_BACK = "rolled back"
+    ROLLED_BACK = "not run"
     #: the statement timed out (rolled back), worth retrying for idempotent calls only
     TIMEOUT = "statement timeout"
     #: the connection broke while the statement was in flight: outcome unknown
