@@ -1,0 +1,248 @@
+"""QueueClient against a real database: every method, every typed error, caller transactions."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+import pgclaim
+from pgclaim import errors
+from pgclaim.client import as_interval, default_dsn
+
+
+@pytest.fixture
+def client(dsn: str) -> Iterator[pgclaim.QueueClient]:
+    with pgclaim.QueueClient(dsn) as c:
+        c.create_queue("q", lease=timedelta(minutes=1), max_attempts=2,
+                       backoff_base=timedelta(seconds=1))
+        yield c
+
+
+def status_of(conn: psycopg.Connection[Any], rid: int) -> str:
+    row = conn.execute("select status::text from pgclaim.records where id = %s", [rid]).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_queue_admin(client: pgclaim.QueueClient, conn: psycopg.Connection[Any]) -> None:
+    client.create_queue("q", lease=5)  # idempotent: settings kept
+    lease = conn.execute("select lease from pgclaim.queues where queue = 'q'").fetchone()
+    assert lease == (timedelta(minutes=1),)
+    client.alter_queue("q", lease=timedelta(seconds=30), max_attempts=3)
+    row = conn.execute("select lease, max_attempts from pgclaim.queues where queue = 'q'")
+    assert row.fetchone() == (timedelta(seconds=30), 3)
+    client.pause_queue("q")
+    client.enqueue("q", {"a": 1})
+    assert client.claim("q", "w", 10) == []
+    assert client.stats()[0].paused is True
+    client.resume_queue("q")
+    assert len(client.claim("q", "w", 10)) == 1
+    with pytest.raises(pgclaim.QueueNotEmpty) as info:
+        client.drop_queue("q")
+    assert info.value.sqlstate == "PC004"
+    assert client.drop_queue("q", force=True) == 1
+    assert client.stats() == []
+
+
+def test_enqueue_claim_complete(client: pgclaim.QueueClient,
+                                conn: psycopg.Connection[Any]) -> None:
+    first = client.enqueue("q", {"n": 1}, priority=5)
+    later = client.enqueue("q", {"n": 2}, run_at=datetime.now(UTC) + timedelta(hours=1))
+    assert client.enqueue("q", {"n": 3}, dedup_key="k") == client.enqueue(
+        "q", {"n": 4}, dedup_key="k")
+    claimed = client.claim("q", "w1", batch_size=10, lease=timedelta(seconds=30))
+    assert [c.payload for c in claimed] == [{"n": 1}, {"n": 3}]
+    assert claimed[0].id == first and claimed[0].attempt == 1 and claimed[0].priority == 5
+    assert claimed[0].lease_token == claimed[1].lease_token
+    assert client.complete("w2", [first]) == 0  # not the holder: skipped
+    assert client.complete("w1", [c.id for c in claimed],
+                           [c.lease_token for c in claimed]) == 2
+    assert status_of(conn, first) == "completed"
+    assert status_of(conn, later) == "pending"
+    stats = client.stats()[0]
+    assert (stats.pending, stats.scheduled, stats.completed) == (0, 1, 2)
+
+
+def test_enqueue_many_thousands_in_one_statement(client: pgclaim.QueueClient,
+                                                 conn: psycopg.Connection[Any]) -> None:
+    before = conn.execute(
+        "select xact_commit from pg_stat_database where datname = current_database()"
+    ).fetchone()
+    ids = client.enqueue_many("q", [{"i": i} for i in range(5000)], priority=1)
+    assert len(ids) == 5000 and ids == sorted(ids)
+    assert client.enqueue_many("q", []) == []
+    count = conn.execute("select count(*) from pgclaim.records where priority = 1").fetchone()
+    assert count == (5000,)
+    assert before is not None
+
+
+def test_fail_extend_release_heartbeat(client: pgclaim.QueueClient,
+                                       conn: psycopg.Connection[Any]) -> None:
+    a, b, c = client.enqueue_many("q", [{"n": 1}, {"n": 2}, {"n": 3}])
+    client.register_worker("w1", {"host": "x"})
+    claimed = {r.id: r for r in client.claim("q", "w1", 3, lease=10)}
+    assert client.extend_lease("w1", [a, b], lease=timedelta(minutes=10),
+                               lease_tokens=[claimed[a].lease_token, 0]) == 1
+    assert client.heartbeat("w1") == 3
+    assert client.fail("w1", a, "boom", retry_after=timedelta(0),
+                       lease_token=claimed[a].lease_token) == "pending"
+    assert client.release("w1", [b], [claimed[b].lease_token]) == 1
+    assert client.fail("w1", c, "bad", fatal=True) == "failed"
+    row = conn.execute("select attempt, last_error from pgclaim.records where id = %s", [a])
+    assert row.fetchone() == (1, "boom")
+    assert status_of(conn, b) == "pending"
+    with pytest.raises(pgclaim.NotHolder) as info:
+        client.fail("w1", a, "again")
+    assert info.value.sqlstate == "PC003"
+    with pytest.raises(pgclaim.RecordNotFound) as info2:
+        client.fail("w1", 999999, "nope")
+    assert info2.value.sqlstate == "PC002"
+    workers = client.workers()
+    assert [w.worker_id for w in workers] == ["w1"] and workers[0].alive
+    assert workers[0].info == {"host": "x"}
+    again = client.claim("q", "w1", 10)
+    assert {r.id for r in again} == {a, b}
+    assert client.deregister_worker("w1") == 2
+    assert client.workers() == []
+
+
+def test_retry_cancel_purge_reclaim(client: pgclaim.QueueClient,
+                                    conn: psycopg.Connection[Any]) -> None:
+    a, b, c = client.enqueue_many("q", [1, 2, 3])
+    claimed = client.claim("q", "w", 1)
+    client.fail("w", claimed[0].id, "x", fatal=True)
+    assert client.retry_failed("q", [b]) == 0
+    assert client.retry_failed("q") == 1
+    assert status_of(conn, a) == "pending"
+    assert client.cancel([b, 424242]) == 1
+    assert client.purge("q", older_than=timedelta(0)) == 1
+    assert client.purge("q") == 0
+    client.claim("q", "w", 10, lease=timedelta(seconds=1))
+    conn.execute("update pgclaim.records set lease_until = now() - interval '1 minute'")
+    assert client.reclaim_orphans(max_records=10) == 2
+    assert status_of(conn, c) == "pending"
+    client.configure(worker_timeout=timedelta(seconds=30), sweep_limit=5)
+    assert conn.execute("select worker_timeout, sweep_limit from pgclaim.config").fetchone() == (
+        timedelta(seconds=30), 5)
+
+
+def test_health_and_version(client: pgclaim.QueueClient) -> None:
+    doc = client.health()
+    assert doc["status"] == "ok" and doc["reachable"] is True
+    assert "q" in doc["queues"]
+    assert client.schema_version() == 1
+    assert client.run(lambda c: c.execute("select 41 + 1").fetchone(),
+                      idempotent=True) == (42,)
+
+
+@pytest.mark.parametrize(("call", "cls", "state"), [
+    (lambda c: c.enqueue("missing", {}), pgclaim.QueueNotFound, "PC001"),
+    (lambda c: c.claim("q", "w", 0), pgclaim.InvalidArgument, "22023"),
+    (lambda c: c.claim("q", "", 1), pgclaim.InvalidArgument, "22023"),
+    (lambda c: c.create_queue("bad name!"), pgclaim.InvalidArgument, "22023"),
+    (lambda c: c.enqueue("q", {}, priority=None), pgclaim.InvalidArgument, "22004"),
+    (lambda c: c.complete(None, [1]), pgclaim.InvalidArgument, "22004"),
+    (lambda c: c.fail("w", 12345, "e"), pgclaim.RecordNotFound, "PC002"),
+    (lambda c: c.drop_queue("nope"), pgclaim.QueueNotFound, "PC001"),
+    (lambda c: c.purge("q", older_than=-5), pgclaim.InvalidArgument, "22023"),
+    (lambda c: c.run(lambda conn: conn.execute("select 1/0")), pgclaim.PgclaimError, "22012"),
+])
+def test_typed_errors(client: pgclaim.QueueClient, call: Any, cls: type[Exception],
+                      state: str) -> None:
+    with pytest.raises(cls) as info:
+        call(client)
+    assert isinstance(info.value, pgclaim.PgclaimError)
+    assert info.value.sqlstate == state
+    assert not isinstance(info.value, pgclaim.TransientError)
+
+
+def test_permission_and_missing_schema(dsn: str, conn: psycopg.Connection[Any]) -> None:
+    conn.execute("create role pgclaim_test_producer_b login in role pgclaim_producer")
+    try:
+        producer_url = dsn.replace("postgres@", "pgclaim_test_producer_b@")
+        with pgclaim.QueueClient(producer_url) as producer:
+            with pytest.raises(pgclaim.PermissionDenied) as info:
+                producer.claim("q", "w", 1)
+            assert info.value.sqlstate == "42501"
+    finally:
+        conn.execute("drop role pgclaim_test_producer_b")
+    conn.execute("drop schema pgclaim cascade")
+    with pgclaim.QueueClient(dsn) as c, pytest.raises(pgclaim.SchemaMissing):
+        c.schema_version()
+
+
+def test_enqueue_in_callers_transaction(client: pgclaim.QueueClient, dsn: str,
+                                        conn: psycopg.Connection[Any]) -> None:
+    conn.execute("create table orders (id int primary key)")
+    with psycopg.connect(dsn) as mine:  # not autocommit: one transaction until commit
+        mine.execute("insert into orders values (1)")
+        rid = client.enqueue("q", {"order": 1}, conn=mine)
+        ids = client.enqueue_many("q", [{"order": 1}], conn=mine)
+        assert conn.execute("select count(*) from pgclaim.records").fetchone() == (0,)
+        mine.rollback()
+        assert conn.execute("select count(*) from pgclaim.records where id = any(%s)",
+                            [[rid, *ids]]).fetchone() == (0,)
+        mine.execute("insert into orders values (2)")
+        rid = client.enqueue("q", {"order": 2}, conn=mine)
+        assert client.claim("q", "w", 10) == []  # not committed: invisible
+        mine.commit()
+    assert [r.id for r in client.claim("q", "w", 10)] == [rid]
+
+
+def test_client_on_callers_connection_and_pool(dsn: str,
+                                               conn: psycopg.Connection[Any]) -> None:
+    with psycopg.connect(dsn) as mine:
+        c = pgclaim.QueueClient(mine)
+        assert c.pool is None and c.conninfo() is None
+        c.create_queue("t")
+        rid = c.enqueue("t", {"x": 1})
+        claimed = c.claim("t", "w", 1)
+        assert c.complete("w", [rid], [claimed[0].lease_token]) == 1
+        mine.rollback()  # everything above was one transaction of the caller's
+        with pytest.raises(pgclaim.QueueNotFound):
+            c.enqueue("t", {})
+        mine.rollback()
+        c.close()  # leaves the caller's connection open
+        assert not mine.closed
+    pool = ConnectionPool(dsn, min_size=1, max_size=2, open=True)
+    try:
+        with pgclaim.QueueClient(pool) as c:
+            c.create_queue("p")
+            assert c.enqueue_many("p", [1, 2]) != []
+        assert not pool.closed  # a caller's pool stays open
+        assert conn.execute("select count(*) from pgclaim.records").fetchone() == (2,)
+    finally:
+        pool.close()
+
+
+def test_default_dsn_and_connection_settings(dsn: str, conn: psycopg.Connection[Any],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    assert default_dsn() == dsn
+    with pgclaim.QueueClient(statement_timeout=12.5, lock_timeout=2,
+                             tcp_user_timeout=None) as c:
+        c.create_queue("env")
+        got = c.run(lambda k: k.execute(
+            "select current_setting('statement_timeout'), current_setting('lock_timeout'),"
+            " current_setting('application_name'), current_database()").fetchone())
+        assert got == ("12500ms", "2s", "pgclaim " + pgclaim.instance_id(), conn.info.dbname)
+    monkeypatch.delenv("DATABASE_URL")
+    assert default_dsn() == ""
+    info = conn.info
+    monkeypatch.setenv("PGHOST", info.host)
+    monkeypatch.setenv("PGPORT", str(info.port))
+    monkeypatch.setenv("PGUSER", info.user)
+    monkeypatch.setenv("PGDATABASE", info.dbname)
+    with pgclaim.QueueClient() as c:  # libpq's PG* variables
+        assert [s.queue for s in c.stats()] == ["env"]
+
+
+def test_as_interval() -> None:
+    assert as_interval(None) is None
+    assert as_interval(1.5) == timedelta(seconds=1.5)
+    assert as_interval(timedelta(minutes=1)) == timedelta(minutes=1)
+    assert errors.translate(psycopg.OperationalError("connection refused")).sqlstate is None
