@@ -6,6 +6,9 @@ asserts that the checker reports the violation. A checker that passed here would
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import psycopg
 import pytest
 from _storm import (
@@ -21,7 +24,10 @@ from _storm import (
     mutant_reclaim_live_leases,
     run_storm,
 )
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
 from test_concurrency_mixed import run_mixed
+from test_model import PgclaimModel
 
 pytestmark = pytest.mark.concurrent
 
@@ -89,3 +95,19 @@ def test_complete_without_holder_check_is_caught_by_the_mixed_run(dsn: str) -> N
         assert sh.errors == []
         report = check_history(conn, frozenset({f"worker-{i}" for i in range(5)} | {"drainer"}))
     assert report.stale_reports, "the history checker missed stale completions"
+
+
+@pytest.mark.parametrize("broken", [mutant_complete_no_holder, mutant_reclaim_live_leases])
+def test_broken_functions_are_caught_by_the_model(
+    conn: psycopg.Connection[Any], broken: Callable[[], str],
+) -> None:
+    """The lifecycle model test against a broken complete (no holder check) or a broken
+    lease expiry: some generated sequence disagrees with the model."""
+    conn.execute(broken())
+    PgclaimModel.conn = conn
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(PgclaimModel, settings=settings(
+            max_examples=40, stateful_step_count=30, derandomize=True, database=None,
+            deadline=None, suppress_health_check=[HealthCheck.too_slow],
+            phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        ))
