@@ -33,13 +33,73 @@ as $fn$
     select r.status::text from pgclaim.records as r where r.id = record_id;
 $fn$;
 
--- A digest of the whole records table, to prove that a failed call changed nothing.
+-- A digest of everything a call could change: records, queues, workers, config and
+-- the sequences (a rejected call must not even draw an id or a lease token).
 create function pgclaim_test.digest()
 returns text
 language sql
 as $fn$
-    select coalesce(pg_catalog.md5(pg_catalog.string_agg(r::text, ',' order by r.id)), '')
-        || '/' || (select pg_catalog.count(*) from pgclaim.queues)::text
-        || '/' || (select pg_catalog.count(*) from pgclaim.workers)::text
-    from pgclaim.records as r;
+    select pg_catalog.concat_ws('/',
+        (select pg_catalog.md5(coalesce(pg_catalog.string_agg(r::text, ',' order by r.id), ''))
+            from pgclaim.records as r),
+        (select pg_catalog.md5(coalesce(pg_catalog.string_agg(q::text, ',' order by q.queue), ''))
+            from pgclaim.queues as q),
+        (select pg_catalog.md5(
+            coalesce(pg_catalog.string_agg(w::text, ',' order by w.worker_id), ''))
+            from pgclaim.workers as w),
+        (select c::text from pgclaim.config as c),
+        (select s.last_value::text || s.is_called::text from pgclaim.lease_token_seq as s),
+        (select pg_catalog.pg_sequence_last_value('pgclaim.records_id_seq'::regclass)::text)
+    );
+$fn$;
+
+-- Remembers a value under a name for the rest of the transaction; returns it.
+create function pgclaim_test.keep(name text, value anyelement)
+returns anyelement
+language plpgsql
+as $fn$
+begin
+    perform pg_catalog.set_config('pgclaim_test.' || name, value::text, true);
+    return value;
+end;
+$fn$;
+
+-- The value remembered under name, as text and as an id.
+create function pgclaim_test.kept(name text)
+returns text
+language sql
+as $fn$
+    select pg_catalog.current_setting('pgclaim_test.' || name);
+$fn$;
+
+create function pgclaim_test.id(name text)
+returns bigint
+language sql
+as $fn$
+    select pg_catalog.current_setting('pgclaim_test.' || name)::bigint;
+$fn$;
+
+-- Two assertions: sql raises errcode, and the database is unchanged afterwards.
+create function pgclaim_test.rejects(sql text, errcode text, description text)
+returns text
+language plpgsql
+as $fn$
+declare
+    v_before text := pgclaim_test.digest();
+    v_tap text;
+begin
+    v_tap := tap.throws_ok(sql, errcode, null, description);
+    return tap.collect_tap(
+        v_tap,
+        tap.is(pgclaim_test.digest(), v_before, description || ': nothing changed')
+    );
+end;
+$fn$;
+
+-- The one row of a record.
+create function pgclaim_test.rec(record_id bigint)
+returns pgclaim.records
+language sql
+as $fn$
+    select r.* from pgclaim.records as r where r.id = record_id;
 $fn$;

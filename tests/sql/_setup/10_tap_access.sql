@@ -1,0 +1,3 @@
+-- Privilege tests switch to the pgclaim roles inside their transaction and keep
+-- asserting: those roles need to reach pgTAP's functions (test database only).
+grant usage on schema tap to public;
