@@ -243,7 +243,7 @@ class PrivateCluster:
         with open(self.data / "postgresql.conf", "a") as f:
             f.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
                     f"unix_socket_directories = '{self.base}'\nmax_connections = {max_connections}\n"
-                    "fsync = off\nfull_page_writes = off\nsynchronous_commit = off\n"
+                    "fsync = off\nfull_page_writes = off\n"
                     f"{extra_conf}\n")
         self.start()
 

@@ -216,16 +216,17 @@ def run_client_loop(args: argparse.Namespace, worker_id: str, handler: Handler) 
     client.close()
 
 
-def run_worker(args: argparse.Namespace, handler: Handler) -> None:
+def run_worker(args: argparse.Namespace, worker_id: str, handler: Handler) -> None:
     """The product's worker loop, ``pgclaim.Worker``."""
     import pgclaim
 
     client = make_client(args)
-    worker = pgclaim.Worker(  # type: ignore[attr-defined]
+    worker = pgclaim.Worker(
         client, args.queue, handler, concurrency=args.concurrency,
         batch_size=args.batch_size, lease=timedelta(seconds=args.lease),
-        heartbeat_every=timedelta(seconds=args.heartbeat_every))
-    event("started", worker_id=getattr(worker, "worker_id", None))
+        heartbeat_every=args.heartbeat_every, poll_interval=args.poll,
+        reclaim_every=args.reclaim_every, grace=5.0, worker_id=worker_id)
+    event("started", worker_id=worker.worker_id)
     worker.run()
     client.close()
 
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.engine != "naive":
         patch_client(args)
     if args.engine == "worker":
-        run_worker(args, handler)
+        run_worker(args, worker_id, handler)
     elif args.engine == "client":
         run_client_loop(args, worker_id, handler)
     else:
