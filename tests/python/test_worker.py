@@ -1,0 +1,319 @@
+"""The worker loop against a real database, in process and as a ``pgclaim worker`` process."""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+import pgclaim
+from pgclaim import Claimed, Fatal, Retry, RetryPolicy, Worker
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+PGCLAIM = str(Path(sys.executable).with_name("pgclaim"))
+
+
+@pytest.fixture
+def client(dsn: str) -> Iterator[pgclaim.QueueClient]:
+    policy = RetryPolicy(attempts=3, base=0.05, cap=0.2, deadline=5)
+    with pgclaim.QueueClient(dsn, retry=policy, pool_timeout=1.0) as c:
+        c.create_queue("q", lease=60, max_attempts=3, backoff_base=0.001, backoff_max=0.01)
+        yield c
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    rows = conn.execute("select status::text, count(*) from pgclaim.records group by 1")
+    return dict(rows.fetchall())
+
+
+def test_outcomes_of_handlers(client: pgclaim.QueueClient, conn: psycopg.Connection[Any],
+                              caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="pgclaim")
+    seen: list[int] = []
+
+    def handler(rec: Claimed) -> None:
+        seen.append(rec.id)
+        kind = rec.payload["kind"]
+        if kind == "error":
+            raise ValueError(f"bad record {rec.payload['n']}")
+        if kind == "retry":
+            raise Retry("later", after=0)
+        if kind == "fatal":
+            raise Fatal("never")
+
+    kinds = ["ok"] * 20 + ["error"] * 3 + ["retry"] * 2 + ["fatal"] * 2
+    ids = client.enqueue_many("q", [{"kind": k, "n": i} for i, k in enumerate(kinds)])
+    stats = Worker(client, "q", handler, concurrency=3, batch_size=5, poll_interval=0.2,
+                   reclaim_every=0.0).run(until_empty=True)
+    assert stats.completed == 20
+    assert stats.failed == 3 + 2 + 2  # errors and retries out of attempts, fatal at once
+    assert stats.retried == 3 * 2 + 2 * 2
+    assert counts(conn) == {"completed": 20, "failed": 7}
+    rows = dict(conn.execute(
+        "select id, last_error from pgclaim.records where status = 'failed'").fetchall())
+    assert rows[ids[20]] == "ValueError: bad record 20"
+    assert rows[ids[25]] == "Fatal: never"
+    assert collections.Counter(seen)[ids[25]] == 1 and collections.Counter(seen)[ids[23]] == 3
+    assert conn.execute("select count(*) from pgclaim.workers").fetchone() == (0,)
+    logged = [r for r in caplog.records if getattr(r, "worker_id", None)]
+    assert logged and all(r.queue == "q" for r in logged)  # type: ignore[attr-defined]
+    assert all(r.instance_id == pgclaim.instance_id() for r in logged)  # type: ignore
+
+
+def test_async_handler(client: pgclaim.QueueClient, conn: psycopg.Connection[Any]) -> None:
+    running = 0
+    peak = 0
+
+    async def handler(rec: Claimed) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        if rec.payload == 3:
+            raise RuntimeError("async boom")
+
+    client.enqueue_many("q", list(range(12)))
+    stats = Worker(client, "q", handler, concurrency=4, poll_interval=0.2).run(until_empty=True)
+    assert (stats.completed, stats.retried, stats.failed) == (11, 2, 1)  # 3 attempts
+    assert counts(conn) == {"completed": 11, "failed": 1}
+    assert 1 < peak <= 4
+
+
+def test_listen_wakes_an_idle_worker(client: pgclaim.QueueClient,
+                                     conn: psycopg.Connection[Any]) -> None:
+    done = threading.Event()
+    worker = Worker(client, "q", lambda rec: done.set(), poll_interval=60.0)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: worker.listening, what="LISTEN")
+        time.sleep(0.3)  # the worker has claimed nothing and sleeps for its 60 s poll
+        started = time.monotonic()
+        client.enqueue("q", {"wake": True})
+        assert done.wait(10), "the notification did not wake the worker"
+        latency = time.monotonic() - started
+        assert latency < 10  # a generous bound: far below the 60 s poll
+    finally:
+        worker.stop()
+        thread.join(20)
+    assert not thread.is_alive()
+    assert counts(conn) == {"completed": 1}
+
+
+def test_polling_fallback_without_listen(client: pgclaim.QueueClient,
+                                         conn: psycopg.Connection[Any]) -> None:
+    done = threading.Event()
+    worker = Worker(client, "q", lambda rec: done.set(), poll_interval=0.3, listen=False)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        client.enqueue("q", {})
+        assert done.wait(10)
+    finally:
+        worker.stop()
+        thread.join(20)
+    assert counts(conn) == {"completed": 1}
+
+
+def test_stop_releases_unstarted_and_deregisters(client: pgclaim.QueueClient,
+                                                 conn: psycopg.Connection[Any]) -> None:
+    started = threading.Event()
+
+    def slow(rec: Claimed) -> None:
+        started.set()
+        time.sleep(0.5)
+
+    client.enqueue_many("q", list(range(10)))
+    worker = Worker(client, "q", slow, concurrency=1, batch_size=10, grace=5)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    assert started.wait(10)
+    assert conn.execute("select count(*) from pgclaim.worker_status").fetchone() == (1,)
+    worker.stop()
+    thread.join(20)
+    stats = worker.stats
+    assert stats.completed >= 1 and stats.released >= 5  # the one running finishes
+    assert stats.completed + stats.released == 10
+    assert counts(conn) == {"completed": stats.completed, "pending": stats.released}
+    assert conn.execute("select max(attempt) from pgclaim.records where status = 'pending'"
+                        ).fetchone() == (0,)
+    assert conn.execute("select count(*) from pgclaim.workers").fetchone() == (0,)
+
+
+def test_heartbeat_keeps_a_long_handler_lease(client: pgclaim.QueueClient,
+                                              conn: psycopg.Connection[Any]) -> None:
+    client.enqueue("q", {})
+    reclaims: list[int] = []
+
+    def long(rec: Claimed) -> None:
+        for _ in range(4):  # 2 s in all, twice the lease; reclaim in the middle
+            time.sleep(0.5)
+            reclaims.append(client.reclaim_orphans())
+
+    stats = Worker(client, "q", long, lease=1.0, heartbeat_every=0.2).run(until_empty=True)
+    assert reclaims == [0, 0, 0, 0]
+    assert (stats.completed, stats.lost) == (1, 0)
+
+
+def test_reclaim_and_lost_leases(client: pgclaim.QueueClient, conn: psycopg.Connection[Any],
+                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="pgclaim")
+    a, b = client.enqueue_many("q", [1, 2])
+    client.claim("q", "ghost", 1, lease=0.01)  # a dead worker's record
+    time.sleep(0.05)
+
+    def steal(rec: Claimed) -> None:  # the lease is taken back while the handler runs
+        conn.execute("update pgclaim.records set lease_until = now() - interval '1s'"
+                     " where id = %s", [rec.id])
+        assert client.reclaim_orphans() >= 1
+
+    stats = Worker(client, "q", steal, reclaim_every=0.0, poll_interval=0.2).run(
+        until_empty=True)
+    assert stats.lost >= 1
+    assert any("no longer held" in r.getMessage() for r in caplog.records)
+    assert a and b
+
+
+def test_survives_database_outage(client: pgclaim.QueueClient, dsn: str, cluster_url: str,
+                                  conn: psycopg.Connection[Any],
+                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="pgclaim")
+    dbname = conn.info.dbname
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def handler(rec: Claimed) -> None:
+        time.sleep(0.01)
+        with lock:
+            seen.append(rec.id)
+
+    ids = client.enqueue_many("q", [{"n": i} for i in range(300)])
+    worker = Worker(client, "q", handler, concurrency=2, batch_size=10, poll_interval=0.3,
+                    heartbeat_every=0.3, reclaim_every=0.5,
+                    backoff=RetryPolicy(attempts=10**6, base=0.1, cap=0.5, deadline=None))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: len(seen) >= 30, what="first records")
+        with psycopg.connect(cluster_url, autocommit=True) as admin:
+            admin.execute(f'alter database "{dbname}" allow_connections false')
+            admin.execute("select pg_terminate_backend(pid) from pg_stat_activity"
+                          " where datname = %s and pid <> pg_backend_pid()", [dbname])
+            time.sleep(2.0)
+            down_seen = len(seen)
+            admin.execute(f'alter database "{dbname}" allow_connections true')
+        assert down_seen < 300
+        with psycopg.connect(dsn, autocommit=True) as check:
+            wait_for(lambda: counts(check).get("completed", 0) == 300, timeout=60,
+                     what="all records completed after the outage")
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    noticed = [r.getMessage() for r in caplog.records if r.name == "pgclaim"]
+    assert any("listen connection lost" in m for m in noticed)
+    assert any("retry" in m for m in noticed)
+    repeated = [i for i, n in collections.Counter(seen).items() if n > 1]
+    assert set(seen) == set(ids)
+    assert repeated == []  # nothing processed twice: every lease held through the outage
+
+
+# -- a real worker process --------------------------------------------------------------------
+
+def worker_process(dsn: str, *args: str, sleep: float = 0.3) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(HERE), "PGCLAIM_FIXTURE_DSN": dsn,
+           "PGCLAIM_FIXTURE_SLEEP": str(sleep), "DATABASE_URL": dsn}
+    return subprocess.Popen(
+        [PGCLAIM, "worker", "workers_fixture.handlers:record", "--queue", "q",
+         "--poll-interval", "0.5", *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def processed(conn: psycopg.Connection[Any]) -> collections.Counter[int]:
+    rows = conn.execute("select record_id from public.processed").fetchall()
+    return collections.Counter(r[0] for r in rows)
+
+
+@pytest.mark.concurrent
+def test_sigterm_mid_batch_loses_nothing(client: pgclaim.QueueClient, dsn: str,
+                                         conn: psycopg.Connection[Any]) -> None:
+    from workers_fixture.handlers import CREATE
+    conn.execute(CREATE)
+    ids = client.enqueue_many("q", [{"n": i} for i in range(20)])
+    proc = worker_process(dsn, "--concurrency", "2", "--batch-size", "6", "--grace", "10")
+    try:
+        wait_for(lambda: sum(processed(conn).values()) >= 3, what="first handlers")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert "received SIGTERM" in out and "deregistered" in out
+    seen = processed(conn)
+    status = dict(conn.execute("select id, status::text from pgclaim.records").fetchall())
+    assert "running" not in status.values()
+    for rid in ids:
+        if status[rid] == "completed":
+            assert seen[rid] == 1
+        else:  # released, never started: attempt not counted
+            assert status[rid] == "pending" and seen[rid] == 0
+    assert 3 <= sum(seen.values()) < 20
+    assert conn.execute("select count(*) from pgclaim.workers").fetchone() == (0,)
+    others = ("select count(*) from pg_stat_activity where datname = %s"
+              " and application_name like 'pgclaim %%' and application_name <> %s")
+    wait_for(lambda: conn.execute(others, [conn.info.dbname, "pgclaim " + pgclaim.instance_id()]
+                                  ).fetchone() == (0,), timeout=5, what="worker connections gone")
+    # the rest is processed by the next worker, once each
+    Worker(client, "q", lambda rec: None, poll_interval=0.2).run(until_empty=True)
+    assert counts(conn) == {"completed": 20}
+
+
+@pytest.mark.concurrent
+def test_sigkill_records_come_back_after_the_lease(client: pgclaim.QueueClient, dsn: str,
+                                                   conn: psycopg.Connection[Any]) -> None:
+    from workers_fixture.handlers import CREATE
+    conn.execute(CREATE)
+    ids = client.enqueue_many("q", [{"n": i} for i in range(12)])
+    proc = worker_process(dsn, "--concurrency", "3", "--lease", "2s", "--heartbeat-every", "0.5",
+                          sleep=0.4)
+    try:
+        wait_for(lambda: sum(processed(conn).values()) >= 4, what="first handlers")
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    held = {r[0] for r in conn.execute(
+        "select id from pgclaim.records where status = 'running'").fetchall()}
+    assert held, "the killed worker held records"
+    time.sleep(2.2)  # the lease runs out
+    assert client.reclaim_orphans() >= len(held)
+    Worker(client, "q", lambda rec: None, poll_interval=0.2).run(until_empty=True)
+    assert counts(conn) == {"completed": 12}
+    seen = processed(conn)
+    twice = {rid for rid, n in seen.items() if n > 1}
+    assert twice <= held  # only records in flight at the kill may have run twice
+    attempts = dict(conn.execute("select id, attempt from pgclaim.records").fetchall())
+    assert all(attempts[rid] == 2 for rid in held)
+    assert set(ids) >= set(seen)

@@ -1,0 +1,1 @@
+"""Record handlers for the worker tests, importable as ``workers_fixture.handlers``."""
