@@ -191,8 +191,11 @@ def run_mixed(dsn: str, seconds: float, seed: int) -> tuple[Shared, psycopg.Conn
     return sh, conn
 
 
-def test_mixed_operations_keep_every_invariant(dsn: str) -> None:
-    sh, conn = run_mixed(dsn, seconds=8.0, seed=7)
+@pytest.mark.parametrize("seconds", [
+    pytest.param(8.0, id="8s"), pytest.param(60.0, id="60s", marks=pytest.mark.slow),
+])
+def test_mixed_operations_keep_every_invariant(dsn: str, seconds: float) -> None:
+    sh, conn = run_mixed(dsn, seconds=seconds, seed=7)
     with conn:
         assert sh.errors == []
         workers = frozenset({f"worker-{i}" for i in range(5)} | {"drainer"})
