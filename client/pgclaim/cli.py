@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -187,10 +186,9 @@ def cmd_worker(args: argparse.Namespace, dsns: Sequence[str]) -> int:
         _progress(f"pgclaim: worker done on {_redact(dsn)}: claimed {stats.claimed}, "
                   f"completed {stats.completed}, retried {stats.retried}, failed "
                   f"{stats.failed}, released {stats.released}")
-    stuck = [t for t in threading.enumerate()
-             if t.name.startswith("pgclaim-") and t.is_alive() and not t.daemon]
-    if stuck:
-        # Handlers still running after the grace period: their records were released.
+    if any(stats.abandoned for stats in results):
+        # Handlers still running after the grace period (their records were released):
+        # do not wait for them at interpreter exit.
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -71,6 +71,8 @@ class WorkerStats:
     """reports the database refused: the lease had been taken back meanwhile"""
     db_errors: int = 0
     handler_errors: int = 0
+    abandoned: int = 0
+    """handlers still running when the grace period ran out (their records were released)"""
     started: float = field(default_factory=time.monotonic)
 
 
@@ -497,6 +499,7 @@ class Worker:
             self._warn("could not report %d outcome(s): they come back after the lease",
                        len(successes) + len(failures))
         if inflight:
+            self.stats.abandoned = len(inflight)
             self._warn("%d handler(s) still running after the grace period: their records "
                        "are released", len(inflight))
         try:

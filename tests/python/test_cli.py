@@ -1,0 +1,174 @@
+"""The pgclaim command, as a subprocess and in process."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import create_database, db_url, drop_database
+
+import pgclaim
+from pgclaim import cli
+
+HERE = Path(__file__).resolve().parent
+PGCLAIM = str(Path(sys.executable).with_name("pgclaim"))
+NOWHERE = "postgresql://postgres@127.0.0.1:1/none"
+
+
+def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PGCLAIM, *args], input=stdin, capture_output=True, text=True, check=False,
+                          timeout=60, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(autouse=True)
+def keep_logging() -> Iterator[None]:
+    log = logging.getLogger("pgclaim")
+    saved = (log.handlers[:], log.level, log.propagate)
+    yield
+    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
+
+
+@pytest.fixture
+def empty_db(cluster_url: str) -> Iterator[str]:
+    name = create_database(cluster_url, "template1")
+    try:
+        yield db_url(cluster_url, name)
+    finally:
+        drop_database(cluster_url, name)
+
+
+def test_migrate_doctor_and_stats_as_a_process(empty_db: str) -> None:
+    doctor = run("--database", empty_db, "doctor")
+    assert doctor.returncode == 2 and "pgclaim is not installed" in doctor.stdout
+    first = run("migrate", "--database", empty_db)
+    assert first.returncode == 0, first.stderr
+    assert "applied 1 migration(s): 0001_initial" in first.stdout
+    again = run("migrate", env={"DATABASE_URL": empty_db})
+    assert again.returncode == 0 and "applied 0 migration(s)" in again.stdout
+    doctor = run("doctor", "--database", empty_db)
+    assert doctor.returncode in (0, 1), doctor.stdout
+    assert "schema version         1" in doctor.stdout and "pgtap" in doctor.stdout
+    assert run("create-queue", "jobs", "--lease", "30s", "--database", empty_db).returncode == 0
+    lines = "\n".join(json.dumps({"n": i}) for i in range(2500)) + "\n\n"
+    enq = run("enqueue", "jobs", "--batch", "1000", "--database", empty_db, stdin=lines)
+    assert enq.returncode == 0, enq.stderr
+    assert "enqueued 2500 record(s) into jobs" in enq.stdout
+    assert "enqueued 1000 record(s) ..." in enq.stderr  # progress
+    stats = run("stats", "--database", empty_db)
+    assert stats.stdout.splitlines()[0].split()[:3] == ["queue", "paused", "pending"]
+    assert stats.stdout.splitlines()[1].split()[:3] == ["jobs", "no", "2500"]
+    health = run("health", "--database", empty_db)
+    assert (health.returncode, health.stdout.strip()) == (0, "ok")
+
+
+def test_worker_command_drains_a_queue(dsn: str, conn: psycopg.Connection[Any]) -> None:
+    conn.execute("select pgclaim.create_queue('q')")
+    conn.execute("select pgclaim.enqueue_batch('q', array['1','2','3']::jsonb[])")
+    proc = run("worker", "workers_fixture.handlers:noop", "--queue", "q", "--until-empty",
+               "--database", dsn, env={"PYTHONPATH": str(HERE)})
+    assert proc.returncode == 0, proc.stderr
+    assert "completed 3" in proc.stderr and "registered" in proc.stderr
+    assert conn.execute("select count(*) from pgclaim.records where status = 'completed'"
+                        ).fetchone() == (3,)
+
+
+def test_health_exit_codes(dsn: str, conn: psycopg.Connection[Any],
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("health", "--database", NOWHERE).returncode == 2
+    assert cli.main(["--database", dsn, "health"]) == 0
+    conn.execute("insert into pgclaim.workers (worker_id, info, started_at, last_seen)"
+                  " values ('gone', '{}', now() - interval '1 hour', now() - interval '1 hour')")
+    capsys.readouterr()
+    assert cli.main(["health", "--database", dsn]) == 1
+    assert "degraded: 1 dead worker(s)" in capsys.readouterr().out
+    assert cli.main(["health", "--json", "--database", dsn]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "degraded" and doc["workers"] == {"alive": 0, "dead": 1}
+    assert cli.main(["health", "--json", "--database", NOWHERE]) == 2
+    assert json.loads(capsys.readouterr().out)["reachable"] is False
+
+
+def test_commands_in_process(dsn: str, conn: psycopg.Connection[Any],
+                             capsys: pytest.CaptureFixture[str],
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    assert cli.main(["create-queue", "q", "--max-attempts", "1", "--backoff-base", "1s",
+                     "--backoff-max", "1m", "--retention", "1d", "--lease", "1m"]) == 0
+    assert cli.main(["enqueue", "q", '{"a": 1}', "[2]", "--priority", "3"]) == 0
+    ids = [int(x) for x in capsys.readouterr().out.split()[-2:]]
+    assert cli.main(["enqueue", "q", '{"k": 1}', "--dedup-key", "k1"]) == 0
+    assert cli.main(["enqueue", "q", '{"k": 2}', "--dedup-key", "k1", "--delay", "5m"]) == 0
+    out = capsys.readouterr().out.split()
+    assert out[0] == out[1]
+    with pytest.raises(SystemExit):
+        cli.main(["enqueue", "q", "1", "2", "--dedup-key", "k"])
+    with pytest.raises(SystemExit):
+        cli.main(["enqueue", "q", "{not json"])
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("{bad\n"))
+    with pytest.raises(SystemExit):
+        cli.main(["enqueue", "q"])
+    assert cli.main(["stats", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["queue"] == "q" and rows[0]["pending"] == 3
+    with pgclaim.QueueClient(dsn) as c:
+        claimed = c.claim("q", "w", 10)
+        c.fail("w", claimed[0].id, "x")
+        conn.execute("update pgclaim.records set lease_until = now() - interval '1s'"
+                     " where status = 'running'")
+    assert cli.main(["reclaim"]) == 0
+    assert "took back 2 record(s)" in capsys.readouterr().out
+    assert cli.main(["retry", "q", "--id", str(ids[0])]) == 0
+    assert "1 failed record(s) of q are pending again" in capsys.readouterr().out
+    assert cli.main(["worker", "workers_fixture.handlers:noop", "--queue", "q",
+                     "--until-empty", "--poll-interval", "0.2"]) == 0
+    assert cli.main(["purge", "q", "--older-than", "0s", "--chunk", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "purged 3 finished record(s) of q" in captured.out
+    assert "purged 2 record(s) ..." in captured.err
+    assert cli.main(["stats"]) == 0
+    assert "q" in capsys.readouterr().out
+    assert cli.main(["retry", "nope"]) == 2
+    assert "error [PC001]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--database", dsn, "--database", dsn, "stats"])
+
+
+def test_multi_database_worker_and_helpers(dsn: str, cluster_url: str, template_db: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    other = db_url(cluster_url, create_database(cluster_url, template_db))
+    try:
+        for url in (dsn, other):
+            with pgclaim.QueueClient(url) as c:
+                c.create_queue("q")
+                c.enqueue_many("q", [1, 2])
+        assert cli.main(["worker", "workers_fixture.handlers:noop", "--queue", "q",
+                         "--until-empty", "--database", dsn, "--database", other,
+                         "--poll-interval", "0.2"]) == 0
+        assert capsys.readouterr().err.count("completed 2") == 2
+    finally:
+        drop_database(cluster_url, other.rsplit("/", 1)[1])
+    assert cli.parse_duration("500ms") == timedelta(milliseconds=500)
+    assert cli.parse_duration("2h") == timedelta(hours=2)
+    assert cli.parse_duration("7") == timedelta(seconds=7)
+    with pytest.raises(Exception, match="not a duration"):
+        cli.parse_duration("soon")
+    for bad in ("nomodule", "workers_fixture.handlers:CREATE"):
+        with pytest.raises(SystemExit):
+            cli.load_handler(bad)
+    assert cli.format_stats([]).endswith("(no queue)")
+    assert cli._redact("postgresql://u:secret@h/db") == "postgresql://u:***@h/db"
+    assert cli.main(["doctor", "--database", NOWHERE]) == 2
+    assert cli._advice("autovacuum", "off") is not None
+    assert cli._advice("fsync", "off") is not None
+    assert cli._advice("max_connections", "20") is not None
+    assert cli._advice("synchronous_commit", "off") is not None
+    assert cli._advice("synchronous_commit", "on") is None
