@@ -1220,6 +1220,8 @@ begin
                 coalesce(purge.max_records::text, 'null'));
     end if;
     v_cutoff := pgclaim._now() - coalesce(purge.older_than, v_q.retention);
+    -- The outer conditions repeat the inner ones: a row that a concurrent
+    -- retry_failed made pending again is re-checked against them and kept.
     delete from pgclaim.records as r
     where r.id in (
         select f.id from pgclaim.records as f
@@ -1227,7 +1229,9 @@ begin
           and f.status in ('completed', 'failed', 'cancelled')
           and f.finished_at < v_cutoff
         limit purge.max_records
-    );
+    )
+      and r.status in ('completed', 'failed', 'cancelled')
+      and r.finished_at < v_cutoff;
     get diagnostics v_count = row_count;
     return v_count;
 end;

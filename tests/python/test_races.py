@@ -387,9 +387,6 @@ def test_drop_queue_while_workers_claim(dsn: str) -> None:
 # ----------------------------------------------------------- purge vs retry_failed
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: purge re-checks only the id of a row that a"
-                   " concurrent retry_failed made pending, and deletes it (sql/30_api/"
-                   "pgclaim.purge.sql); remove this marker with the fix")
 def test_purge_racing_retry_failed_loses_nothing(dsn: str) -> None:
     """retry_failed puts a failed record back to pending in an open transaction; a purge
     that read it as failed waits for the row. After the commit the record is pending again,
