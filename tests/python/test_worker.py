@@ -162,6 +162,29 @@ def test_stop_releases_unstarted_and_deregisters(client: pgclaim.QueueClient,
     assert conn.execute("select count(*) from pgclaim.workers").fetchone() == (0,)
 
 
+def test_sigterm_in_process_stops_the_loop(client: pgclaim.QueueClient,
+                                           conn: psycopg.Connection[Any]) -> None:
+    client.enqueue_many("q", list(range(4)))
+    first = threading.Event()
+
+    def handler(rec: Claimed) -> None:
+        first.set()
+        time.sleep(0.2)
+
+    def signal_twice() -> None:
+        first.wait(10)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # a second signal: no more waiting
+
+    before = signal.getsignal(signal.SIGTERM)
+    threading.Thread(target=signal_twice).start()
+    stats = Worker(client, "q", handler, concurrency=1, batch_size=4, grace=30).run()
+    assert signal.getsignal(signal.SIGTERM) == before  # restored
+    assert stats.completed + stats.released + stats.abandoned == 4
+    assert "running" not in counts(conn)
+
+
 def test_heartbeat_keeps_a_long_handler_lease(client: pgclaim.QueueClient,
                                               conn: psycopg.Connection[Any]) -> None:
     client.enqueue("q", {})
