@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import AuditResult, ChaosRun
-
 from faults import FaultProxy, PrivateCluster
+from harness import AuditResult, ChaosRun
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "reliability.md"
 BEGIN, END = "<!-- chaos-table:begin -->", "<!-- chaos-table:end -->"
@@ -129,7 +128,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
         text = DOCS.read_text() if DOCS.exists() else f"# Reliability\n\n{BEGIN}\n{END}\n"
         if BEGIN in text:
             text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text,
-                          flags=re.S)
+                          flags=re.DOTALL)
         else:
             text += "\n" + block + "\n"
         DOCS.write_text(text)

@@ -209,7 +209,7 @@ class FaultProxy:
 # -- a private cluster ---------------------------------------------------------------------
 
 def _bindir() -> Path:
-    out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
+    out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
     if out.returncode == 0 and (Path(out.stdout.strip()) / "initdb").exists():
         return Path(out.stdout.strip())
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
@@ -300,7 +300,7 @@ def netns_available() -> str | None:
     except subprocess.CalledProcessError as exc:
         return f"the kernel refused: {exc.stderr.strip()}"
     finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
     return None
 
 
@@ -359,8 +359,8 @@ class NetNamespace:
 
     def close(self) -> None:
         """Deletes the namespace and the veth pair."""
-        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, check=False)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
 
 
 # -- cgroups (v1 or v2) --------------------------------------------------------------------
@@ -463,7 +463,7 @@ def small_tmpfs(size: str = "2m") -> Iterator[Path]:
             shutil.chown(path, "postgres", "postgres")
         yield path
     finally:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
         with contextlib.suppress(OSError):
             path.rmdir()
 

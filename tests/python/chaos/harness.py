@@ -219,7 +219,7 @@ class ChaosRun:
             env = {**os.environ, "PYTHONPATH": str(ROOT / "client")}
             log = open(self.tmp / f"{label}.log", "wb")  # noqa: SIM115
             popen = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     preexec_fn=preexec)
+                                     preexec_fn=preexec)  # noqa: PLW1509 (cgroup join)
             log.close()
             started.append(WorkerProc(popen, label, events))
         self.workers += started

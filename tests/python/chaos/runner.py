@@ -198,7 +198,7 @@ def run_client_loop(args: argparse.Namespace, worker_id: str, handler: Handler) 
             try:
                 handler(record)
                 done.append(record)
-            except Exception as exc:  # the handler's failure fails that record only
+            except Exception as exc:  # noqa: BLE001 - a handler's failure fails its record
                 try:
                     client.fail(worker_id, record.id, str(exc)[:200],
                                 lease_token=record.lease_token)

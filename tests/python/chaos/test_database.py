@@ -12,9 +12,8 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
-from harness import ChaosRun
-
 from faults import PrivateCluster, load_pgclaim, mount_available, small_tmpfs
+from harness import ChaosRun
 
 pytestmark = pytest.mark.chaos
 
@@ -206,7 +205,7 @@ def test_disk_full(chaos: Callable[..., ChaosRun], dsn: str,
             time.sleep(0.5)
             filler = mnt / "filler"
             subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"],
-                           capture_output=True)
+                           capture_output=True, check=False)
             with pytest.raises(psycopg.errors.DiskFull):
                 run.enqueue(3000, lambda i: {"pad": "y" * 500})
             time.sleep(2.0)

@@ -9,9 +9,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from harness import ChaosRun
-
 from faults import FaultProxy, NetNamespace, PrivateCluster, load_pgclaim, netns_available
+from harness import ChaosRun
 
 pytestmark = pytest.mark.chaos
 

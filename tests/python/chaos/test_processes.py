@@ -8,9 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from harness import ChaosRun
-
 from faults import Cgroup, cgroup_available
+from harness import ChaosRun
 
 pytestmark = pytest.mark.chaos
 
@@ -139,7 +138,7 @@ def test_oom_killed_worker_dead_letters_the_poison_record(
     run = chaos(lease=lease, poll=poll, max_attempts=3)
     group = Cgroup("memory", memory_bytes=150 * 1024 * 1024)
     try:
-        opts: dict[str, Any] = dict(sleep=0.02, batch_size=1, preexec=group.join_self)
+        opts: dict[str, Any] = {"sleep": 0.02, "batch_size": 1, "preexec": group.join_self}
         run.enqueue(30)
         poison = run.enqueue(1, lambda i: {"alloc_mb": 400})
         run.enqueue(30)
