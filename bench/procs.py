@@ -25,6 +25,8 @@ class Outcome:
 
     elapsed: float
     results: list[dict[str, Any]]
+    started_at: float
+    """wall-clock time (time.time) of the start signal"""
 
 
 def _child(setup: Setup, args: tuple[Any, ...], ready: Any, start: Any, out: Any) -> None:
@@ -62,6 +64,7 @@ def run_group(setup: Setup, args_list: list[tuple[Any, ...]], timeout: float = 9
                 break
         raise RuntimeError(f"workers did not get ready: {errors}") from None
     t0 = time.monotonic()
+    t0_wall = time.time()
     start.set()
     results: list[dict[str, Any]] = []
     deadline = t0 + timeout
@@ -78,4 +81,4 @@ def run_group(setup: Setup, args_list: list[tuple[Any, ...]], timeout: float = 9
     if errors:
         raise RuntimeError("worker failed: " + errors[0])
     elapsed = max(r["end"] for r in results) - t0
-    return Outcome(elapsed, results)
+    return Outcome(elapsed, results, t0_wall)

@@ -26,6 +26,7 @@ import systems
 import workloads as wl
 from common import ROOT, Sample, admin, cluster_url, fmt, fmt_sample, log, ratio
 
+DOCS_MARKER = "<!-- bench/run.py --write-docs replaces everything above this line -->"
 WORKLOADS = ("enqueue", "drain", "latency", "growth", "seeds")
 LABEL = {
     "pgclaim": "pgclaim SQL API",
@@ -67,8 +68,9 @@ def make_config(args: argparse.Namespace, cluster: str) -> wl.Config:
     if args.quick:
         cfg = wl.Config(
             cluster=cluster, repeat=1, enqueue_single=500, enqueue_batches=10,
-            drain_records=2_000, drain_per_batch=1_000, peer_records=1_000, workers=(1, 4), batches=(1, 100), latency_records=100,
-            growth=(0, 100_000), growth_records=2_000, seed_records=1_000,
+            drain_records=2_000, drain_per_batch=1_000, peer_records=500, workers=(4,),
+            batches=(1, 100), latency_records=100, growth=(0, 100_000), growth_records=2_000,
+            seed_records=1_000,
         )
     if args.repeat:
         cfg.repeat = args.repeat
@@ -319,7 +321,12 @@ pgqueuer; `npm install` in `bench/node` for graphile-worker when `node` is prese
     notes = "\n".join(f"- {s}" for s in skipped(cfg))
     body = intro + "## Results\n\n" + text + ("\n\nNot measured in this run:\n\n" + notes
                                                if notes else "") + "\n"
-    path.write_text(body)
+    # Everything from the marker on is written by hand (analysis, profiles) and kept.
+    kept = DOCS_MARKER + "\n"
+    if path.exists() and DOCS_MARKER in path.read_text():
+        kept = path.read_text().split(DOCS_MARKER, 1)[1]
+        kept = DOCS_MARKER + kept
+    path.write_text(body + "\n" + kept)
     log(f"wrote {path.relative_to(ROOT)}")
 
 

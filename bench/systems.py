@@ -148,6 +148,16 @@ def fresh_db(cluster: str, system: str, tag: str) -> str:
 # ---------------------------------------------------------------------------- loading
 
 
+QUEUE_TABLE = {
+    "pgclaim": "pgclaim.records",
+    "worker": "pgclaim.records",
+    "raw": "bare.raw",
+    "graphile": "graphile_worker._private_jobs",
+    "procrastinate": "procrastinate_jobs",
+    "pgqueuer": "pgqueuer",
+}
+
+
 def load(url: str, system: str, n: int) -> None:
     """Puts n no-op records in the system's queue (not measured), then vacuums and analyzes."""
     chunk = 10_000
@@ -181,7 +191,7 @@ def load(url: str, system: str, n: int) -> None:
             else:
                 raise ValueError(system)
             done += k
-        conn.execute("vacuum analyze")
+        conn.execute(f"vacuum analyze {QUEUE_TABLE[system]}")  # type: ignore[arg-type]
 
 
 def remaining(url: str, system: str) -> int:
