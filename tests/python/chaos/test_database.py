@@ -212,7 +212,7 @@ def test_disk_full(chaos: Callable[..., ChaosRun], dsn: str,
             filler.unlink()
             end = time.time()
             run.enqueue(20)
-            assert run.wait_done(90), run.logs()
+            assert run.wait_done(30), run.logs()
             result = run.audit(allowed_twice=None, fault_end=end)
             report("disk full (tablespace on a full tmpfs)", result, run)
         finally:
