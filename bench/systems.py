@@ -487,12 +487,16 @@ def listen_pgqueuer(url: str, wid: str, counter: Any, target: int, poll: float |
     return go
 
 
-def produce(url: str, system: str, m: int, gap: float) -> None:
-    """Adds m records one at a time, gap seconds apart, each carrying its send time."""
+def produce(url: str, system: str, m: int, gap: float) -> list[float]:
+    """Adds m records one at a time, gap seconds apart, each carrying its send time.
+
+    Returns how long each enqueue call took (s)."""
+    calls: list[float] = []
     with connect(url) as conn:
         for _ in range(m):
             t_next = time.monotonic() + gap
             payload = {"t": time.time()}
+            t_call = time.perf_counter()
             if system == "pgclaim":
                 conn.execute("select pgclaim.enqueue(%s, %s)", (LAT_QUEUE, Jsonb(payload)))
             elif system == "procrastinate":
@@ -504,20 +508,26 @@ def produce(url: str, system: str, m: int, gap: float) -> None:
             elif system == "graphile":
                 conn.execute("select graphile_worker.add_job('lat', %s::json)",
                              (json.dumps(payload),))
+            calls.append(time.perf_counter() - t_call)
             delay = t_next - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+    return calls
 
 
-async def produce_pgqueuer(url: str, m: int, gap: float) -> None:
+async def produce_pgqueuer(url: str, m: int, gap: float) -> list[float]:
     """pgqueuer's producer: Queries.enqueue one at a time, gap seconds apart."""
     from pgqueuer import PsycopgDriver, Queries
 
+    calls: list[float] = []
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as aconn:
         q = Queries(PsycopgDriver(aconn))
         for _ in range(m):
             t_next = time.monotonic() + gap
+            t_call = time.perf_counter()
             await q.enqueue("lat", json.dumps({"t": time.time()}).encode())
+            calls.append(time.perf_counter() - t_call)
             delay = t_next - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+    return calls

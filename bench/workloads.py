@@ -36,8 +36,8 @@ class Config:
     enqueue_batches: int = 100
     batch_of: int = 1_000
     drain_records: int = 20_000
-    drain_per_batch: int = 5_000
-    peer_records: int = 5_000
+    drain_per_batch: int = 2_000
+    peer_records: int = 2_000
     workers: tuple[int, ...] = (1, 4, 16)
     batches: tuple[int, ...] = (1, 10, 100, 1_000)
     latency_records: int = 300
@@ -272,7 +272,7 @@ def drain(cfg: Config) -> dict[tuple[str, int, int], DrainCell]:
 # ---------------------------------------------------------------------------- 3. latency
 
 
-def _latency_once(cfg: Config, system: str) -> list[float]:
+def _latency_once(cfg: Config, system: str) -> tuple[list[float], list[float]]:
     base = "pgclaim" if system.startswith("pgclaim") else system
     url = systems.fresh_db(cfg.cluster, base, _tag())
     m = cfg.latency_records
@@ -297,17 +297,17 @@ def _latency_once(cfg: Config, system: str) -> list[float]:
         th.start()
         time.sleep(1.5)  # consumers connect, LISTEN and go idle
         if system == "pgqueuer":
-            asyncio.run(systems.produce_pgqueuer(url, m, cfg.latency_gap))
+            calls = asyncio.run(systems.produce_pgqueuer(url, m, cfg.latency_gap))
         else:
-            systems.produce(url, base, m, cfg.latency_gap)
+            calls = systems.produce(url, base, m, cfg.latency_gap)
         th.join(timeout=120)
         outcome = result["outcome"]
-        return [x for res in outcome.results for x in res["lat"]]
+        return [x for res in outcome.results for x in res["lat"]], calls
     finally:
         drop_db(cfg.cluster, url.rsplit("/", 1)[1].split("?")[0])
 
 
-def _latency_graphile(cfg: Config, url: str) -> list[float]:
+def _latency_graphile(cfg: Config, url: str) -> tuple[list[float], list[float]]:
     procs = systems.run_node_group(url, "listen", cfg.latency_consumers)
     lat: list[float] = []
     lock = threading.Lock()
@@ -322,7 +322,7 @@ def _latency_graphile(cfg: Config, url: str) -> list[float]:
     for t in threads:
         t.start()
     time.sleep(1.5)
-    systems.produce(url, "graphile", cfg.latency_records, cfg.latency_gap)
+    calls = systems.produce(url, "graphile", cfg.latency_records, cfg.latency_gap)
     deadline = time.monotonic() + 30
     while len(lat) < cfg.latency_records and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -331,17 +331,19 @@ def _latency_graphile(cfg: Config, url: str) -> list[float]:
         p.stdin.flush()
     for p in procs:
         p.wait(timeout=30)
-    return lat
+    return lat, calls
 
 
 def latency(cfg: Config) -> dict[str, dict[str, Sample]]:
     """Workload 3: pickup latency p50/p99 (ms), LISTEN/NOTIFY vs polling vs peers."""
     names = ["pgclaim-listen", "pgclaim-poll"] + [
         p for p in ("procrastinate", "pgqueuer", "graphile") if cfg.peers.get(p) is None]
-    out = {s: {"p50": Sample(), "p99": Sample(), "max": Sample()} for s in names}
+    out = {s: {"p50": Sample(), "p99": Sample(), "max": Sample(), "call": Sample()}
+           for s in names}
     for r in range(cfg.repeat):
         for s in names:
-            lat = _latency_once(cfg, s)
+            lat, calls = _latency_once(cfg, s)
+            out[s]["call"].add(percentile(calls, 0.5) * 1000)
             if len(lat) < cfg.latency_records:
                 raise RuntimeError(f"{s}: saw {len(lat)} of {cfg.latency_records} records")
             for q, key in ((0.5, "p50"), (0.99, "p99"), (1.0, "max")):
