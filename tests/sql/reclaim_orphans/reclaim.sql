@@ -2,7 +2,7 @@
 -- attempts), so do the records of workers silent past worker_timeout; live
 -- leases of live workers stay; bounded by max_records.
 begin;
-select plan(13);
+select plan(15);
 
 select pgclaim_test.set_now('2030-01-01 00:00:00+00');
 select pgclaim.configure(worker_timeout => '1 minute');
@@ -67,6 +67,20 @@ select pgclaim.heartbeat('w_alive');
 select pgclaim.heartbeat('w_dead');
 select is(pgclaim.reclaim_orphans(max_records => 2), 2, 'max_records bounds one run');
 select is(pgclaim.reclaim_orphans(), 3, 'the next run takes the rest');
+
+select pgclaim.configure(worker_timeout => '1 minute');
+select pgclaim.enqueue_batch('ro_bulk', array['{}', '{}', '{}']::jsonb []);
+select pgclaim.register_worker('w_mixed');
+select pgclaim.claim_batch('ro_bulk', 'w_mixed', 1, lease => '1 hour');
+select pgclaim.claim_batch('ro_bulk', 'w_gone', 2, lease => '1 minute');
+select pgclaim_test.advance('2 minutes');
+select pgclaim.heartbeat('w_alive');
+select pgclaim.heartbeat('w_dead');
+select is(
+    pgclaim.reclaim_orphans(max_records => 2), 2,
+    'max_records bounds a run that finds a dead worker''s record and expired leases'
+);
+select is(pgclaim.reclaim_orphans(), 1, 'the next run takes the last one');
 
 select pgclaim_test.rejects(
     $$ select pgclaim.reclaim_orphans(0) $$, '22023', 'max_records 0'
