@@ -69,7 +69,7 @@ select is(pgclaim.reclaim_orphans(max_records => 2), 2, 'max_records bounds one 
 select is(pgclaim.reclaim_orphans(), 3, 'the next run takes the rest');
 
 select pgclaim.configure(worker_timeout => '1 minute');
-select pgclaim.enqueue_batch('ro_bulk', array['{}', '{}', '{}']::jsonb []);
+select pgclaim.enqueue_batch('ro_bulk', array['{}', '{}', '{}']::jsonb[]);
 select pgclaim.register_worker('w_mixed');
 select pgclaim.claim_batch('ro_bulk', 'w_mixed', 1, lease => '1 hour');
 select pgclaim.claim_batch('ro_bulk', 'w_gone', 2, lease => '1 minute');
