@@ -240,6 +240,16 @@ class ChaosRun:
         """How many records are held right now, by anyone."""
         return int(self.scalar("select count(*) from pgclaim.records where status = 'running'"))
 
+    def in_flight_at(self, at: float) -> int:
+        """Records claimed before ``at`` (epoch seconds) whose claim had not ended by then,
+        read from the transition log (exact even when the database died at ``at``)."""
+        return int(self.scalar(
+            "select count(distinct t.record_id) from chaos_audit.transitions as t"
+            " where t.new_status = 'running' and t.at <= to_timestamp(%s)"
+            " and not exists (select 1 from chaos_audit.transitions as u"
+            " where u.record_id = t.record_id and u.lease_token = t.lease_token"
+            " and u.old_status = 'running' and u.at <= to_timestamp(%s))", (at, at)))
+
     def kill(self, w: WorkerProc, sig: int = signal.SIGKILL, how: str = "SIGKILL") -> KillEvent:
         """Sends ``sig`` to a worker and notes what it held at that moment."""
         wid = w.worker_id()

@@ -48,14 +48,14 @@ def test_database_down(chaos: Callable[..., ChaosRun], report: Callable[..., Non
     run.enqueue(400)
     run.start_workers(4, sleep=0.02, batch_size=5)
     time.sleep(1.0)
-    in_flight = run.running()
+    crash_at = time.time()
     private_cluster.crash()
     time.sleep(down)
     private_cluster.start()
     end = time.time()
     run.enqueue(20)
     assert run.wait_done(90), run.logs()
-    result = run.audit(allowed_twice=in_flight, fault_end=end)
+    result = run.audit(allowed_twice=run.in_flight_at(crash_at), fault_end=end)
     report(f"database down {down:.0f} s (crash, restart)", result, run)
 
 

@@ -49,9 +49,9 @@ def test_sigkill_at_each_step(chaos: Callable[..., ChaosRun], report: Callable[.
                               step: str) -> None:
     lease, poll = 1.5, 0.2
     run = chaos(lease=lease, poll=poll)
-    run.enqueue(150)
-    run.start_workers(3, sleep=0.01, batch_size=5)
-    dying = run.start_workers(1, sleep=0.01, batch_size=5, die_at=step, die_after=2)[0]
+    run.enqueue(300)
+    run.start_workers(3, sleep=0.02, batch_size=5)
+    dying = run.start_workers(1, sleep=0.02, batch_size=5, die_at=step, die_after=1)[0]
     assert run.wait_until(lambda: not dying.alive(), 30), run.logs()
     assert any(e["ev"] == "dying" for e in dying.events())
     assert run.wait_done(60), run.logs()
