@@ -94,6 +94,9 @@ class Kind(enum.Enum):
 #: admin shutdown, cannot connect now, too many connections, serialization failure,
 #: deadlock, lock not available.
 ROLLED_BACK_STATES = frozenset({"57P01", "57P03", "53300", "40001", "40P01", "55P03"})
+#: class 53, insufficient resources (disk full, out of memory, too many connections,
+#: configuration limit): the statement was rolled back and may succeed once they free up.
+RESOURCE_CLASS = "53"
 #: statement timeout (query_canceled), retried for idempotent calls only.
 TIMEOUT_STATES = frozenset({"57014"})
 
@@ -136,7 +139,7 @@ def is_connection_error(exc: BaseException) -> bool:
 def classify(exc: BaseException, *, sent: bool = True) -> Kind:
     """How ``exc`` bears on a retry; ``sent`` says the statement may have reached the server."""
     state = getattr(exc, "sqlstate", None)
-    if state in ROLLED_BACK_STATES:
+    if state in ROLLED_BACK_STATES or (state or "").startswith(RESOURCE_CLASS):
         return Kind.ROLLED_BACK
     if state in TIMEOUT_STATES:
         return Kind.TIMEOUT

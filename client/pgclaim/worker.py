@@ -405,7 +405,9 @@ class Worker:
             self._warn("claim outcome unknown (its records come back after the lease): %s",
                        exc, operation="claim")
             return None
-        except TransientError as exc:
+        except PgclaimError as exc:
+            # Transient, or an error the worker cannot fix (queue dropped, rights revoked):
+            # either way it backs off and tries again rather than exit.
             self.stats.db_errors += 1
             self._warn("claim failed: %s", exc, operation="claim", sqlstate=exc.sqlstate)
             return None
@@ -415,9 +417,10 @@ class Worker:
     def _reclaim(self) -> bool:
         try:
             n = self.client.reclaim_orphans(queue=self.queue)
-        except TransientError as exc:
+        except PgclaimError as exc:
             self.stats.db_errors += 1
-            self._warn("reclaim_orphans failed: %s", exc, operation="reclaim_orphans")
+            self._warn("reclaim_orphans failed: %s", exc, operation="reclaim_orphans",
+                       sqlstate=exc.sqlstate)
             return False
         if n:
             self._info("took back %d orphaned record(s)", n, operation="reclaim_orphans")
@@ -430,7 +433,7 @@ class Worker:
             try:
                 n = self.client.complete(self.worker_id, [r.id for r in batch],
                                          [r.lease_token for r in batch], queue=self.queue)
-            except TransientError as exc:
+            except PgclaimError as exc:
                 self.stats.db_errors += 1
                 self._warn("complete of %d record(s) failed, kept for later: %s", len(batch),
                            exc, operation="complete", sqlstate=exc.sqlstate)
@@ -454,7 +457,7 @@ class Worker:
             except OutcomeUnknown as exc:
                 self._warn("fail of record %d outcome unknown: %s", record.id, exc,
                            operation="fail")
-            except TransientError as exc:
+            except PgclaimError as exc:
                 self.stats.db_errors += 1
                 self._warn("fail of record %d failed, kept for later: %s", record.id, exc,
                            operation="fail", sqlstate=exc.sqlstate)

@@ -50,7 +50,8 @@ def test_policy_rejects_bad_settings(kwargs: dict[str, Any]) -> None:
 
 # -- classification -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("state", ["57P01", "57P03", "53300", "40001", "40P01", "55P03"])
+@pytest.mark.parametrize(
+    "state", ["57P01", "57P03", "53300", "53100", "53200", "40001", "40P01", "55P03"])
 def test_server_reported_rollbacks_are_retryable(state: str) -> None:
     assert classify(pg_error(state)) is Kind.ROLLED_BACK
     assert isinstance(errors.translate(pg_error(state)), pgclaim.TransientError)

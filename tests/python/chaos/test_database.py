@@ -185,9 +185,6 @@ MOUNT_REASON = mount_available()
 
 @pytest.mark.needs_root
 @pytest.mark.skipif(MOUNT_REASON is not None, reason=f"tmpfs: {MOUNT_REASON}")
-@pytest.mark.xfail(strict=True, reason=(
-    "the client classifies 53100 disk_full as permanent and Worker._report lets a "
-    "non-transient PgclaimError from complete() end Worker.run(): the worker process exits"))
 def test_disk_full(chaos: Callable[..., ChaosRun], dsn: str,
                    report: Callable[..., None]) -> None:
     """The records table lives on a small tmpfs that fills up: writes fail with 53100
