@@ -1,7 +1,7 @@
 -- The shape of the pgclaim schema: tables, functions, definer rights, comments,
 -- and that plpgsql_check finds nothing in any function body.
 begin;
-select plan(9);
+select plan(11);
 
 select tables_are(
     'pgclaim', array['queues', 'records', 'workers', 'config'],
@@ -75,6 +75,28 @@ select is_empty(
 
 select is(
     pgclaim.schema_version(), 1, 'schema_version() is 1'
+);
+
+select enum_has_labels(
+    'pgclaim', 'status', array['pending', 'running', 'completed', 'failed', 'cancelled'],
+    'status has the five lifecycle states, in order'
+);
+
+select is(
+    (
+        select
+            pg_catalog.string_agg(
+                a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod), ', '
+                order by a.attnum
+            )
+        from pg_catalog.pg_attribute as a
+        where a.attrelid = 'pgclaim.claimed'::regclass and a.attnum > 0 and not a.attisdropped
+    ),
+    'id bigint, queue text, payload jsonb, attempt integer, max_attempts integer, '
+    || 'priority integer, enqueued_at timestamp with time zone, '
+    || 'run_at timestamp with time zone, lease_until timestamp with time zone, '
+    || 'lease_token bigint',
+    'claim_batch returns pgclaim.claimed with its documented columns, in order'
 );
 
 select * from finish();

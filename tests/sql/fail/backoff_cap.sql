@@ -31,7 +31,10 @@ end
 $do$;
 
 select is(
-    (select pg_catalog.count(*)::int from delays as d where d.status = 'pending'), 39,
+    (
+        select pg_catalog.count(*)::int from delays as d
+        where d.status = 'pending'
+    ), 39,
     'attempts 1 to 39 of 40 all fail back to pending'
 );
 select is_empty(
