@@ -177,6 +177,36 @@ $fn$;
 comment on function pgclaim._backoff(interval, interval, integer) is
 'Internal: capped exponential backoff with equal jitter.';
 
+-- ---- sql/20_internal/pgclaim._check_ids.sql ----
+-- pgclaim._check_ids(ids, lease_tokens): validates the arrays of a report.
+-- Returns: nothing.
+-- Raises: 22004 when ids is null; 22023 when lease_tokens is given with another
+-- length than ids (each token fences the id at the same position). Tables: none.
+create or replace function pgclaim._check_ids(ids bigint[], lease_tokens bigint[])
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $fn$
+begin
+    if ids is null then
+        raise exception using errcode = '22004', message = 'pgclaim: ids must not be null';
+    end if;
+    if lease_tokens is not null
+       and pg_catalog.cardinality(lease_tokens) <> pg_catalog.cardinality(ids) then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: lease_tokens has %s elements but ids has %s',
+                pg_catalog.cardinality(lease_tokens), pg_catalog.cardinality(ids)),
+            hint = 'Pass one lease token per id, in the same order, or none.';
+    end if;
+end;
+$fn$;
+
+comment on function pgclaim._check_ids(bigint[], bigint[]) is
+'Internal: raises 22004 for null ids, 22023 when lease_tokens and ids differ in length.';
+
 -- ---- sql/20_internal/pgclaim._check_interval.sql ----
 -- pgclaim._check_interval(arg_name, value, allow_null): validates a duration.
 -- Returns: nothing.
@@ -562,7 +592,8 @@ comment on function pgclaim.claim_batch(text, text, integer, interval) is
 -- Marks completed the records among ids that worker_id holds now (and, where
 -- lease_tokens is given, position by position, under that very claim).
 -- Returns: how many records it completed; ids it may not touch are skipped.
--- Raises: 22004 null worker_id. Tables: records (update).
+-- Raises: 22004 null worker_id or ids; 22023 lease_tokens not matching ids.
+-- Tables: records (update).
 create or replace function pgclaim.complete(
     worker_id text, ids bigint[], lease_tokens bigint[] default null
 )
@@ -577,11 +608,14 @@ declare
     v_count integer;
 begin
     perform pgclaim._check_text('worker_id', complete.worker_id);
+    perform pgclaim._check_ids(complete.ids, complete.lease_tokens);
     update pgclaim.records as r set
         status = 'completed',
         finished_at = v_now,
         lease_until = null
-    from rows from (pg_catalog.unnest(complete.ids), pg_catalog.unnest(complete.lease_tokens)) as u (id, token)
+    from rows from (
+        pg_catalog.unnest(complete.ids), pg_catalog.unnest(complete.lease_tokens)
+    ) as u (id, token)
     where r.id = u.id
       and r.status = 'running'
       and r.worker_id = complete.worker_id
@@ -909,7 +943,8 @@ comment on function pgclaim.enqueue_batch(text, jsonb[], integer, timestamptz) i
 -- Extends to now + lease (default: the length the record was claimed with) the
 -- leases of the records among ids that worker_id holds.
 -- Returns: how many leases it extended; ids it may not touch are skipped.
--- Raises: 22004 null worker_id; 22023 lease not positive. Tables: records (update).
+-- Raises: 22004 null worker_id or ids; 22023 lease_tokens not matching ids or
+-- lease not positive. Tables: records (update).
 create or replace function pgclaim.extend_lease(
     worker_id text,
     ids bigint[],
@@ -927,11 +962,14 @@ declare
     v_count integer;
 begin
     perform pgclaim._check_text('worker_id', extend_lease.worker_id);
+    perform pgclaim._check_ids(extend_lease.ids, extend_lease.lease_tokens);
     perform pgclaim._check_interval('lease', extend_lease.lease);
     update pgclaim.records as r set
         lease_until = v_now + coalesce(extend_lease.lease, r.lease_for),
         lease_for = coalesce(extend_lease.lease, r.lease_for)
-    from rows from (pg_catalog.unnest(extend_lease.ids), pg_catalog.unnest(extend_lease.lease_tokens)) as u (id, token)
+    from rows from (
+        pg_catalog.unnest(extend_lease.ids), pg_catalog.unnest(extend_lease.lease_tokens)
+    ) as u (id, token)
     where r.id = u.id
       and r.status = 'running'
       and r.worker_id = extend_lease.worker_id
@@ -1088,13 +1126,14 @@ begin
         v_reasons := v_reasons || pg_catalog.format('%s stuck record(s)', v_stuck);
     end if;
 
-    select pg_catalog.max(pgclaim._now() - a.xact_start), pg_catalog.count(*)
-    into v_xact_age, v_conn
+    select pg_catalog.count(*) into v_conn
     from pg_catalog.pg_stat_activity as a
     where a.backend_type = 'client backend';
+    -- Only transactions of this database hold back the vacuum of its tables.
     select pg_catalog.max(pgclaim._now() - a.xact_start) into v_xact_age
     from pg_catalog.pg_stat_activity as a
-    where a.backend_xmin is not null or a.backend_xid is not null;
+    where a.datname = pg_catalog.current_database()
+      and (a.backend_xmin is not null or a.backend_xid is not null);
     if v_xact_age > health.max_xact_age then
         v_reasons := v_reasons || pg_catalog.format(
             'a transaction open for %s holds back vacuum',
@@ -1305,7 +1344,8 @@ comment on function pgclaim.register_worker(text, jsonb) is
 -- pgclaim.release(worker_id, ids, lease_tokens)
 -- Gives back, unprocessed, the records among ids that worker_id holds: they are
 -- pending again at once and the attempt is not counted (graceful shutdown).
--- Returns: how many it released. Raises: 22004 null worker_id.
+-- Returns: how many it released. Raises: 22004 null worker_id or ids; 22023
+-- lease_tokens not matching ids.
 -- Tables: records (update).
 create or replace function pgclaim.release(
     worker_id text, ids bigint[], lease_tokens bigint[] default null
@@ -1320,11 +1360,14 @@ declare
     v_count integer;
 begin
     perform pgclaim._check_text('worker_id', release.worker_id);
+    perform pgclaim._check_ids(release.ids, release.lease_tokens);
     update pgclaim.records as r set
         status = 'pending',
         attempt = r.attempt - 1,
         worker_id = null, lease_until = null, lease_token = null, lease_for = null
-    from rows from (pg_catalog.unnest(release.ids), pg_catalog.unnest(release.lease_tokens)) as u (id, token)
+    from rows from (
+        pg_catalog.unnest(release.ids), pg_catalog.unnest(release.lease_tokens)
+    ) as u (id, token)
     where r.id = u.id
       and r.status = 'running'
       and r.worker_id = release.worker_id

@@ -2,7 +2,8 @@
 -- Marks completed the records among ids that worker_id holds now (and, where
 -- lease_tokens is given, position by position, under that very claim).
 -- Returns: how many records it completed; ids it may not touch are skipped.
--- Raises: 22004 null worker_id. Tables: records (update).
+-- Raises: 22004 null worker_id or ids; 22023 lease_tokens not matching ids.
+-- Tables: records (update).
 create or replace function pgclaim.complete(
     worker_id text, ids bigint[], lease_tokens bigint[] default null
 )
@@ -17,11 +18,14 @@ declare
     v_count integer;
 begin
     perform pgclaim._check_text('worker_id', complete.worker_id);
+    perform pgclaim._check_ids(complete.ids, complete.lease_tokens);
     update pgclaim.records as r set
         status = 'completed',
         finished_at = v_now,
         lease_until = null
-    from rows from (pg_catalog.unnest(complete.ids), pg_catalog.unnest(complete.lease_tokens)) as u (id, token)
+    from rows from (
+        pg_catalog.unnest(complete.ids), pg_catalog.unnest(complete.lease_tokens)
+    ) as u (id, token)
     where r.id = u.id
       and r.status = 'running'
       and r.worker_id = complete.worker_id

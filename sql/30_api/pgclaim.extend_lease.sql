@@ -2,7 +2,8 @@
 -- Extends to now + lease (default: the length the record was claimed with) the
 -- leases of the records among ids that worker_id holds.
 -- Returns: how many leases it extended; ids it may not touch are skipped.
--- Raises: 22004 null worker_id; 22023 lease not positive. Tables: records (update).
+-- Raises: 22004 null worker_id or ids; 22023 lease_tokens not matching ids or
+-- lease not positive. Tables: records (update).
 create or replace function pgclaim.extend_lease(
     worker_id text,
     ids bigint[],
@@ -20,11 +21,14 @@ declare
     v_count integer;
 begin
     perform pgclaim._check_text('worker_id', extend_lease.worker_id);
+    perform pgclaim._check_ids(extend_lease.ids, extend_lease.lease_tokens);
     perform pgclaim._check_interval('lease', extend_lease.lease);
     update pgclaim.records as r set
         lease_until = v_now + coalesce(extend_lease.lease, r.lease_for),
         lease_for = coalesce(extend_lease.lease, r.lease_for)
-    from rows from (pg_catalog.unnest(extend_lease.ids), pg_catalog.unnest(extend_lease.lease_tokens)) as u (id, token)
+    from rows from (
+        pg_catalog.unnest(extend_lease.ids), pg_catalog.unnest(extend_lease.lease_tokens)
+    ) as u (id, token)
     where r.id = u.id
       and r.status = 'running'
       and r.worker_id = extend_lease.worker_id

@@ -57,13 +57,14 @@ begin
         v_reasons := v_reasons || pg_catalog.format('%s stuck record(s)', v_stuck);
     end if;
 
-    select pg_catalog.max(pgclaim._now() - a.xact_start), pg_catalog.count(*)
-    into v_xact_age, v_conn
+    select pg_catalog.count(*) into v_conn
     from pg_catalog.pg_stat_activity as a
     where a.backend_type = 'client backend';
+    -- Only transactions of this database hold back the vacuum of its tables.
     select pg_catalog.max(pgclaim._now() - a.xact_start) into v_xact_age
     from pg_catalog.pg_stat_activity as a
-    where a.backend_xmin is not null or a.backend_xid is not null;
+    where a.datname = pg_catalog.current_database()
+      and (a.backend_xmin is not null or a.backend_xid is not null);
     if v_xact_age > health.max_xact_age then
         v_reasons := v_reasons || pg_catalog.format(
             'a transaction open for %s holds back vacuum',

@@ -1,7 +1,8 @@
 -- pgclaim.release(worker_id, ids, lease_tokens)
 -- Gives back, unprocessed, the records among ids that worker_id holds: they are
 -- pending again at once and the attempt is not counted (graceful shutdown).
--- Returns: how many it released. Raises: 22004 null worker_id.
+-- Returns: how many it released. Raises: 22004 null worker_id or ids; 22023
+-- lease_tokens not matching ids.
 -- Tables: records (update).
 create or replace function pgclaim.release(
     worker_id text, ids bigint[], lease_tokens bigint[] default null
@@ -16,11 +17,14 @@ declare
     v_count integer;
 begin
     perform pgclaim._check_text('worker_id', release.worker_id);
+    perform pgclaim._check_ids(release.ids, release.lease_tokens);
     update pgclaim.records as r set
         status = 'pending',
         attempt = r.attempt - 1,
         worker_id = null, lease_until = null, lease_token = null, lease_for = null
-    from rows from (pg_catalog.unnest(release.ids), pg_catalog.unnest(release.lease_tokens)) as u (id, token)
+    from rows from (
+        pg_catalog.unnest(release.ids), pg_catalog.unnest(release.lease_tokens)
+    ) as u (id, token)
     where r.id = u.id
       and r.status = 'running'
       and r.worker_id = release.worker_id
