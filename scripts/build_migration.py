@@ -23,8 +23,10 @@ def main() -> int:
         [str(ROOT / "scripts" / "sql_files.sh")], check=True, capture_output=True, text=True
     ).stdout.split()
     parts = [
-        "-- Generated from sql/ by scripts/build_migration.py: installs pgclaim.\n"
-        "-- Frozen once released: later changes go into new migrations.\n"
+        (
+            "-- Generated from sql/ by scripts/build_migration.py: installs pgclaim.\n"
+            "-- Frozen once released: later changes go into new migrations.\n"
+        )
     ]
     for name in files:
         parts.append(f"\n-- ---- {name} ----\n")

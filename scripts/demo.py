@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
 
-from pgclaim import QueueClient, migrate  # noqa: E402
+from pgclaim import QueueClient, migrate
 
 QUEUE = "demo"
 

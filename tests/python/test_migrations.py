@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import psycopg
-
 from conftest import ROOT, create_database, db_url, drop_database
+
 from pgclaim.migrate import migrate
 
 
