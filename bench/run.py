@@ -69,7 +69,7 @@ def make_config(args: argparse.Namespace, cluster: str) -> wl.Config:
         cfg = wl.Config(
             cluster=cluster, repeat=1, enqueue_single=500, enqueue_batches=10,
             drain_records=2_000, drain_per_batch=1_000, peer_records=500, workers=(4,),
-            batches=(1, 100), latency_records=100, growth=(0, 100_000), growth_records=2_000,
+            batches=(1, 100), latency_records=100, growth=(0, 100_000), growth_records=5_000,
             seed_records=1_000,
         )
     if args.repeat:

@@ -45,7 +45,7 @@ class Config:
     latency_consumers: int = 4
     poll_interval: float = 0.050
     growth: tuple[int, ...] = (0, 1_000_000, 5_000_000)
-    growth_records: int = 20_000
+    growth_records: int = 100_000
     growth_workers: int = 4
     growth_batch: int = 100
     seed_records: int = 5_000
@@ -241,8 +241,11 @@ PEERS = ("procrastinate", "pgqueuer", "graphile")
 def drain_size(cfg: Config, system: str, batch: int) -> int:
     """Records per drain run: fewer at batch 1 and for the (slower) peers, to bound the time."""
     n = min(cfg.drain_records, cfg.drain_per_batch * batch)
-    if system in PEERS:
+    if system in BATCHLESS:
         n = min(n, cfg.peer_records)
+    elif system in PEERS:
+        # Enough batches to reach a steady state at the large batch sizes.
+        n = min(n, cfg.peer_records * max(1, batch // 10))
     return n
 
 
