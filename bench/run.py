@@ -296,22 +296,34 @@ pgqueuer; `npm install` in `bench/node` for graphile-worker when `node` is prese
 
 1. **Enqueue**: one record per call (`pgclaim.enqueue`) against a bare single-row INSERT
    into a table of the same shape and indexes (`like pgclaim.records including all`), and
-   `enqueue_batch` of 1,000 against a bare 1,000-row INSERT. Peers use their own
+   `enqueue_batch` of 1,000 against the faster of two bare 1,000-row INSERTs (`values (…),
+   (…), …` and `select … from unnest(…)`). Peers use their own
    producer (procrastinate `defer_async`/`batch_defer_async`, pgqueuer `Queries.enqueue`,
    graphile-worker `add_job`/`add_jobs`).
 2. **Drain**: pre-enqueued no-op records claimed and completed by W processes, each with one
    autocommit connection: `claim_batch` then `complete` with the lease tokens. The ceiling
    runs the bare claim (`with c as (select id … for update skip locked) update … returning`)
    and `update … set status = 'done' where id = any(…)` on a bare table with a partial index.
-   Tables are vacuumed and analyzed after loading. Peers run a no-op task with W worker
-   processes of concurrency 1; pgqueuer takes the batch size as its `batch_size`;
-   procrastinate and graphile-worker fetch one job at a time (no batch notion), so they
-   have one row per W. Commits and statements per record come from `pg_stat_database`
-   (xact_commit) and `pg_stat_statements` (calls) before and after each run; they include
-   each client's start-up and shutdown.
+   Queue tables are vacuumed and analyzed after loading. A run drains 2,000 × batch records
+   (at most 20,000). The Python `Worker` runs with its defaults (concurrency 4) and
+   `batch_size` set to the batch, `run(until_empty=True)` in each process; it is timed to its
+   last completion (`max(finished_at)`), because `run` returns about a second after the
+   queue is empty. Peers run a no-op task with their defaults in W processes: pgqueuer
+   (`QueueManager.run(batch_size=batch, mode=drain)`, psycopg driver, its `autovac` table
+   settings applied, 2,000 × batch/10 jobs, at least 2,000), procrastinate
+   (`run_worker(concurrency=1, wait=False)`) and graphile-worker (`runOnce`, concurrency 1);
+   the last two fetch one job at a time (no batch notion), so they have one row per W and
+   drain 2,000 jobs. Commits and statements per record come from `pg_stat_database`
+   (xact_commit) and `pg_stat_statements` (top-level calls) before and after each run, so
+   they include each client's start-up and shutdown. Client RSS is the largest VmRSS of the
+   W processes at their end (Python processes are forked from the suite, so they count
+   the pages they share with it).
 3. **Pickup latency**: idle consumers; one producer enqueues records one at a time, 10 ms
    apart, each carrying its send time; the latency is the time from just before the
-   enqueue call to the consumer holding the record.
+   enqueue call to the consumer holding the record (so it includes the enqueue call and
+   its commit, shown in the last column). The pgclaim consumers LISTEN on
+   `pgclaim_<queue>` and call `claim_batch` on each notification (every idle consumer
+   wakes); the polling variant calls `claim_batch` every 50 ms instead.
 4. **Growth**: the drain at W={cfg.growth_workers}, batch {cfg.growth_batch}, beside
    finished records inserted straight into `pgclaim.records`; claim latency is the time of
    one `claim_batch` call as the client sees it.
