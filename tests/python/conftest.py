@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from pgdb import ROOT, create_database, db_url, drop_database
 
-ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = f"pgclaim_template_{os.getpid()}"
 
 
@@ -30,11 +28,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
-
-
-def db_url(cluster: str, name: str) -> str:
-    """The URL of database ``name`` on the cluster whose URL is ``cluster``."""
-    return cluster.rsplit("/", 1)[0] + "/" + name
 
 
 @pytest.fixture(scope="session")
@@ -60,20 +53,6 @@ def template_db(cluster_url: str) -> Iterator[str]:
         conn.execute(f"alter database {TEMPLATE} set synchronous_commit = off")
     yield TEMPLATE
     drop_database(cluster_url, TEMPLATE)
-
-
-def create_database(cluster_url: str, template: str) -> str:
-    """Creates a fresh database from ``template``; returns its name."""
-    name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(cluster_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}" template "{template}"')
-    return name
-
-
-def drop_database(cluster_url: str, name: str) -> None:
-    """Drops database ``name``, disconnecting whoever is still on it."""
-    with psycopg.connect(cluster_url, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import create_database, db_url, drop_database
+from pgdb import create_database, db_url, drop_database
 
 import pgclaim
 from pgclaim import cli

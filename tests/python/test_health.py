@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 import psycopg
-from conftest import create_database, db_url, drop_database
+from pgdb import create_database, db_url, drop_database
 
 
 def reasons(dsn: str) -> list[str]:

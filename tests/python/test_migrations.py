@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import psycopg
-from conftest import ROOT, create_database, db_url, drop_database
+from pgdb import ROOT, create_database, db_url, drop_database
 
 from pgclaim.migrate import migrate
 

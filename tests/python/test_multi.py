@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import create_database, db_url, drop_database
+from pgdb import create_database, db_url, drop_database
 
 import pgclaim
 from pgclaim import Claimed, MultiWorker, RetryPolicy
