@@ -102,7 +102,7 @@ def verdict(ok: bool | None) -> str:
 
 def pct(x: float) -> str:
     """A ratio as a percentage."""
-    return "-" if isnan(x) else f"{x * 100:.0f} %"
+    return "-" if isnan(x) else f"{x * 100:.1f} %"
 
 
 def report(cfg: wl.Config, res: dict[str, Any]) -> tuple[str, list[list[str]]]:
@@ -267,8 +267,8 @@ def write_docs(text: str, env: str, duration: float, cfg: wl.Config, argv: list[
     path = ROOT / "docs" / "performance.md"
     intro = f"""# pgclaim performance
 
-Figures from one run of `make bench` (`bench/run.py {' '.join(argv)}`), written by
-`bench/run.py --write-docs`. Every figure is the median of {cfg.repeat} runs with the
+Figures from one run of `make bench` (`bench/run.py {' '.join(argv)}`), which wrote this
+page. Every figure is the median of {cfg.repeat} runs with the
 smallest and largest in brackets; every ratio compares medians measured in the same run,
 with the systems interleaved. The run took {duration / 60:.0f} minutes.
 
@@ -276,7 +276,7 @@ with the systems interleaved. The run took {duration / 60:.0f} minutes.
 server, the benchmark clients and other work running at the same time, so absolute numbers
 are noisy and more than a handful of client processes mostly measures contention. The
 cluster ran with the default durability (fsync on, synchronous_commit on,
-full_page_writes on; an fsync costs about 85 us on this disk: a disk with millisecond
+full_page_writes on; an fsync costs about 85 µs on this kind of machine: a disk with millisecond
 fsync lowers everything that commits per record).
 
 Environment: {env}.
