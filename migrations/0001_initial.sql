@@ -111,21 +111,25 @@ create index records_claim_idx on pgclaim.records (
     queue, priority desc, run_at, id
 ) where status = 'pending';
 
--- Expired leases of a queue (claim_batch sweep, reclaim_orphans).
+-- Running records: expired leases of a queue (claim_batch sweep, reclaim_orphans)
+-- and what a worker holds (heartbeat, deregister_worker). Only records in flight
+-- are in it, so a worker's records are found by reading it whole.
 create index records_lease_idx on pgclaim.records (queue, lease_until)
 where status = 'running';
 
--- What a worker holds (heartbeat, deregister_worker, dead-worker reclaim).
-create index records_worker_idx on pgclaim.records (worker_id)
-where status = 'running';
 
 -- At most one unfinished record per (queue, dedup_key).
 create unique index records_dedup_idx on pgclaim.records (queue, dedup_key)
 where dedup_key is not null and status in ('pending', 'running');
 
--- Finished records by age (purge) and by status (queue_stats).
-create index records_finished_idx on pgclaim.records (queue, status, finished_at)
-where status in ('completed', 'failed', 'cancelled');
+-- Finished records by age (purge, completed_last_minute): a BRIN index costs
+-- next to nothing per completion, and records finish roughly in table order.
+create index records_finished_brin on pgclaim.records using brin (finished_at)
+with (pages_per_range = 32, autosummarize = on);
+
+-- Dead letters and cancelled records, few by nature (queue_stats, retry_failed).
+create index records_dead_idx on pgclaim.records (queue, status, finished_at)
+where status in ('failed', 'cancelled');
 
 create table pgclaim.workers (
     worker_id text primary key,
@@ -425,6 +429,37 @@ $fn$;
 comment on function pgclaim._reclaim(text, integer, boolean) is
 'Internal: takes back expired leases (and dead workers'' records), bounded, skip locked.';
 
+-- ---- sql/20_internal/pgclaim._wake.sql ----
+-- pgclaim._wake(queue, as_of): notifies channel pgclaim_<queue> after an enqueue,
+-- unless the head of the queue (the record the next claim takes) has already
+-- waited 100 ms: then the workers are busy draining a backlog and will reach the
+-- new records without a wake-up. Skipping those notifications matters because
+-- PostgreSQL serialises the commits of notifying transactions.
+-- Returns: whether it notified. Raises: nothing. Tables: records (read).
+create or replace function pgclaim._wake(queue text, as_of timestamptz)
+returns boolean
+language plpgsql
+volatile
+set search_path = ''
+as $fn$
+declare
+    v_head timestamptz;
+begin
+    select r.run_at into v_head from pgclaim.records as r
+    where r.queue = _wake.queue and r.status = 'pending' and r.run_at <= _wake.as_of
+    order by r.priority desc, r.run_at, r.id
+    limit 1;
+    if v_head < _wake.as_of - '100 milliseconds'::interval then
+        return false;
+    end if;
+    perform pg_catalog.pg_notify('pgclaim_' || _wake.queue, '');
+    return true;
+end;
+$fn$;
+
+comment on function pgclaim._wake(text, timestamptz) is
+'Internal: notifies pgclaim_<queue> unless the queue''s head has waited 100 ms (a backlog).';
+
 -- ---- sql/30_api/pgclaim.alter_queue.sql ----
 -- pgclaim.alter_queue(queue, lease, max_attempts, backoff_base, backoff_max, retention)
 -- Changes the settings given (null leaves a setting alone). Records already
@@ -602,6 +637,10 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+-- Each id is looked up by primary key, whatever the statistics say: a hash join
+-- or a scan of the running records would read all of them to report on a few.
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $fn$
 declare
     v_now timestamptz := pgclaim._now();
@@ -613,11 +652,19 @@ begin
         status = 'completed',
         finished_at = v_now,
         lease_until = null
-    from rows from (
-        pg_catalog.unnest(complete.ids), pg_catalog.unnest(complete.lease_tokens)
-    ) as u (id, token)
+    from (
+        -- Rows are locked in id order, as cancel and every other report lock them,
+        -- so that two reports on overlapping ids cannot deadlock.
+        select t.id, t.token
+        from rows from (
+            pg_catalog.unnest(complete.ids), pg_catalog.unnest(complete.lease_tokens)
+        ) as t (id, token)
+        order by t.id
+    ) as u
     where r.id = u.id
-      and r.status = 'running'
+      -- compared as text so that the planner cannot read the partial index of
+      -- running records whole instead of looking each id up by primary key
+      and r.status::text = 'running'
       and r.worker_id = complete.worker_id
       and (u.token is null or r.lease_token = u.token);
     get diagnostics v_count = row_count;
@@ -793,8 +840,9 @@ comment on function pgclaim.drop_queue(text, boolean) is
 -- pgclaim.enqueue(queue, payload, priority, run_at, dedup_key, max_attempts)
 -- Adds one record. With a dedup_key that an unfinished (pending or running)
 -- record of the queue already has, adds nothing and returns that record's id.
--- Notifies channel pgclaim_<queue> when the record is due now (PostgreSQL folds
--- repeated notifications of one transaction into one).
+-- Notifies channel pgclaim_<queue> when the record is due now, unless the queue
+-- has a backlog its workers are draining (see _wake); PostgreSQL folds repeated
+-- notifications of one transaction into one.
 -- Returns: the record's id.
 -- Raises: PC001 unknown queue; 22004 null payload or priority; 22023 bad max_attempts
 -- or dedup_key. Tables: queues (key share), records (insert).
@@ -862,7 +910,7 @@ begin
     end loop;
 
     if v_run_at <= v_now then
-        perform pg_catalog.pg_notify('pgclaim_' || enqueue.queue, '');
+        perform pgclaim._wake(enqueue.queue, v_now);
     end if;
     return v_id;
 end;
@@ -875,7 +923,8 @@ comment on function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, int
 -- ---- sql/30_api/pgclaim.enqueue_batch.sql ----
 -- pgclaim.enqueue_batch(queue, payloads, priority, run_at)
 -- Adds one record per payload in one statement.
--- Returns: the new ids in input order. Notifies pgclaim_<queue> once when due now.
+-- Returns: the new ids in input order. Notifies pgclaim_<queue> once when due now
+-- (unless the queue has a backlog, see _wake).
 -- Raises: PC001 unknown queue; 22004 null array, null element (named by its
 -- 1-based position) or null priority. Tables: queues (key share), records (insert).
 create or replace function pgclaim.enqueue_batch(
@@ -929,7 +978,7 @@ begin
     select ins.id from ins order by ins.id;
 
     if v_run_at <= v_now then
-        perform pg_catalog.pg_notify('pgclaim_' || enqueue_batch.queue, '');
+        perform pgclaim._wake(enqueue_batch.queue, v_now);
     end if;
 end;
 $fn$;
@@ -956,6 +1005,10 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+-- Each id is looked up by primary key, whatever the statistics say: a hash join
+-- or a scan of the running records would read all of them to report on a few.
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $fn$
 declare
     v_now timestamptz := pgclaim._now();
@@ -967,11 +1020,19 @@ begin
     update pgclaim.records as r set
         lease_until = v_now + coalesce(extend_lease.lease, r.lease_for),
         lease_for = coalesce(extend_lease.lease, r.lease_for)
-    from rows from (
-        pg_catalog.unnest(extend_lease.ids), pg_catalog.unnest(extend_lease.lease_tokens)
-    ) as u (id, token)
+    from (
+        -- Rows are locked in id order, as cancel and every other report lock them,
+        -- so that two reports on overlapping ids cannot deadlock.
+        select t.id, t.token
+        from rows from (
+            pg_catalog.unnest(extend_lease.ids), pg_catalog.unnest(extend_lease.lease_tokens)
+        ) as t (id, token)
+        order by t.id
+    ) as u
     where r.id = u.id
-      and r.status = 'running'
+      -- compared as text so that the planner cannot read the partial index of
+      -- running records whole instead of looking each id up by primary key
+      and r.status::text = 'running'
       and r.worker_id = extend_lease.worker_id
       and (u.token is null or r.lease_token = u.token);
     get diagnostics v_count = row_count;
@@ -1068,7 +1129,8 @@ comment on function pgclaim.fail(text, bigint, text, interval, bigint, boolean) 
 
 -- ---- sql/30_api/pgclaim.health.sql ----
 -- pgclaim.health(): one jsonb document for probes and operators: reachable,
--- server and schema versions, per-queue counts and oldest pending age, live and
+-- server and schema versions, per-queue counts (all but the completed total,
+-- which queue_stats gives) and oldest pending age, live and
 -- dead workers, stuck records, the oldest open transaction (it holds back vacuum),
 -- connection use, and an overall status: 'failing' when records cannot be
 -- claimed (read-only server), 'degraded' with a reason per problem, else 'ok'.
@@ -1084,11 +1146,13 @@ language plpgsql
 stable
 security definer
 set search_path = ''
+set jit = off
 as $fn$
 declare
     v_reasons text [] := '{}'::text [];
     v_failing boolean := false;
-    v_queues jsonb;
+    v_queues jsonb := '{}'::jsonb;
+    v_now timestamptz := pgclaim._now();
     v_alive integer;
     v_dead integer;
     v_stuck integer;
@@ -1097,21 +1161,56 @@ declare
     v_max_conn integer := pg_catalog.current_setting('max_connections')::integer;
     v_row record;
 begin
-    select coalesce(pg_catalog.jsonb_object_agg(s.queue, pg_catalog.jsonb_build_object(
-        'paused', s.paused, 'pending', s.pending, 'scheduled', s.scheduled,
-        'running', s.running, 'completed', s.completed, 'failed', s.failed,
-        'cancelled', s.cancelled,
-        'oldest_pending_age_s',
-        pg_catalog.round(extract(epoch from s.oldest_pending_age)::numeric, 3),
-        'completed_last_minute', s.completed_last_minute
-    )), '{}'::jsonb) into v_queues
-    from pgclaim.queue_stats as s;
-
-    for v_row in select s.queue, s.oldest_pending_age from pgclaim.queue_stats as s
-        where s.oldest_pending_age > health.max_pending_age and not s.paused loop
-        v_reasons := v_reasons || pg_catalog.format(
-            'queue %s: oldest pending record has waited %s', v_row.queue,
-            pg_catalog.date_trunc('second', v_row.oldest_pending_age));
+    -- Per queue, through the indexes only (no pass over finished records), so a
+    -- probe stays cheap however many records the table keeps.
+    for v_row in
+        select
+            q.queue,
+            q.paused,
+            (
+                select pg_catalog.count(*) from pgclaim.records as r
+                where r.queue = q.queue and r.status = 'pending' and r.run_at <= v_now
+            ) as pending,
+            (
+                select pg_catalog.count(*) from pgclaim.records as r
+                where r.queue = q.queue and r.status = 'pending' and r.run_at > v_now
+            ) as scheduled,
+            (
+                select pg_catalog.count(*) from pgclaim.records as r
+                where r.queue = q.queue and r.status = 'running'
+            ) as running,
+            (
+                select pg_catalog.count(*) from pgclaim.records as r
+                where r.queue = q.queue and r.status = 'failed'
+            ) as failed,
+            (
+                select pg_catalog.count(*) from pgclaim.records as r
+                where r.queue = q.queue and r.status = 'cancelled'
+            ) as cancelled,
+            (
+                select v_now - pg_catalog.min(r.run_at) from pgclaim.records as r
+                where r.queue = q.queue and r.status = 'pending' and r.run_at <= v_now
+            ) as oldest_pending_age,
+            (
+                select pg_catalog.count(*) from pgclaim.records as r
+                where r.queue = q.queue and r.status = 'completed'
+                  and r.finished_at > v_now - '1 minute'::interval
+            ) as completed_last_minute
+        from pgclaim.queues as q
+    loop
+        v_queues := v_queues || pg_catalog.jsonb_build_object(v_row.queue,
+            pg_catalog.jsonb_build_object(
+                'paused', v_row.paused, 'pending', v_row.pending,
+                'scheduled', v_row.scheduled, 'running', v_row.running,
+                'failed', v_row.failed, 'cancelled', v_row.cancelled,
+                'oldest_pending_age_s',
+                pg_catalog.round(extract(epoch from v_row.oldest_pending_age)::numeric, 3),
+                'completed_last_minute', v_row.completed_last_minute));
+        if v_row.oldest_pending_age > health.max_pending_age and not v_row.paused then
+            v_reasons := v_reasons || pg_catalog.format(
+                'queue %s: oldest pending record has waited %s', v_row.queue,
+                pg_catalog.date_trunc('second', v_row.oldest_pending_age));
+        end if;
     end loop;
 
     select pg_catalog.count(*) filter (where ws.alive),
@@ -1355,6 +1454,10 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+-- Each id is looked up by primary key, whatever the statistics say: a hash join
+-- or a scan of the running records would read all of them to report on a few.
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $fn$
 declare
     v_count integer;
@@ -1365,11 +1468,19 @@ begin
         status = 'pending',
         attempt = r.attempt - 1,
         worker_id = null, lease_until = null, lease_token = null, lease_for = null
-    from rows from (
-        pg_catalog.unnest(release.ids), pg_catalog.unnest(release.lease_tokens)
-    ) as u (id, token)
+    from (
+        -- Rows are locked in id order, as cancel and every other report lock them,
+        -- so that two reports on overlapping ids cannot deadlock.
+        select t.id, t.token
+        from rows from (
+            pg_catalog.unnest(release.ids), pg_catalog.unnest(release.lease_tokens)
+        ) as t (id, token)
+        order by t.id
+    ) as u
     where r.id = u.id
-      and r.status = 'running'
+      -- compared as text so that the planner cannot read the partial index of
+      -- running records whole instead of looking each id up by primary key
+      and r.status::text = 'running'
       and r.worker_id = release.worker_id
       and (u.token is null or r.lease_token = u.token);
     get diagnostics v_count = row_count;
@@ -1476,48 +1587,55 @@ comment on function pgclaim.schema_version() is
 'The version of the installed pgclaim schema.';
 
 -- ---- sql/40_views/pgclaim.queue_stats.sql ----
--- pgclaim.queue_stats: one row per queue with its counts by state, read through
--- the partial indexes. pending counts records due now, scheduled those due later;
+-- pgclaim.queue_stats: one row per queue with its counts by state, from one
+-- pass over the records (its cost grows with the table: keep finished records
+-- purged). pending counts records due now, scheduled those due later;
 -- oldest_pending_age is how long the longest-waiting due record has waited.
+-- health() reads the cheap counts through the indexes instead.
 create or replace view pgclaim.queue_stats as
-select
-    q.queue,
-    q.paused,
-    p.pending,
-    p.scheduled,
-    (
-        select pg_catalog.count(*) from pgclaim.records as r
-        where r.queue = q.queue and r.status = 'running'
-    ) as running,
-    f.completed,
-    f.failed,
-    f.cancelled,
-    p.oldest_pending_age,
-    f.completed_last_minute
-from pgclaim.queues as q
-cross join
-    lateral (
-        select
-            pg_catalog.count(*) filter (where r.run_at <= pgclaim._now()) as pending,
-            pg_catalog.count(*) filter (where r.run_at > pgclaim._now()) as scheduled,
-            pgclaim._now() - pg_catalog.min(r.run_at) filter (
-                where r.run_at <= pgclaim._now()
-            ) as oldest_pending_age
-        from pgclaim.records as r
-        where r.queue = q.queue and r.status = 'pending'
-    ) as p
-cross join lateral (
+with
+clock as (
+    select pgclaim._now() as now
+),
+
+counts as (
     select
+        r.queue,
+        pg_catalog.count(*) filter (
+            where r.status = 'pending' and r.run_at <= clock.now
+        ) as pending,
+        pg_catalog.count(*) filter (
+            where r.status = 'pending' and r.run_at > clock.now
+        ) as scheduled,
+        pg_catalog.count(*) filter (where r.status = 'running') as running,
         pg_catalog.count(*) filter (where r.status = 'completed') as completed,
         pg_catalog.count(*) filter (where r.status = 'failed') as failed,
         pg_catalog.count(*) filter (where r.status = 'cancelled') as cancelled,
+        clock.now - pg_catalog.min(r.run_at) filter (
+            where r.status = 'pending' and r.run_at <= clock.now
+        ) as oldest_pending_age,
         pg_catalog.count(*) filter (
             where r.status = 'completed'
-            and r.finished_at > pgclaim._now() - '1 minute'::interval
+            and r.finished_at > clock.now - '1 minute'::interval
         ) as completed_last_minute
     from pgclaim.records as r
-    where r.queue = q.queue and r.status in ('completed', 'failed', 'cancelled')
-) as f;
+    cross join clock
+    group by r.queue, clock.now
+)
+
+select
+    q.queue,
+    q.paused,
+    coalesce(c.pending, 0) as pending,
+    coalesce(c.scheduled, 0) as scheduled,
+    coalesce(c.running, 0) as running,
+    coalesce(c.completed, 0) as completed,
+    coalesce(c.failed, 0) as failed,
+    coalesce(c.cancelled, 0) as cancelled,
+    c.oldest_pending_age,
+    coalesce(c.completed_last_minute, 0) as completed_last_minute
+from pgclaim.queues as q
+left join counts as c on q.queue = c.queue;
 
 comment on view pgclaim.queue_stats is
 'Per queue: pending (due), scheduled (due later), running, completed, failed, cancelled, '

@@ -50,21 +50,25 @@ create index records_claim_idx on pgclaim.records (
     queue, priority desc, run_at, id
 ) where status = 'pending';
 
--- Expired leases of a queue (claim_batch sweep, reclaim_orphans).
+-- Running records: expired leases of a queue (claim_batch sweep, reclaim_orphans)
+-- and what a worker holds (heartbeat, deregister_worker). Only records in flight
+-- are in it, so a worker's records are found by reading it whole.
 create index records_lease_idx on pgclaim.records (queue, lease_until)
 where status = 'running';
 
--- What a worker holds (heartbeat, deregister_worker, dead-worker reclaim).
-create index records_worker_idx on pgclaim.records (worker_id)
-where status = 'running';
 
 -- At most one unfinished record per (queue, dedup_key).
 create unique index records_dedup_idx on pgclaim.records (queue, dedup_key)
 where dedup_key is not null and status in ('pending', 'running');
 
--- Finished records by age (purge) and by status (queue_stats).
-create index records_finished_idx on pgclaim.records (queue, status, finished_at)
-where status in ('completed', 'failed', 'cancelled');
+-- Finished records by age (purge, completed_last_minute): a BRIN index costs
+-- next to nothing per completion, and records finish roughly in table order.
+create index records_finished_brin on pgclaim.records using brin (finished_at)
+with (pages_per_range = 32, autosummarize = on);
+
+-- Dead letters and cancelled records, few by nature (queue_stats, retry_failed).
+create index records_dead_idx on pgclaim.records (queue, status, finished_at)
+where status in ('failed', 'cancelled');
 
 create table pgclaim.workers (
     worker_id text primary key,

@@ -271,7 +271,7 @@ class Worker:
                     self._notified.set()
                     self._wake.set()
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0):
+                        for _ in conn.notifies(timeout=0.25):
                             self._notified.set()
                             self._wake.set()
             except psycopg.Error as exc:

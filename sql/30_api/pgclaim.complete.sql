@@ -12,6 +12,10 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+-- Each id is looked up by primary key, whatever the statistics say: a hash join
+-- or a scan of the running records would read all of them to report on a few.
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $fn$
 declare
     v_now timestamptz := pgclaim._now();
@@ -23,11 +27,19 @@ begin
         status = 'completed',
         finished_at = v_now,
         lease_until = null
-    from rows from (
-        pg_catalog.unnest(complete.ids), pg_catalog.unnest(complete.lease_tokens)
-    ) as u (id, token)
+    from (
+        -- Rows are locked in id order, as cancel and every other report lock them,
+        -- so that two reports on overlapping ids cannot deadlock.
+        select t.id, t.token
+        from rows from (
+            pg_catalog.unnest(complete.ids), pg_catalog.unnest(complete.lease_tokens)
+        ) as t (id, token)
+        order by t.id
+    ) as u
     where r.id = u.id
-      and r.status = 'running'
+      -- compared as text so that the planner cannot read the partial index of
+      -- running records whole instead of looking each id up by primary key
+      and r.status::text = 'running'
       and r.worker_id = complete.worker_id
       and (u.token is null or r.lease_token = u.token);
     get diagnostics v_count = row_count;

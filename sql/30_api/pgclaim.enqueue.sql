@@ -1,8 +1,9 @@
 -- pgclaim.enqueue(queue, payload, priority, run_at, dedup_key, max_attempts)
 -- Adds one record. With a dedup_key that an unfinished (pending or running)
 -- record of the queue already has, adds nothing and returns that record's id.
--- Notifies channel pgclaim_<queue> when the record is due now (PostgreSQL folds
--- repeated notifications of one transaction into one).
+-- Notifies channel pgclaim_<queue> when the record is due now, unless the queue
+-- has a backlog its workers are draining (see _wake); PostgreSQL folds repeated
+-- notifications of one transaction into one.
 -- Returns: the record's id.
 -- Raises: PC001 unknown queue; 22004 null payload or priority; 22023 bad max_attempts
 -- or dedup_key. Tables: queues (key share), records (insert).
@@ -70,7 +71,7 @@ begin
     end loop;
 
     if v_run_at <= v_now then
-        perform pg_catalog.pg_notify('pgclaim_' || enqueue.queue, '');
+        perform pgclaim._wake(enqueue.queue, v_now);
     end if;
     return v_id;
 end;

@@ -1,6 +1,7 @@
 -- pgclaim.enqueue_batch(queue, payloads, priority, run_at)
 -- Adds one record per payload in one statement.
--- Returns: the new ids in input order. Notifies pgclaim_<queue> once when due now.
+-- Returns: the new ids in input order. Notifies pgclaim_<queue> once when due now
+-- (unless the queue has a backlog, see _wake).
 -- Raises: PC001 unknown queue; 22004 null array, null element (named by its
 -- 1-based position) or null priority. Tables: queues (key share), records (insert).
 create or replace function pgclaim.enqueue_batch(
@@ -54,7 +55,7 @@ begin
     select ins.id from ins order by ins.id;
 
     if v_run_at <= v_now then
-        perform pg_catalog.pg_notify('pgclaim_' || enqueue_batch.queue, '');
+        perform pgclaim._wake(enqueue_batch.queue, v_now);
     end if;
 end;
 $fn$;

@@ -15,6 +15,10 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+-- Each id is looked up by primary key, whatever the statistics say: a hash join
+-- or a scan of the running records would read all of them to report on a few.
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $fn$
 declare
     v_now timestamptz := pgclaim._now();
@@ -26,11 +30,19 @@ begin
     update pgclaim.records as r set
         lease_until = v_now + coalesce(extend_lease.lease, r.lease_for),
         lease_for = coalesce(extend_lease.lease, r.lease_for)
-    from rows from (
-        pg_catalog.unnest(extend_lease.ids), pg_catalog.unnest(extend_lease.lease_tokens)
-    ) as u (id, token)
+    from (
+        -- Rows are locked in id order, as cancel and every other report lock them,
+        -- so that two reports on overlapping ids cannot deadlock.
+        select t.id, t.token
+        from rows from (
+            pg_catalog.unnest(extend_lease.ids), pg_catalog.unnest(extend_lease.lease_tokens)
+        ) as t (id, token)
+        order by t.id
+    ) as u
     where r.id = u.id
-      and r.status = 'running'
+      -- compared as text so that the planner cannot read the partial index of
+      -- running records whole instead of looking each id up by primary key
+      and r.status::text = 'running'
       and r.worker_id = extend_lease.worker_id
       and (u.token is null or r.lease_token = u.token);
     get diagnostics v_count = row_count;

@@ -1,5 +1,6 @@
 -- pgclaim.health(): one jsonb document for probes and operators: reachable,
--- server and schema versions, per-queue counts and oldest pending age, live and
+-- server and schema versions, per-queue counts (all but the completed total,
+-- which queue_stats gives) and oldest pending age, live and
 -- dead workers, stuck records, the oldest open transaction (it holds back vacuum),
 -- connection use, and an overall status: 'failing' when records cannot be
 -- claimed (read-only server), 'degraded' with a reason per problem, else 'ok'.
@@ -15,11 +16,13 @@ language plpgsql
 stable
 security definer
 set search_path = ''
+set jit = off
 as $fn$
 declare
     v_reasons text [] := '{}'::text [];
     v_failing boolean := false;
-    v_queues jsonb;
+    v_queues jsonb := '{}'::jsonb;
+    v_now timestamptz := pgclaim._now();
     v_alive integer;
     v_dead integer;
     v_stuck integer;
@@ -28,21 +31,56 @@ declare
     v_max_conn integer := pg_catalog.current_setting('max_connections')::integer;
     v_row record;
 begin
-    select coalesce(pg_catalog.jsonb_object_agg(s.queue, pg_catalog.jsonb_build_object(
-        'paused', s.paused, 'pending', s.pending, 'scheduled', s.scheduled,
-        'running', s.running, 'completed', s.completed, 'failed', s.failed,
-        'cancelled', s.cancelled,
-        'oldest_pending_age_s',
-        pg_catalog.round(extract(epoch from s.oldest_pending_age)::numeric, 3),
-        'completed_last_minute', s.completed_last_minute
-    )), '{}'::jsonb) into v_queues
-    from pgclaim.queue_stats as s;
-
-    for v_row in select s.queue, s.oldest_pending_age from pgclaim.queue_stats as s
-        where s.oldest_pending_age > health.max_pending_age and not s.paused loop
-        v_reasons := v_reasons || pg_catalog.format(
-            'queue %s: oldest pending record has waited %s', v_row.queue,
-            pg_catalog.date_trunc('second', v_row.oldest_pending_age));
+    -- Per queue, through the indexes only (no pass over finished records), so a
+    -- probe stays cheap however many records the table keeps.
+    for v_row in
+        select
+            q.queue,
+            q.paused,
+            (
+                select pg_catalog.count(*) from pgclaim.records as r
+                where r.queue = q.queue and r.status = 'pending' and r.run_at <= v_now
+            ) as pending,
+            (
+                select pg_catalog.count(*) from pgclaim.records as r
+                where r.queue = q.queue and r.status = 'pending' and r.run_at > v_now
+            ) as scheduled,
+            (
+                select pg_catalog.count(*) from pgclaim.records as r
+                where r.queue = q.queue and r.status = 'running'
+            ) as running,
+            (
+                select pg_catalog.count(*) from pgclaim.records as r
+                where r.queue = q.queue and r.status = 'failed'
+            ) as failed,
+            (
+                select pg_catalog.count(*) from pgclaim.records as r
+                where r.queue = q.queue and r.status = 'cancelled'
+            ) as cancelled,
+            (
+                select v_now - pg_catalog.min(r.run_at) from pgclaim.records as r
+                where r.queue = q.queue and r.status = 'pending' and r.run_at <= v_now
+            ) as oldest_pending_age,
+            (
+                select pg_catalog.count(*) from pgclaim.records as r
+                where r.queue = q.queue and r.status = 'completed'
+                  and r.finished_at > v_now - '1 minute'::interval
+            ) as completed_last_minute
+        from pgclaim.queues as q
+    loop
+        v_queues := v_queues || pg_catalog.jsonb_build_object(v_row.queue,
+            pg_catalog.jsonb_build_object(
+                'paused', v_row.paused, 'pending', v_row.pending,
+                'scheduled', v_row.scheduled, 'running', v_row.running,
+                'failed', v_row.failed, 'cancelled', v_row.cancelled,
+                'oldest_pending_age_s',
+                pg_catalog.round(extract(epoch from v_row.oldest_pending_age)::numeric, 3),
+                'completed_last_minute', v_row.completed_last_minute));
+        if v_row.oldest_pending_age > health.max_pending_age and not v_row.paused then
+            v_reasons := v_reasons || pg_catalog.format(
+                'queue %s: oldest pending record has waited %s', v_row.queue,
+                pg_catalog.date_trunc('second', v_row.oldest_pending_age));
+        end if;
     end loop;
 
     select pg_catalog.count(*) filter (where ws.alive),

@@ -76,6 +76,7 @@ class StormResult:
     max_batch_seen: int = 0
     oversized: list[tuple[int, int]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    deadlocks: int = 0
 
 
 def storm_worker(
@@ -98,11 +99,9 @@ def storm_worker(
             batch_no = 0
             while True:
                 size = draw_batch_size(rng, max_batch)
-                rows = conn.execute(
-                    CLAIM_WITH_LEDGER,
-                    {"queue": queue, "worker": worker_id, "size": size, "batch": batch_no,
-                     "lease": lease},
-                ).fetchall()
+                params = {"queue": queue, "worker": worker_id, "size": size,
+                          "batch": batch_no, "lease": lease}
+                rows = _execute(res, conn, CLAIM_WITH_LEDGER, params)
                 res.claims += 1
                 if len(rows) > size:
                     res.oversized.append((size, len(rows)))
@@ -113,14 +112,27 @@ def storm_worker(
                 res.claimed += len(rows)
                 ids = [r[0] for r in rows]
                 tokens = [r[1] for r in rows]
-                done = conn.execute(
-                    "select pgclaim.complete(%s, %s, %s)", (worker_id, ids, tokens)
-                ).fetchone()
-                assert done is not None
+                (done,) = _execute(
+                    res, conn, "select pgclaim.complete(%s, %s, %s)", (worker_id, ids, tokens))
                 res.completed += int(done[0])
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the test
         res.errors.append(f"{type(exc).__name__}: {exc}")
     results.put(res)
+
+
+def _execute(res: StormResult, conn: psycopg.Connection[Any], query: str,
+             params: Any) -> list[Any]:
+    """Runs ``query`` and returns its rows, retrying a deadlock (40P01) as the client does,
+    and counts it. Only a broken claim (two holders of one record) can make storm
+    processes deadlock."""
+    for attempt in range(10):
+        try:
+            return conn.execute(query, params).fetchall()
+        except psycopg.errors.DeadlockDetected:
+            res.deadlocks += 1
+            if attempt == 9:
+                raise
+    raise AssertionError("unreachable")
 
 
 def run_storm(

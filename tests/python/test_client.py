@@ -1,6 +1,7 @@
 """QueueClient against a real database: every method, every typed error, caller transactions."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -246,3 +247,30 @@ def test_as_interval() -> None:
     assert as_interval(1.5) == timedelta(seconds=1.5)
     assert as_interval(timedelta(minutes=1)) == timedelta(minutes=1)
     assert errors.translate(psycopg.OperationalError("connection refused")).sqlstate is None
+
+
+def test_pool_checks_only_connections_that_sat_idle(
+    dsn: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checked: list[int] = []
+    real = ConnectionPool.check_connection
+
+    def counting(conn: psycopg.Connection[Any]) -> None:
+        checked.append(conn.info.backend_pid)
+        real(conn)
+
+    monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(counting))
+    with pgclaim.QueueClient(dsn, max_size=1, check_idle_after=0.5) as client:
+        client.create_queue("chk")
+        first = len(checked)
+        for _ in range(5):
+            client.stats()
+        assert len(checked) == first, "a connection just returned is lent without a probe"
+        time.sleep(0.7)
+        client.stats()
+        assert len(checked) == first + 1, "a connection idle past check_idle_after is probed"
+        # A connection whose server side died while idle is replaced, not lent broken.
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute("select pg_terminate_backend(%s)", (checked[-1],))
+        time.sleep(0.7)
+        assert [s.queue for s in client.stats()] == ["chk"]

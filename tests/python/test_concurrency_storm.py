@@ -20,6 +20,7 @@ def storm(dsn: str, processes: int, records: int, priorities: tuple[int, ...] = 
         results = run_storm(dsn, "storm", processes, max_batch=min(2000, records))
         errors = [e for r in results for e in r.errors]
         assert errors == []
+        assert sum(r.deadlocks for r in results) == 0, "completes of disjoint batches"
         assert len(results) == processes
         assert sum(r.claimed for r in results) == records
         assert sum(r.completed for r in results) == records
