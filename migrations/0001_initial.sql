@@ -429,6 +429,34 @@ $fn$;
 comment on function pgclaim._reclaim(text, integer, boolean) is
 'Internal: takes back expired leases (and dead workers'' records), bounded, skip locked.';
 
+-- ---- sql/20_internal/pgclaim._token_groups.sql ----
+-- pgclaim._token_groups(ids, lease_tokens): the ids of a report grouped by the
+-- lease token each must be held under (one group with a null token when no
+-- tokens are given). A claim gives one token to its whole batch, so a report
+-- usually makes one group: the reports then touch each group with one
+-- `id = any(...)` primary-key scan, which locks rows in id order whatever the
+-- planner's statistics say.
+-- Returns: setof (token bigint, ids bigint[]). Raises: nothing. Tables: none.
+create or replace function pgclaim._token_groups(ids bigint[], lease_tokens bigint[])
+returns table (token bigint, ids bigint[])
+language sql
+immutable
+set search_path = ''
+as $fn$
+    select null::bigint, _token_groups.ids
+    where _token_groups.lease_tokens is null
+    union all
+    select t.token, pg_catalog.array_agg(t.id order by t.id)
+    from rows from (
+        pg_catalog.unnest(_token_groups.ids), pg_catalog.unnest(_token_groups.lease_tokens)
+    ) as t (id, token)
+    where _token_groups.lease_tokens is not null
+    group by t.token;
+$fn$;
+
+comment on function pgclaim._token_groups(bigint[], bigint[]) is
+'Internal: the ids of a report grouped by the lease token they must be held under.';
+
 -- ---- sql/20_internal/pgclaim._wake.sql ----
 -- pgclaim._wake(queue, as_of): notifies channel pgclaim_<queue> after an enqueue,
 -- unless the head of the queue (the record the next claim takes) has already
@@ -637,37 +665,32 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
--- Each id is looked up by primary key, whatever the statistics say: a hash join
--- or a scan of the running records would read all of them to report on a few.
-set enable_hashjoin = off
-set enable_mergejoin = off
 as $fn$
 declare
     v_now timestamptz := pgclaim._now();
-    v_count integer;
+    v_count integer := 0;
+    v_n integer;
+    v_group record;
 begin
     perform pgclaim._check_text('worker_id', complete.worker_id);
     perform pgclaim._check_ids(complete.ids, complete.lease_tokens);
-    update pgclaim.records as r set
-        status = 'completed',
-        finished_at = v_now,
-        lease_until = null
-    from (
-        -- Rows are locked in id order, as cancel and every other report lock them,
-        -- so that two reports on overlapping ids cannot deadlock.
-        select t.id, t.token
-        from rows from (
-            pg_catalog.unnest(complete.ids), pg_catalog.unnest(complete.lease_tokens)
-        ) as t (id, token)
-        order by t.id
-    ) as u
-    where r.id = u.id
-      -- compared as text so that the planner cannot read the partial index of
-      -- running records whole instead of looking each id up by primary key
-      and r.status::text = 'running'
-      and r.worker_id = complete.worker_id
-      and (u.token is null or r.lease_token = u.token);
-    get diagnostics v_count = row_count;
+    for v_group in
+        select g.token, g.ids
+        from pgclaim._token_groups(complete.ids, complete.lease_tokens) as g
+    loop
+        update pgclaim.records as r set
+            status = 'completed',
+            finished_at = v_now,
+            lease_until = null
+        where r.id = any(v_group.ids)
+          -- status compared as text: the planner must not read the partial index of
+          -- running records whole; it looks the ids up by primary key, in id order
+          and r.status::text = 'running'
+          and r.worker_id = complete.worker_id
+          and (v_group.token is null or r.lease_token = v_group.token);
+        get diagnostics v_n = row_count;
+        v_count := v_count + v_n;
+    end loop;
     return v_count;
 end;
 $fn$;
@@ -1005,37 +1028,32 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
--- Each id is looked up by primary key, whatever the statistics say: a hash join
--- or a scan of the running records would read all of them to report on a few.
-set enable_hashjoin = off
-set enable_mergejoin = off
 as $fn$
 declare
     v_now timestamptz := pgclaim._now();
-    v_count integer;
+    v_count integer := 0;
+    v_n integer;
+    v_group record;
 begin
     perform pgclaim._check_text('worker_id', extend_lease.worker_id);
     perform pgclaim._check_ids(extend_lease.ids, extend_lease.lease_tokens);
     perform pgclaim._check_interval('lease', extend_lease.lease);
-    update pgclaim.records as r set
-        lease_until = v_now + coalesce(extend_lease.lease, r.lease_for),
-        lease_for = coalesce(extend_lease.lease, r.lease_for)
-    from (
-        -- Rows are locked in id order, as cancel and every other report lock them,
-        -- so that two reports on overlapping ids cannot deadlock.
-        select t.id, t.token
-        from rows from (
-            pg_catalog.unnest(extend_lease.ids), pg_catalog.unnest(extend_lease.lease_tokens)
-        ) as t (id, token)
-        order by t.id
-    ) as u
-    where r.id = u.id
-      -- compared as text so that the planner cannot read the partial index of
-      -- running records whole instead of looking each id up by primary key
-      and r.status::text = 'running'
-      and r.worker_id = extend_lease.worker_id
-      and (u.token is null or r.lease_token = u.token);
-    get diagnostics v_count = row_count;
+    for v_group in
+        select g.token, g.ids
+        from pgclaim._token_groups(extend_lease.ids, extend_lease.lease_tokens) as g
+    loop
+        update pgclaim.records as r set
+            lease_until = v_now + coalesce(extend_lease.lease, r.lease_for),
+            lease_for = coalesce(extend_lease.lease, r.lease_for)
+        where r.id = any(v_group.ids)
+          -- status compared as text: the planner must not read the partial index of
+          -- running records whole; it looks the ids up by primary key, in id order
+          and r.status::text = 'running'
+          and r.worker_id = extend_lease.worker_id
+          and (v_group.token is null or r.lease_token = v_group.token);
+        get diagnostics v_n = row_count;
+        v_count := v_count + v_n;
+    end loop;
     return v_count;
 end;
 $fn$;
@@ -1454,36 +1472,31 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
--- Each id is looked up by primary key, whatever the statistics say: a hash join
--- or a scan of the running records would read all of them to report on a few.
-set enable_hashjoin = off
-set enable_mergejoin = off
 as $fn$
 declare
-    v_count integer;
+    v_count integer := 0;
+    v_n integer;
+    v_group record;
 begin
     perform pgclaim._check_text('worker_id', release.worker_id);
     perform pgclaim._check_ids(release.ids, release.lease_tokens);
-    update pgclaim.records as r set
-        status = 'pending',
-        attempt = r.attempt - 1,
-        worker_id = null, lease_until = null, lease_token = null, lease_for = null
-    from (
-        -- Rows are locked in id order, as cancel and every other report lock them,
-        -- so that two reports on overlapping ids cannot deadlock.
-        select t.id, t.token
-        from rows from (
-            pg_catalog.unnest(release.ids), pg_catalog.unnest(release.lease_tokens)
-        ) as t (id, token)
-        order by t.id
-    ) as u
-    where r.id = u.id
-      -- compared as text so that the planner cannot read the partial index of
-      -- running records whole instead of looking each id up by primary key
-      and r.status::text = 'running'
-      and r.worker_id = release.worker_id
-      and (u.token is null or r.lease_token = u.token);
-    get diagnostics v_count = row_count;
+    for v_group in
+        select g.token, g.ids
+        from pgclaim._token_groups(release.ids, release.lease_tokens) as g
+    loop
+        update pgclaim.records as r set
+            status = 'pending',
+            attempt = r.attempt - 1,
+            worker_id = null, lease_until = null, lease_token = null, lease_for = null
+        where r.id = any(v_group.ids)
+          -- status compared as text: the planner must not read the partial index of
+          -- running records whole; it looks the ids up by primary key, in id order
+          and r.status::text = 'running'
+          and r.worker_id = release.worker_id
+          and (v_group.token is null or r.lease_token = v_group.token);
+        get diagnostics v_n = row_count;
+        v_count := v_count + v_n;
+    end loop;
     if v_count > 0 then
         perform pg_catalog.pg_notify('pgclaim_' || q.queue, '')
         from (

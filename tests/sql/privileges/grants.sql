@@ -1,7 +1,7 @@
 -- The whole grant matrix: which role may execute which function, and that no
 -- role (nor PUBLIC) holds any privilege on the tables or sequences.
 begin;
-select plan(125);
+select plan(128);
 
 create temp table expected_exec (rolname text, proname text) on commit drop;
 insert into expected_exec (rolname, proname)
