@@ -13,6 +13,7 @@ from typing import Any, Self, TypeVar
 import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
+from psycopg_pool.base import AttemptWithBackoff
 
 from . import _sql
 from .errors import translate
@@ -91,6 +92,35 @@ def _ms(value: Duration) -> int:
     return int(interval.total_seconds() * 1000)
 
 
+class _CappedAttempt(AttemptWithBackoff):
+    """A reconnection attempt whose delay stops growing at ``max_delay`` seconds."""
+
+    def __init__(self, *, timeout: float, max_delay: float) -> None:
+        super().__init__(timeout=timeout)
+        self.max_delay = max_delay
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, self.max_delay)
+
+
+class _Pool(ConnectionPool):
+    """The pool a client owns: psycopg_pool doubles the delay between reconnection
+    attempts without bound (up to ``reconnect_timeout``), so after a long outage a pool
+    could wait a minute after the database came back; this one retries at least every
+    ``reconnect_delay_max`` seconds."""
+
+    reconnect_delay_max = 2.0
+
+    def _add_connection(
+        self, attempt: AttemptWithBackoff | None, growing: bool = False,
+    ) -> None:
+        if attempt is None:
+            attempt = _CappedAttempt(
+                timeout=self.reconnect_timeout, max_delay=self.reconnect_delay_max)
+        super()._add_connection(attempt, growing)
+
+
 class QueueClient:
     """A thin client of the pgclaim SQL API over a DSN, a pool or a connection.
 
@@ -124,6 +154,7 @@ class QueueClient:
         tcp_user_timeout: Duration | None = 30.0,
         reconnect_timeout: float = 300.0,
         check_idle_after: float = 1.0,
+        reconnect_delay_max: float = 2.0,
         prepare_threshold: int | None = 5,
         application_name_suffix: str = "",
     ) -> None:
@@ -163,12 +194,14 @@ class QueueClient:
             if options:
                 kwargs["options"] = " ".join(options)
             self.connect_kwargs = kwargs
-            self._pool = ConnectionPool(
+            pool = _Pool(
                 self.dsn, kwargs=kwargs, min_size=min_size, max_size=max_size, open=False,
                 check=self._check, reset=self._mark_idle, timeout=pool_timeout,
                 reconnect_timeout=reconnect_timeout, reconnect_failed=self._reconnect_failed,
                 name=f"pgclaim-{self.instance_id}",
             )
+            pool.reconnect_delay_max = reconnect_delay_max
+            self._pool = pool
             # Do not wait for the first connection: a client may start before its database.
             self._pool.open(wait=False)
             self._owns_pool = True

@@ -274,3 +274,20 @@ def test_pool_checks_only_connections_that_sat_idle(
             admin.execute("select pg_terminate_backend(%s)", (checked[-1],))
         time.sleep(0.7)
         assert [s.queue for s in client.stats()] == ["chk"]
+
+
+def test_pool_reconnect_delay_is_capped(dsn: str) -> None:
+    from psycopg_pool.base import AttemptWithBackoff
+
+    from pgclaim.client import _CappedAttempt
+
+    capped = _CappedAttempt(timeout=300.0, max_delay=2.0)
+    plain = AttemptWithBackoff(timeout=300.0)
+    for step in range(10):
+        capped.update_delay(float(step))
+        plain.update_delay(float(step))
+    assert capped.delay <= 2.0
+    assert plain.delay > 100.0, "psycopg_pool's own backoff keeps doubling"
+    with pgclaim.QueueClient(dsn, reconnect_delay_max=0.5) as client:
+        assert client.pool is not None
+        assert getattr(client.pool, "reconnect_delay_max", None) == 0.5
