@@ -1293,12 +1293,15 @@ comment on function pgclaim.health(interval, interval) is
 'counts, workers alive and dead, stuck records, oldest transaction, connections.';
 
 -- ---- sql/30_api/pgclaim.heartbeat.sql ----
--- pgclaim.heartbeat(worker_id): the worker is alive; it also extends the leases
--- of every record it holds by the length each was claimed with. An unknown
--- worker is registered.
+-- pgclaim.heartbeat(worker_id, ids): the worker is alive; it also extends, by
+-- the length each was claimed with, the leases of the records it holds: all of
+-- them, or with ids only those among ids. A worker loop passes the ids it is
+-- working on, so that a record whose claim reply it never received (a connection
+-- cut after the claim committed) is not kept alive by its heartbeats and comes
+-- back when its lease expires. An unknown worker is registered.
 -- Returns: how many leases it extended. Raises: 22004/22023 bad worker_id.
 -- Tables: workers (upsert), records (update).
-create or replace function pgclaim.heartbeat(worker_id text)
+create or replace function pgclaim.heartbeat(worker_id text, ids bigint[] default null)
 returns integer
 language plpgsql
 volatile
@@ -1314,14 +1317,16 @@ begin
     values (heartbeat.worker_id, v_now, v_now)
     on conflict on constraint workers_pkey do update set last_seen = excluded.last_seen;
     update pgclaim.records as r set lease_until = v_now + r.lease_for
-    where r.worker_id = heartbeat.worker_id and r.status = 'running';
+    where r.worker_id = heartbeat.worker_id and r.status = 'running'
+      and (heartbeat.ids is null or r.id = any(heartbeat.ids));
     get diagnostics v_count = row_count;
     return v_count;
 end;
 $fn$;
 
-comment on function pgclaim.heartbeat(text) is
-'Marks worker_id alive and extends the leases of every record it holds; returns how many.';
+comment on function pgclaim.heartbeat(text, bigint[]) is
+'Marks worker_id alive and extends the leases of the records it holds (only those among '
+'ids, when given); returns how many.';
 
 -- ---- sql/30_api/pgclaim.pause_queue.sql ----
 -- pgclaim.pause_queue(queue): a paused queue hands out nothing; enqueue still works.
@@ -1745,7 +1750,7 @@ grant execute on function pgclaim.release(text, bigint[], bigint[]) to
 pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.register_worker(text, jsonb) to
 pgclaim_worker, pgclaim_admin;
-grant execute on function pgclaim.heartbeat(text) to pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.heartbeat(text, bigint[]) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.deregister_worker(text) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.reclaim_orphans(integer) to pgclaim_worker, pgclaim_admin;
 

@@ -35,7 +35,7 @@ grant execute on function pgclaim.release(text, bigint[], bigint[]) to
 pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.register_worker(text, jsonb) to
 pgclaim_worker, pgclaim_admin;
-grant execute on function pgclaim.heartbeat(text) to pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.heartbeat(text, bigint[]) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.deregister_worker(text) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.reclaim_orphans(integer) to pgclaim_worker, pgclaim_admin;
 

@@ -49,7 +49,7 @@ RELEASE = (
     " lease_tokens => %(lease_tokens)s)"
 )
 REGISTER_WORKER = "select pgclaim.register_worker(worker_id => %(worker_id)s, info => %(info)s)"
-HEARTBEAT = "select pgclaim.heartbeat(worker_id => %(worker_id)s)"
+HEARTBEAT = "select pgclaim.heartbeat(worker_id => %(worker_id)s, ids => %(ids)s)"
 DEREGISTER_WORKER = "select pgclaim.deregister_worker(worker_id => %(worker_id)s)"
 RECLAIM_ORPHANS = "select pgclaim.reclaim_orphans(max_records => %(max_records)s)"
 RETRY_FAILED = "select pgclaim.retry_failed(queue => %(queue)s, ids => %(ids)s)"

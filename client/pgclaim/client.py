@@ -450,10 +450,15 @@ class QueueClient:
         self._call("register_worker", _sql.REGISTER_WORKER, {
             "worker_id": worker_id, "info": Jsonb(info or {})}, idempotent=True)
 
-    def heartbeat(self, worker_id: str, *, queue: str | None = None) -> int:
-        """Marks ``worker_id`` alive and extends its leases; returns how many."""
-        return int(self._scalar("heartbeat", _sql.HEARTBEAT, {"worker_id": worker_id},
-                                idempotent=True, queue=queue))
+    def heartbeat(self, worker_id: str, ids: Sequence[int] | None = None, *,
+                  queue: str | None = None) -> int:
+        """Marks ``worker_id`` alive and extends the leases it holds (only those among
+        ``ids`` when given, as a worker loop does for the records it is working on);
+        returns how many."""
+        return int(self._scalar(
+            "heartbeat", _sql.HEARTBEAT,
+            {"worker_id": worker_id, "ids": None if ids is None else list(ids)},
+            idempotent=True, queue=queue))
 
     def deregister_worker(self, worker_id: str, *, queue: str | None = None) -> int:
         """Releases every record ``worker_id`` holds and forgets it; returns how many."""

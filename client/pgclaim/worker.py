@@ -246,7 +246,9 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.heartbeat_every):
             try:
-                self.client.heartbeat(self.worker_id, queue=self.queue)
+                # Only the records this worker knows it holds: one whose claim reply was
+                # lost must not be kept alive by these heartbeats.
+                self.client.heartbeat(self.worker_id, list(self._records), queue=self.queue)
             except PgclaimError as exc:
                 self.stats.db_errors += 1
                 self._warn("heartbeat failed: %s", exc, sqlstate=exc.sqlstate)

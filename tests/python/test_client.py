@@ -89,6 +89,8 @@ def test_fail_extend_release_heartbeat(client: pgclaim.QueueClient,
     assert client.extend_lease("w1", [a, b], lease=timedelta(minutes=10),
                                lease_tokens=[claimed[a].lease_token, 0]) == 1
     assert client.heartbeat("w1") == 3
+    assert client.heartbeat("w1", [a, c]) == 2
+    assert client.heartbeat("w1", []) == 0
     assert client.fail("w1", a, "boom", retry_after=timedelta(0),
                        lease_token=claimed[a].lease_token) == "pending"
     assert client.release("w1", [b], [claimed[b].lease_token]) == 1

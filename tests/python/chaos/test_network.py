@@ -38,7 +38,6 @@ def test_a_third_of_connections_fail(chaos: Callable[..., ChaosRun], dsn: str,
     assert proxy.failed > 0
 
 
-@pytest.mark.slow  # recovery waits on the pool's reconnect backoff: a long row (make chaos)
 def test_resets_mid_statement(chaos: Callable[..., ChaosRun], dsn: str, proxy: FaultProxy,
                               report: Callable[..., None]) -> None:
     run = chaos(lease=2.0)
