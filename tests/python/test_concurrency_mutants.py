@@ -85,6 +85,7 @@ def test_complete_without_holder_check_is_caught_by_the_history(dsn: str) -> Non
     assert report.stale_reports, "the history checker missed a stale completion"
 
 
+@pytest.mark.slow  # probabilistic: the forced race and the model above are the make test controls
 def test_complete_without_holder_check_is_caught_by_the_mixed_run(
     cluster_url: str, template_db: str,
 ) -> None:
