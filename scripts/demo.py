@@ -14,13 +14,9 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import sys
 import time
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
 
 from pgclaim import QueueClient, migrate
 

@@ -265,25 +265,14 @@ class QueueClient:
         conn: psycopg.Connection[Any] | None = None,
     ) -> list[tuple[Any, ...]]:
         """Runs one statement and returns its rows, with the retry rules of ``pgclaim.retry``."""
-        own = conn if conn is not None else self._conn
-        if own is not None:
-            try:
-                with own.cursor() as cur:
-                    cur.execute(query, params)
-                    return cur.fetchall() if cur.description else []
-            except psycopg.Error as exc:
-                raise translate(exc) from exc
-        pool = self._pool
-        assert pool is not None
 
-        def once(attempt: Attempt) -> list[tuple[Any, ...]]:
-            with pool.connection() as c, c.cursor() as cur:
-                attempt.sent = True
+        def statement(c: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            with c.cursor() as cur:
                 cur.execute(query, params)
                 return cur.fetchall() if cur.description else []
 
-        return call_with_retry(once, policy=self.retry, operation=operation,
-                               idempotent=idempotent, queue=queue, log=self._log)
+        return self.run(statement, operation=operation, idempotent=idempotent, queue=queue,
+                        conn=conn)
 
     def _scalar(self, operation: str, query: str, params: dict[str, Any], **kw: Any) -> Any:
         return self._call(operation, query, params, **kw)[0][0]
@@ -521,12 +510,15 @@ class QueueClient:
         return int(self._scalar("schema_version", _sql.SCHEMA_VERSION, {}, idempotent=True))
 
     def run(self, fn: Callable[[psycopg.Connection[Any]], T], *, operation: str = "query",
-            idempotent: bool = False) -> T:
-        """Runs ``fn`` on a connection of the client, with the same retry rules.
+            idempotent: bool = False, queue: str | None = None,
+            conn: psycopg.Connection[Any] | None = None) -> T:
+        """Runs ``fn`` on a connection of the client, with the same retry rules as every call.
 
-        For read-only checks and tooling; ``fn`` receives the connection.
+        On ``conn`` (or the caller's connection the client was built on) it runs once, inside
+        the caller's transaction, and is never retried. Every method of the client goes through
+        here; use it for read-only checks and tooling (``fn`` receives the connection).
         """
-        own = self._conn
+        own = conn if conn is not None else self._conn
         if own is not None:
             try:
                 return fn(own)
@@ -541,7 +533,7 @@ class QueueClient:
                 return fn(c)
 
         return call_with_retry(once, policy=self.retry, operation=operation,
-                               idempotent=idempotent, log=self._log)
+                               idempotent=idempotent, queue=queue, log=self._log)
 
 
 __all__ = [

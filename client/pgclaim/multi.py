@@ -9,12 +9,11 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any
 
 from .client import QueueClient
 from .retry import log_extra, logger
-from .worker import Handler, Worker, WorkerStats
+from .worker import Handler, Worker, WorkerStats, _install_stop_signals, _restore_signals
 
 
 class MultiWorker:
@@ -62,15 +61,15 @@ class MultiWorker:
         when called from the main thread.
         """
         previous: dict[int, Any] = {}
-        if self.install_signals and threading.current_thread() is threading.main_thread():
-            def on_signal(signum: int, frame: FrameType | None) -> None:
+        if self.install_signals:
+            def on_signal(signum: int) -> None:
                 logger.info("pgclaim: received %s, stopping %d worker(s)",
                             signal.Signals(signum).name, len(self.workers),
                             extra=log_extra(self.queue))
                 self.stop()
 
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                previous[sig] = signal.signal(sig, on_signal)
+            previous = _install_stop_signals(on_signal)
+
         results: list[WorkerStats | None] = [None] * len(self.workers)
 
         def serve(i: int, worker: Worker) -> None:
@@ -88,8 +87,7 @@ class MultiWorker:
             self.stop()
             for t in threads:
                 t.join()
-            for signum, old in previous.items():
-                signal.signal(signum, old)
+            _restore_signals(previous)
             for client in self._owned:
                 client.close()
         return [r if r is not None else WorkerStats() for r in results]

@@ -150,6 +150,7 @@ class Worker:
         self._done: queue_mod.SimpleQueue[_Outcome] = queue_mod.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
+        # Records claimed and not yet reported: the heartbeat keeps their leases alive.
         self._records: dict[int, Claimed] = {}
         self._threads: list[threading.Thread] = []
 
@@ -198,7 +199,7 @@ class Worker:
             executor.shutdown(wait=False, cancel_futures=True)
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._loop.stop)
-            self._restore_signals(previous)
+            _restore_signals(previous)
         return self.stats
 
     # -- logging --------------------------------------------------------------------------
@@ -217,24 +218,16 @@ class Worker:
     # -- signals --------------------------------------------------------------------------
 
     def _install_signals(self) -> dict[int, Any]:
-        if not self.install_signals or threading.current_thread() is not threading.main_thread():
+        if not self.install_signals:
             return {}
 
-        def on_signal(signum: int, frame: FrameType | None) -> None:
+        def on_signal(signum: int) -> None:
             if self._stop.is_set():
                 self.grace = 0  # a second signal: stop waiting for handlers
             self._info("received %s", signal.Signals(signum).name)
             self.stop()
 
-        previous: dict[int, Any] = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, on_signal)
-        return previous
-
-    @staticmethod
-    def _restore_signals(previous: dict[int, Any]) -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        return _install_stop_signals(on_signal)
 
     # -- helper threads -------------------------------------------------------------------
 
@@ -393,7 +386,6 @@ class Worker:
             except queue_mod.Empty:
                 break
             inflight.pop(outcome.record.id, None)
-            self._records.pop(outcome.record.id, None)
             if outcome.error is None:
                 successes.append(outcome.record)
             else:
@@ -441,6 +433,8 @@ class Worker:
                            exc, operation="complete", sqlstate=exc.sqlstate)
                 return False
             del successes[:len(batch)]
+            for r in batch:
+                self._records.pop(r.id, None)
             self.stats.completed += n
             if n < len(batch):
                 self.stats.lost += len(batch) - n
@@ -470,6 +464,7 @@ class Worker:
                 else:
                     self.stats.retried += 1
             failures.pop(0)
+            self._records.pop(record.id, None)
         return True
 
     # -- shutdown -------------------------------------------------------------------------
@@ -513,6 +508,25 @@ class Worker:
             self._info("deregistered (released %d)", n, operation="deregister_worker")
         except PgclaimError as exc:
             self._warn("deregister failed: %s", exc, operation="deregister_worker")
+
+
+def _install_stop_signals(on_signal: Callable[[int], None]) -> dict[int, Any]:
+    """Routes SIGTERM and SIGINT to ``on_signal(signum)``; returns the handlers it replaced
+    (for ``_restore_signals``). Does nothing outside the main thread, where Python cannot
+    take signals."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        on_signal(signum)
+
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    """Puts back the signal handlers ``_install_stop_signals`` replaced."""
+    for sig, old in previous.items():
+        signal.signal(sig, old)
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
