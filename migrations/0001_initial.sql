@@ -359,6 +359,97 @@ $fn$;
 comment on function pgclaim._queue(text, boolean) is
 'Internal: the settings of an existing queue; raises PC001 when unknown.';
 
+-- ---- sql/20_internal/pgclaim._queue_counts.sql ----
+-- pgclaim._queue_counts(with_completed): the per-queue counts that queue_stats
+-- shows and health() reports, defined once. Every count but the completed total
+-- reads a partial index (pending: records_claim_idx, running: records_lease_idx,
+-- failed and cancelled: records_dead_idx, completed in the last minute:
+-- records_finished_brin); the completed total needs one pass over the table, so
+-- it is counted only with with_completed (else it is null).
+-- Security definer: the view queue_stats calls it in its reader's name, and
+-- its readers do not reach the tables.
+-- Returns: one row per queue, in queue order. Raises: nothing.
+-- Tables: queues, records (read).
+create or replace function pgclaim._queue_counts(with_completed boolean)
+returns table (
+    queue text,
+    paused boolean,
+    pending bigint,
+    scheduled bigint,
+    running bigint,
+    completed bigint,
+    failed bigint,
+    cancelled bigint,
+    oldest_pending_age interval,
+    completed_last_minute bigint
+)
+language sql
+stable
+security definer
+set search_path = ''
+as $fn$
+    with
+    clock as (
+        select pgclaim._now() as now
+    ),
+
+    completed as (
+        select r.queue, pg_catalog.count(*) as n
+        from pgclaim.records as r
+        where _queue_counts.with_completed and r.status = 'completed'
+        group by r.queue
+    )
+
+    select
+        q.queue,
+        q.paused,
+        p.pending,
+        p.scheduled,
+        ru.running,
+        case when _queue_counts.with_completed then coalesce(c.n, 0) end,
+        d.failed,
+        d.cancelled,
+        p.oldest_pending_age,
+        l.completed_last_minute
+    from pgclaim.queues as q
+    cross join clock
+    cross join lateral (
+        select
+            pg_catalog.count(*) filter (where r.run_at <= clock.now) as pending,
+            pg_catalog.count(*) filter (where r.run_at > clock.now) as scheduled,
+            clock.now - pg_catalog.min(r.run_at) filter (
+                where r.run_at <= clock.now
+            ) as oldest_pending_age
+        from pgclaim.records as r
+        where r.queue = q.queue and r.status = 'pending'
+    ) as p
+    cross join lateral (
+        select pg_catalog.count(*) as running
+        from pgclaim.records as r
+        where r.queue = q.queue and r.status = 'running'
+    ) as ru
+    cross join lateral (
+        select
+            pg_catalog.count(*) filter (where r.status = 'failed') as failed,
+            pg_catalog.count(*) filter (where r.status = 'cancelled') as cancelled
+        from pgclaim.records as r
+        where r.queue = q.queue and r.status in ('failed', 'cancelled')
+    ) as d
+    cross join lateral (
+        select pg_catalog.count(*) as completed_last_minute
+        from pgclaim.records as r
+        where
+            r.queue = q.queue and r.status = 'completed'
+            and r.finished_at > clock.now - '1 minute'::interval
+    ) as l
+    left join completed as c on q.queue = c.queue
+    order by q.queue;
+$fn$;
+
+comment on function pgclaim._queue_counts(boolean) is
+'Internal: per-queue counts for queue_stats and health(); the completed total only '
+'with with_completed.';
+
 -- ---- sql/20_internal/pgclaim._reclaim.sql ----
 -- pgclaim._reclaim(queue, max_records): takes back running records whose lease
 -- expired (of one queue, or of all when queue is null) and, with dead_workers,
@@ -1170,7 +1261,6 @@ declare
     v_reasons text [] := '{}'::text [];
     v_failing boolean := false;
     v_queues jsonb := '{}'::jsonb;
-    v_now timestamptz := pgclaim._now();
     v_alive integer;
     v_dead integer;
     v_stuck integer;
@@ -1183,38 +1273,9 @@ begin
     -- probe stays cheap however many records the table keeps.
     for v_row in
         select
-            q.queue,
-            q.paused,
-            (
-                select pg_catalog.count(*) from pgclaim.records as r
-                where r.queue = q.queue and r.status = 'pending' and r.run_at <= v_now
-            ) as pending,
-            (
-                select pg_catalog.count(*) from pgclaim.records as r
-                where r.queue = q.queue and r.status = 'pending' and r.run_at > v_now
-            ) as scheduled,
-            (
-                select pg_catalog.count(*) from pgclaim.records as r
-                where r.queue = q.queue and r.status = 'running'
-            ) as running,
-            (
-                select pg_catalog.count(*) from pgclaim.records as r
-                where r.queue = q.queue and r.status = 'failed'
-            ) as failed,
-            (
-                select pg_catalog.count(*) from pgclaim.records as r
-                where r.queue = q.queue and r.status = 'cancelled'
-            ) as cancelled,
-            (
-                select v_now - pg_catalog.min(r.run_at) from pgclaim.records as r
-                where r.queue = q.queue and r.status = 'pending' and r.run_at <= v_now
-            ) as oldest_pending_age,
-            (
-                select pg_catalog.count(*) from pgclaim.records as r
-                where r.queue = q.queue and r.status = 'completed'
-                  and r.finished_at > v_now - '1 minute'::interval
-            ) as completed_last_minute
-        from pgclaim.queues as q
+            c.queue, c.paused, c.pending, c.scheduled, c.running, c.failed, c.cancelled,
+            c.oldest_pending_age, c.completed_last_minute
+        from pgclaim._queue_counts(false) as c
     loop
         v_queues := v_queues || pg_catalog.jsonb_build_object(v_row.queue,
             pg_catalog.jsonb_build_object(
@@ -1480,7 +1541,7 @@ set search_path = ''
 as $fn$
 declare
     v_count integer := 0;
-    v_n integer;
+    v_queues text[] := '{}'::text[];
     v_group record;
 begin
     perform pgclaim._check_text('worker_id', release.worker_id);
@@ -1489,26 +1550,27 @@ begin
         select g.token, g.ids
         from pgclaim._token_groups(release.ids, release.lease_tokens) as g
     loop
-        update pgclaim.records as r set
-            status = 'pending',
-            attempt = r.attempt - 1,
-            worker_id = null, lease_until = null, lease_token = null, lease_for = null
-        where r.id = any(v_group.ids)
-          -- status compared as text: the planner must not read the partial index of
-          -- running records whole; it looks the ids up by primary key, in id order
-          and r.status::text = 'running'
-          and r.worker_id = release.worker_id
-          and (v_group.token is null or r.lease_token = v_group.token);
-        get diagnostics v_n = row_count;
-        v_count := v_count + v_n;
+        with released as (
+            update pgclaim.records as r set
+                status = 'pending',
+                attempt = r.attempt - 1,
+                worker_id = null, lease_until = null, lease_token = null, lease_for = null
+            where r.id = any(v_group.ids)
+              -- status compared as text: the planner must not read the partial index of
+              -- running records whole; it looks the ids up by primary key, in id order
+              and r.status::text = 'running'
+              and r.worker_id = release.worker_id
+              and (v_group.token is null or r.lease_token = v_group.token)
+            returning r.queue
+        )
+        select v_count + pg_catalog.count(*)::integer,
+            v_queues || coalesce(pg_catalog.array_agg(distinct released.queue), '{}'::text[])
+        into v_count, v_queues
+        from released;
     end loop;
-    if v_count > 0 then
-        perform pg_catalog.pg_notify('pgclaim_' || q.queue, '')
-        from (
-            select distinct r.queue from pgclaim.records as r
-            where r.id = any(release.ids)
-        ) as q;
-    end if;
+    -- Wake the workers of the queues that got records back.
+    perform pg_catalog.pg_notify('pgclaim_' || q.queue, '')
+    from (select distinct u.queue from pg_catalog.unnest(v_queues) as u (queue)) as q;
     return v_count;
 end;
 $fn$;
@@ -1605,55 +1667,24 @@ comment on function pgclaim.schema_version() is
 'The version of the installed pgclaim schema.';
 
 -- ---- sql/40_views/pgclaim.queue_stats.sql ----
--- pgclaim.queue_stats: one row per queue with its counts by state, from one
--- pass over the records (its cost grows with the table: keep finished records
--- purged). pending counts records due now, scheduled those due later;
--- oldest_pending_age is how long the longest-waiting due record has waited.
--- health() reads the cheap counts through the indexes instead.
+-- pgclaim.queue_stats: one row per queue with its counts by state (defined in
+-- _queue_counts, which health() reads too). pending counts records due now,
+-- scheduled those due later; oldest_pending_age is how long the longest-waiting
+-- due record has waited. The completed total costs one pass over the table: keep
+-- finished records purged.
 create or replace view pgclaim.queue_stats as
-with
-clock as (
-    select pgclaim._now() as now
-),
-
-counts as (
-    select
-        r.queue,
-        pg_catalog.count(*) filter (
-            where r.status = 'pending' and r.run_at <= clock.now
-        ) as pending,
-        pg_catalog.count(*) filter (
-            where r.status = 'pending' and r.run_at > clock.now
-        ) as scheduled,
-        pg_catalog.count(*) filter (where r.status = 'running') as running,
-        pg_catalog.count(*) filter (where r.status = 'completed') as completed,
-        pg_catalog.count(*) filter (where r.status = 'failed') as failed,
-        pg_catalog.count(*) filter (where r.status = 'cancelled') as cancelled,
-        clock.now - pg_catalog.min(r.run_at) filter (
-            where r.status = 'pending' and r.run_at <= clock.now
-        ) as oldest_pending_age,
-        pg_catalog.count(*) filter (
-            where r.status = 'completed'
-            and r.finished_at > clock.now - '1 minute'::interval
-        ) as completed_last_minute
-    from pgclaim.records as r
-    cross join clock
-    group by r.queue, clock.now
-)
-
 select
-    q.queue,
-    q.paused,
-    coalesce(c.pending, 0) as pending,
-    coalesce(c.scheduled, 0) as scheduled,
-    coalesce(c.running, 0) as running,
-    coalesce(c.completed, 0) as completed,
-    coalesce(c.failed, 0) as failed,
-    coalesce(c.cancelled, 0) as cancelled,
+    c.queue,
+    c.paused,
+    c.pending,
+    c.scheduled,
+    c.running,
+    c.completed,
+    c.failed,
+    c.cancelled,
     c.oldest_pending_age,
-    coalesce(c.completed_last_minute, 0) as completed_last_minute
-from pgclaim.queues as q
-left join counts as c on q.queue = c.queue;
+    c.completed_last_minute
+from pgclaim._queue_counts(true) as c;
 
 comment on view pgclaim.queue_stats is
 'Per queue: pending (due), scheduled (due later), running, completed, failed, cancelled, '
@@ -1725,8 +1756,9 @@ revoke all on all tables in schema pgclaim from public;
 revoke all on all sequences in schema pgclaim from public;
 revoke all on all functions in schema pgclaim from public;
 
--- The clock is read by the views in the caller's name.
+-- The views call these in the caller's name.
 grant execute on function pgclaim._now() to pgclaim_producer, pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim._queue_counts(boolean) to pgclaim_worker, pgclaim_admin;
 
 grant execute on function pgclaim.schema_version() to
 pgclaim_producer, pgclaim_worker, pgclaim_admin;

@@ -10,8 +10,9 @@ revoke all on all tables in schema pgclaim from public;
 revoke all on all sequences in schema pgclaim from public;
 revoke all on all functions in schema pgclaim from public;
 
--- The clock is read by the views in the caller's name.
+-- The views call these in the caller's name.
 grant execute on function pgclaim._now() to pgclaim_producer, pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim._queue_counts(boolean) to pgclaim_worker, pgclaim_admin;
 
 grant execute on function pgclaim.schema_version() to
 pgclaim_producer, pgclaim_worker, pgclaim_admin;

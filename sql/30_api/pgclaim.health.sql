@@ -22,7 +22,6 @@ declare
     v_reasons text [] := '{}'::text [];
     v_failing boolean := false;
     v_queues jsonb := '{}'::jsonb;
-    v_now timestamptz := pgclaim._now();
     v_alive integer;
     v_dead integer;
     v_stuck integer;
@@ -35,38 +34,9 @@ begin
     -- probe stays cheap however many records the table keeps.
     for v_row in
         select
-            q.queue,
-            q.paused,
-            (
-                select pg_catalog.count(*) from pgclaim.records as r
-                where r.queue = q.queue and r.status = 'pending' and r.run_at <= v_now
-            ) as pending,
-            (
-                select pg_catalog.count(*) from pgclaim.records as r
-                where r.queue = q.queue and r.status = 'pending' and r.run_at > v_now
-            ) as scheduled,
-            (
-                select pg_catalog.count(*) from pgclaim.records as r
-                where r.queue = q.queue and r.status = 'running'
-            ) as running,
-            (
-                select pg_catalog.count(*) from pgclaim.records as r
-                where r.queue = q.queue and r.status = 'failed'
-            ) as failed,
-            (
-                select pg_catalog.count(*) from pgclaim.records as r
-                where r.queue = q.queue and r.status = 'cancelled'
-            ) as cancelled,
-            (
-                select v_now - pg_catalog.min(r.run_at) from pgclaim.records as r
-                where r.queue = q.queue and r.status = 'pending' and r.run_at <= v_now
-            ) as oldest_pending_age,
-            (
-                select pg_catalog.count(*) from pgclaim.records as r
-                where r.queue = q.queue and r.status = 'completed'
-                  and r.finished_at > v_now - '1 minute'::interval
-            ) as completed_last_minute
-        from pgclaim.queues as q
+            c.queue, c.paused, c.pending, c.scheduled, c.running, c.failed, c.cancelled,
+            c.oldest_pending_age, c.completed_last_minute
+        from pgclaim._queue_counts(false) as c
     loop
         v_queues := v_queues || pg_catalog.jsonb_build_object(v_row.queue,
             pg_catalog.jsonb_build_object(

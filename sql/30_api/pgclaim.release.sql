@@ -15,7 +15,7 @@ set search_path = ''
 as $fn$
 declare
     v_count integer := 0;
-    v_n integer;
+    v_queues text[] := '{}'::text[];
     v_group record;
 begin
     perform pgclaim._check_text('worker_id', release.worker_id);
@@ -24,26 +24,27 @@ begin
         select g.token, g.ids
         from pgclaim._token_groups(release.ids, release.lease_tokens) as g
     loop
-        update pgclaim.records as r set
-            status = 'pending',
-            attempt = r.attempt - 1,
-            worker_id = null, lease_until = null, lease_token = null, lease_for = null
-        where r.id = any(v_group.ids)
-          -- status compared as text: the planner must not read the partial index of
-          -- running records whole; it looks the ids up by primary key, in id order
-          and r.status::text = 'running'
-          and r.worker_id = release.worker_id
-          and (v_group.token is null or r.lease_token = v_group.token);
-        get diagnostics v_n = row_count;
-        v_count := v_count + v_n;
+        with released as (
+            update pgclaim.records as r set
+                status = 'pending',
+                attempt = r.attempt - 1,
+                worker_id = null, lease_until = null, lease_token = null, lease_for = null
+            where r.id = any(v_group.ids)
+              -- status compared as text: the planner must not read the partial index of
+              -- running records whole; it looks the ids up by primary key, in id order
+              and r.status::text = 'running'
+              and r.worker_id = release.worker_id
+              and (v_group.token is null or r.lease_token = v_group.token)
+            returning r.queue
+        )
+        select v_count + pg_catalog.count(*)::integer,
+            v_queues || coalesce(pg_catalog.array_agg(distinct released.queue), '{}'::text[])
+        into v_count, v_queues
+        from released;
     end loop;
-    if v_count > 0 then
-        perform pg_catalog.pg_notify('pgclaim_' || q.queue, '')
-        from (
-            select distinct r.queue from pgclaim.records as r
-            where r.id = any(release.ids)
-        ) as q;
-    end if;
+    -- Wake the workers of the queues that got records back.
+    perform pg_catalog.pg_notify('pgclaim_' || q.queue, '')
+    from (select distinct u.queue from pg_catalog.unnest(v_queues) as u (queue)) as q;
     return v_count;
 end;
 $fn$;

@@ -17,7 +17,7 @@ select functions_are(
     'pgclaim',
     array[
         '_now', '_check_text', '_check_ids', '_token_groups', '_wake', '_check_queue_name',
-        '_check_interval', '_queue', '_backoff', '_reclaim',
+        '_check_interval', '_queue', '_queue_counts', '_backoff', '_reclaim',
         'create_queue', 'alter_queue', 'drop_queue', 'pause_queue', 'resume_queue',
         'enqueue', 'enqueue_batch', 'claim_batch', 'complete', 'fail', 'extend_lease',
         'release', 'register_worker', 'heartbeat', 'deregister_worker', 'reclaim_orphans',

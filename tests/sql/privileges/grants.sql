@@ -1,7 +1,7 @@
 -- The whole grant matrix: which role may execute which function, and that no
 -- role (nor PUBLIC) holds any privilege on the tables or sequences.
 begin;
-select plan(128);
+select plan(131);
 
 create temp table expected_exec (rolname text, proname text) on commit drop;
 insert into expected_exec (rolname, proname)
@@ -17,7 +17,8 @@ select
     f.f as proname
 from
     pg_catalog.unnest(array[
-        '_now', 'schema_version', 'health', 'claim_batch', 'complete', 'fail', 'extend_lease',
+        '_now', '_queue_counts', 'schema_version', 'health', 'claim_batch', 'complete', 'fail',
+        'extend_lease',
         'release', 'register_worker', 'heartbeat', 'deregister_worker', 'reclaim_orphans'
     ]) as f (f)
 union all
@@ -25,7 +26,9 @@ select
     'pgclaim_admin' as rolname,
     p.proname::text as proname
 from pg_catalog.pg_proc as p
-where p.pronamespace = 'pgclaim'::regnamespace and (p.proname !~ '^_' or p.proname = '_now');
+where
+    p.pronamespace = 'pgclaim'::regnamespace
+    and (p.proname !~ '^_' or p.proname in ('_now', '_queue_counts'));
 
 select
     function_privs_are(

@@ -1,0 +1,89 @@
+-- pgclaim._queue_counts(with_completed): the per-queue counts that queue_stats
+-- shows and health() reports, defined once. Every count but the completed total
+-- reads a partial index (pending: records_claim_idx, running: records_lease_idx,
+-- failed and cancelled: records_dead_idx, completed in the last minute:
+-- records_finished_brin); the completed total needs one pass over the table, so
+-- it is counted only with with_completed (else it is null).
+-- Security definer: the view queue_stats calls it in its reader's name, and
+-- its readers do not reach the tables.
+-- Returns: one row per queue, in queue order. Raises: nothing.
+-- Tables: queues, records (read).
+create or replace function pgclaim._queue_counts(with_completed boolean)
+returns table (
+    queue text,
+    paused boolean,
+    pending bigint,
+    scheduled bigint,
+    running bigint,
+    completed bigint,
+    failed bigint,
+    cancelled bigint,
+    oldest_pending_age interval,
+    completed_last_minute bigint
+)
+language sql
+stable
+security definer
+set search_path = ''
+as $fn$
+    with
+    clock as (
+        select pgclaim._now() as now
+    ),
+
+    completed as (
+        select r.queue, pg_catalog.count(*) as n
+        from pgclaim.records as r
+        where _queue_counts.with_completed and r.status = 'completed'
+        group by r.queue
+    )
+
+    select
+        q.queue,
+        q.paused,
+        p.pending,
+        p.scheduled,
+        ru.running,
+        case when _queue_counts.with_completed then coalesce(c.n, 0) end,
+        d.failed,
+        d.cancelled,
+        p.oldest_pending_age,
+        l.completed_last_minute
+    from pgclaim.queues as q
+    cross join clock
+    cross join lateral (
+        select
+            pg_catalog.count(*) filter (where r.run_at <= clock.now) as pending,
+            pg_catalog.count(*) filter (where r.run_at > clock.now) as scheduled,
+            clock.now - pg_catalog.min(r.run_at) filter (
+                where r.run_at <= clock.now
+            ) as oldest_pending_age
+        from pgclaim.records as r
+        where r.queue = q.queue and r.status = 'pending'
+    ) as p
+    cross join lateral (
+        select pg_catalog.count(*) as running
+        from pgclaim.records as r
+        where r.queue = q.queue and r.status = 'running'
+    ) as ru
+    cross join lateral (
+        select
+            pg_catalog.count(*) filter (where r.status = 'failed') as failed,
+            pg_catalog.count(*) filter (where r.status = 'cancelled') as cancelled
+        from pgclaim.records as r
+        where r.queue = q.queue and r.status in ('failed', 'cancelled')
+    ) as d
+    cross join lateral (
+        select pg_catalog.count(*) as completed_last_minute
+        from pgclaim.records as r
+        where
+            r.queue = q.queue and r.status = 'completed'
+            and r.finished_at > clock.now - '1 minute'::interval
+    ) as l
+    left join completed as c on q.queue = c.queue
+    order by q.queue;
+$fn$;
+
+comment on function pgclaim._queue_counts(boolean) is
+'Internal: per-queue counts for queue_stats and health(); the completed total only '
+'with with_completed.';
