@@ -9,10 +9,19 @@ create table pgclaim.queues (
     backoff_max interval not null,
     retention interval not null,
     paused boolean not null default false,
-    created_at timestamptz not null default now()
+    created_at timestamptz not null default now(),
+    -- Limits (defaults in create_queue, the one place they are written).
+    max_payload_bytes integer not null,
+    max_lease interval not null,
+    min_priority integer not null,
+    max_priority integer not null,
+    max_batch integer not null,
+    -- true once the queue has per-queue grants (queue_grants): then only the
+    -- granted roles (and pgclaim_admin) may use it.
+    restricted boolean not null default false
 );
 
-comment on table pgclaim.queues is 'One row per queue and its settings.';
+comment on table pgclaim.queues is 'One row per queue: its settings and limits.';
 
 -- Records are updated at every step of their life, so leave room on each page
 -- for the new row version, and vacuum early and often.
@@ -32,7 +41,10 @@ create table pgclaim.records (
     lease_for interval,
     enqueued_at timestamptz not null,
     finished_at timestamptz,
-    last_error text
+    last_error text,
+    -- The role the claim was made as (see _caller): reports from another role
+    -- leave the record alone. Null for records claimed before release 0.2.0.
+    holder_role oid
 ) with (
     fillfactor = 70,
     autovacuum_vacuum_scale_factor = 0.02,
@@ -74,25 +86,42 @@ create table pgclaim.workers (
     worker_id text primary key,
     info jsonb not null default '{}',
     started_at timestamptz not null,
-    last_seen timestamptz not null
+    last_seen timestamptz not null,
+    -- The role that registered the worker id; only it (or pgclaim_admin) may
+    -- heartbeat or deregister it. Null for workers registered before 0.2.0: the
+    -- next role to register or heartbeat the id adopts it.
+    owner_role oid
 );
 
-comment on table pgclaim.workers is 'Registered workers and their last heartbeat.';
+comment on table pgclaim.workers is
+'Registered workers, the role each runs as, and their last heartbeat.';
 
 create table pgclaim.config (
     singleton boolean primary key default true check (singleton),
     worker_timeout interval not null default '1 minute'
     check (worker_timeout > '0'::interval),
-    sweep_limit integer not null default 10 check (sweep_limit >= 0)
+    sweep_limit integer not null default 10 check (sweep_limit >= 0),
+    max_ids integer not null default 10000 check (max_ids >= 1),
+    max_error_bytes integer not null default 8192 check (max_error_bytes >= 64),
+    max_info_bytes integer not null default 8192 check (max_info_bytes >= 2)
 );
 
 comment on table pgclaim.config is
 'Cluster-wide settings: worker_timeout (a worker silent that long is dead), '
-'sweep_limit (expired leases each claim_batch takes back).';
+'sweep_limit (expired leases each claim_batch takes back), max_ids (ids in one call), '
+'max_error_bytes (error texts are cut there), max_info_bytes (worker info).';
 
 insert into pgclaim.config default values;
 
-create sequence pgclaim.lease_token_seq;
+-- Per-queue privileges: a queue with rows here is restricted (queues.restricted)
+-- to the roles named (and their members) and pgclaim_admin.
+create table pgclaim.queue_grants (
+    queue text not null references pgclaim.queues (queue) on delete cascade,
+    grantee oid not null,
+    privilege text not null check (privilege in ('enqueue', 'claim', 'read')),
+    granted_at timestamptz not null,
+    primary key (queue, privilege, grantee)
+);
 
-comment on sequence pgclaim.lease_token_seq is
-'Lease tokens: each claim_batch call draws one, so a report can name its claim.';
+comment on table pgclaim.queue_grants is
+'Per-queue privileges (enqueue, claim, read) granted to roles with grant_queue.';

@@ -1,9 +1,41 @@
-"""Installs or upgrades the pgclaim schema with yoyo-migrations."""
+"""Installs or upgrades the pgclaim schema with yoyo-migrations.
+
+The migrations run on connections whose ``search_path`` is pinned to ``pg_catalog, pg_temp``:
+nothing of the installer's own schemas (an operator or type planted in ``public``) can be bound
+into pgclaim's indexes, views or function signatures while they are created. yoyo keeps its
+bookkeeping on a separate connection, with the installer's usual path.
+
+Before the first migration of a fresh install, ``migrate`` refuses a schema ``pgclaim`` that
+already exists, and ``sql/00_roles.sql`` refuses ``pgclaim_*`` roles that pgclaim did not make
+(``adopt_existing`` adopts both on purpose).
+"""
 from __future__ import annotations
 
-from yoyo import get_backend, read_migrations  # type: ignore[import-untyped]
+from typing import Any
+
+import psycopg
+from yoyo import read_migrations  # type: ignore[import-untyped]
+from yoyo.backends.core.postgresql import (  # type: ignore[import-untyped]
+    PostgresqlPsycopgBackend,
+)
+from yoyo.connections import (  # type: ignore[import-untyped]
+    default_migration_table,
+    parse_uri,
+)
 
 from ._resources import data_dir
+from .errors import PgclaimError
+
+#: the search_path every migration runs under
+PINNED_SEARCH_PATH = "pg_catalog, pg_temp"
+#: the first migration: a database that has not applied it is a fresh install
+FIRST_MIGRATION = "0001_initial"
+
+
+class InstallRefused(PgclaimError):
+    """42710: installing would adopt a schema or role that pgclaim did not make."""
+
+    sqlstate = "42710"
 
 
 def yoyo_url(dsn: str) -> str:
@@ -16,11 +48,78 @@ def yoyo_url(dsn: str) -> str:
     raise ValueError(f"pgclaim: migrate needs a postgresql:// URL, got {dsn!r}")
 
 
-def migrate(dsn: str) -> list[str]:
-    """Applies the migrations not yet applied, under yoyo's lock; returns their ids."""
-    backend = get_backend(yoyo_url(dsn))
-    migrations = read_migrations(str(data_dir("migrations")))
-    with backend.lock():
-        todo = backend.to_apply(migrations)
-        backend.apply_migrations(todo)
-    return [m.id for m in todo]
+def _settings(adopt_existing: bool) -> dict[str, str]:
+    settings = {"search_path": PINNED_SEARCH_PATH}
+    if adopt_existing:
+        settings["pgclaim.adopt_existing"] = "on"
+    return settings
+
+
+def _backend(dsn: str, adopt_existing: bool) -> Any:
+    """yoyo's backend for ``dsn``, whose migration connections run under ``_settings``."""
+    settings = _settings(adopt_existing)
+
+    class Pinned(PostgresqlPsycopgBackend):  # type: ignore[misc]
+        """A connection that applies migrations."""
+
+        def init_connection(self, connection: Any) -> None:
+            super().init_connection(connection)
+            with connection.cursor() as cur:
+                for name, value in settings.items():
+                    cur.execute("select pg_catalog.set_config(%s, %s, false)", (name, value))
+
+    class Bookkeeping(PostgresqlPsycopgBackend):  # type: ignore[misc]
+        """yoyo's own connection: its tables live in the installer's schema."""
+
+        def copy(self) -> Any:
+            return Pinned(self.uri, self.migration_table)
+
+    backend = Bookkeeping(parse_uri(yoyo_url(dsn)), default_migration_table)
+    backend.init_database()
+    return backend
+
+
+def preflight(dsn: str, *, fresh: bool, adopt_existing: bool = False) -> None:
+    """Refuses to install over a schema or roles that pgclaim did not make.
+
+    On a fresh install (``fresh``), an existing schema ``pgclaim`` is refused unless
+    ``adopt_existing``. Then ``sql/00_roles.sql`` checks, creates and marks the roles.
+    Raises ``InstallRefused`` (42710) with the reason.
+    """
+    roles = (data_dir("sql") / "00_roles.sql").read_text()
+    with psycopg.connect(dsn, autocommit=False) as conn:
+        for name, value in _settings(adopt_existing).items():
+            conn.execute("select pg_catalog.set_config(%s, %s, true)", (name, value))
+        exists = conn.execute(
+            "select pg_catalog.to_regnamespace('pgclaim') is not null").fetchone()
+        if fresh and exists and exists[0] and not adopt_existing:
+            raise InstallRefused(
+                "pgclaim: schema pgclaim already exists and was not installed by pgclaim "
+                "migrate; drop it, or adopt it on purpose with --adopt-existing", "42710")
+        try:
+            conn.execute(roles)
+        except psycopg.Error as exc:
+            if exc.sqlstate == "42710":
+                raise InstallRefused(str(exc).splitlines()[0], "42710") from exc
+            raise
+
+
+def migrate(dsn: str, *, adopt_existing: bool = False) -> list[str]:
+    """Applies the migrations not yet applied, under yoyo's lock; returns their ids.
+
+    ``adopt_existing`` lets a fresh install take over a schema ``pgclaim`` and ``pgclaim_*``
+    roles that someone else made (see docs/install.md).
+    """
+    backend = _backend(dsn, adopt_existing)
+    try:
+        migrations = read_migrations(str(data_dir("migrations")))
+        with backend.lock():
+            todo = backend.to_apply(migrations)
+            if todo:
+                fresh = not any(m.id == FIRST_MIGRATION for m in migrations
+                                if backend.is_applied(m))
+                preflight(dsn, fresh=fresh, adopt_existing=adopt_existing)
+            backend.apply_migrations(todo)
+        return [m.id for m in todo]
+    finally:
+        backend.connection.close()

@@ -9,7 +9,7 @@ create or replace function pgclaim._backoff(
 returns interval
 language sql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
     select pg_catalog.make_interval(secs => least(
         extract(epoch from cap),

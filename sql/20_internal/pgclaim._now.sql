@@ -6,7 +6,7 @@ create or replace function pgclaim._now()
 returns timestamptz
 language sql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
     select pg_catalog.clock_timestamp();
 $fn$;

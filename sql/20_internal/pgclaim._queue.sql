@@ -7,7 +7,7 @@ create or replace function pgclaim._queue(queue text, key_share boolean default 
 returns pgclaim.queues
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
 declare
     v_q pgclaim.queues;

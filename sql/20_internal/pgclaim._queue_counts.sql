@@ -4,6 +4,7 @@
 -- failed and cancelled: records_dead_idx, completed in the last minute:
 -- records_finished_brin); the completed total needs one pass over the table, so
 -- it is counted only with with_completed (else it is null).
+-- Only the queues the caller may read (_allowed) are counted.
 -- Security definer: the view queue_stats calls it in its reader's name, and
 -- its readers do not reach the tables.
 -- Returns: one row per queue, in queue order. Raises: nothing.
@@ -24,11 +25,11 @@ returns table (
 language sql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
     with
     clock as (
-        select pgclaim._now() as now
+        select pgclaim._now() as now, pgclaim._caller() as me
     ),
 
     completed as (
@@ -81,6 +82,7 @@ as $fn$
             and r.finished_at > clock.now - '1 minute'::interval
     ) as l
     left join completed as c on q.queue = c.queue
+    where pgclaim._allowed(q.queue, q.restricted, 'read', clock.me)
     order by q.queue;
 $fn$;
 

@@ -9,7 +9,7 @@ create or replace function pgclaim._token_groups(ids bigint[], lease_tokens bigi
 returns table (token bigint, ids bigint[])
 language sql
 immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
     select null::bigint, _token_groups.ids
     where _token_groups.lease_tokens is null

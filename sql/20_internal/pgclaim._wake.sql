@@ -8,7 +8,7 @@ create or replace function pgclaim._wake(queue text, as_of timestamptz)
 returns boolean
 language plpgsql
 volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
 declare
     v_head timestamptz;
@@ -20,7 +20,7 @@ begin
     if v_head < _wake.as_of - '100 milliseconds'::interval then
         return false;
     end if;
-    perform pg_catalog.pg_notify('pgclaim_' || _wake.queue, '');
+    perform pgclaim._notify(_wake.queue);
     return true;
 end;
 $fn$;

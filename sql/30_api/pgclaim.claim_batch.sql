@@ -4,9 +4,13 @@
 -- order, skipping rows other claimers hold: each is marked running, held by
 -- worker_id until lease_until, its attempt counted, under a new lease_token.
 -- A paused queue hands out nothing.
+-- Each claim draws a random lease_token and records the role it was made as
+-- (_caller): only that role (or a pgclaim_admin) may report on the records.
 -- Returns: setof pgclaim.claimed, in hand-out order.
--- Raises: PC001 unknown queue; 22004 null worker_id; 22023 batch_size outside
--- 1..10000, lease not positive. Tables: queues, config (read), records (update).
+-- Raises: PC001 unknown queue; 42501 no claim privilege on a restricted queue;
+-- 22004 null worker_id; 22023 batch_size outside 1..the queue's max_batch, lease
+-- not positive or above the queue's max_lease.
+-- Tables: queues, config, queue_grants (read), records (update).
 create or replace function pgclaim.claim_batch(
     queue text,
     worker_id text,
@@ -17,7 +21,7 @@ returns setof pgclaim.claimed
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
 declare
     v_q pgclaim.queues;
@@ -25,18 +29,13 @@ declare
     v_lease interval;
     v_token bigint;
     v_sweep integer;
+    v_me oid := pgclaim._caller();
 begin
     v_q := pgclaim._queue(claim_batch.queue);
+    perform pgclaim._require(v_q, 'claim', v_me);
     perform pgclaim._check_text('worker_id', claim_batch.worker_id);
-    if claim_batch.batch_size is null
-       or claim_batch.batch_size < 1 or claim_batch.batch_size > 10000 then
-        raise exception using
-            errcode = '22023',
-            message = pg_catalog.format(
-                'pgclaim: batch_size must be between 1 and 10000, got %s',
-                coalesce(claim_batch.batch_size::text, 'null'));
-    end if;
-    perform pgclaim._check_interval('lease', claim_batch.lease);
+    perform pgclaim._check_int('batch_size', claim_batch.batch_size, 1, v_q.max_batch);
+    perform pgclaim._check_interval('lease', claim_batch.lease, true, false, v_q.max_lease);
     if v_q.paused then
         return;
     end if;
@@ -46,7 +45,7 @@ begin
 
     v_now := pgclaim._now();
     v_lease := coalesce(claim_batch.lease, v_q.lease);
-    v_token := pg_catalog.nextval('pgclaim.lease_token_seq');
+    v_token := pgclaim._lease_token();
 
     -- Lock inside a materialized CTE: the LIMIT is applied once, never re-run.
     return query
@@ -66,7 +65,8 @@ begin
             attempt = r.attempt + 1,
             lease_until = v_now + v_lease,
             lease_token = v_token,
-            lease_for = v_lease
+            lease_for = v_lease,
+            holder_role = v_me
         from picked
         where r.id = picked.id
         returning r.id, r.queue, r.payload, r.attempt, r.max_attempts, r.priority,
@@ -80,6 +80,6 @@ end;
 $fn$;
 
 comment on function pgclaim.claim_batch(text, text, integer, interval) is
-'Claims up to batch_size (1..10000) due records of a queue for worker_id under a lease, '
+'Claims up to batch_size (1..max_batch) due records of a queue for worker_id under a lease, '
 'in (priority desc, run_at, id) order, with FOR UPDATE SKIP LOCKED; first takes back a '
-'few expired leases. Raises PC001, 22004, 22023.';
+'few expired leases. Raises PC001, 42501, 22004, 22023.';

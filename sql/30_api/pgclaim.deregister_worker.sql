@@ -1,34 +1,48 @@
 -- pgclaim.deregister_worker(worker_id): releases every record the worker holds
--- (attempt not counted) and removes it from the workers table.
--- Returns: how many records it released. Raises: 22004/22023 bad worker_id.
+-- under the caller's role (attempt not counted, _end_attempt), wakes their
+-- queues' workers and removes the worker from the workers table.
+-- Returns: how many records it released. Raises: 22004/22023 bad worker_id;
+-- PC005 the worker id belongs to another role.
 -- Tables: records (update), workers (delete).
 create or replace function pgclaim.deregister_worker(worker_id text)
 returns integer
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
 declare
+    v_now timestamptz := pgclaim._now();
+    v_me oid := pgclaim._caller();
+    v_admin boolean := pgclaim._admin(v_me);
+    v_ids bigint [];
     v_count integer;
     v_queues text [];
 begin
     perform pgclaim._check_text('worker_id', deregister_worker.worker_id);
-    with held as (
-        update pgclaim.records as r set
-            status = 'pending',
-            attempt = r.attempt - 1,
-            worker_id = null, lease_until = null, lease_token = null, lease_for = null
-        where r.worker_id = deregister_worker.worker_id and r.status = 'running'
-        returning r.queue
-    )
-    select pg_catalog.count(*)::integer, pg_catalog.array_agg(distinct held.queue)
-    into v_count, v_queues
-    from held;
-    if v_count > 0 then
-        perform pg_catalog.pg_notify('pgclaim_' || q.queue, '')
-        from pg_catalog.unnest(v_queues) as q (queue);
+    if exists (
+        select from pgclaim.workers as w
+        where w.worker_id = deregister_worker.worker_id
+          and w.owner_role <> v_me and not v_admin
+    ) then
+        raise exception using
+            errcode = 'PC005',
+            message = pg_catalog.format(
+                'pgclaim: worker id %s belongs to another role',
+                pgclaim._show(deregister_worker.worker_id));
     end if;
+    select pg_catalog.array_agg(r.id order by r.id) into v_ids
+    from (
+        select r.id from pgclaim.records as r
+        where r.worker_id = deregister_worker.worker_id and r.status = 'running'
+          and (v_admin or coalesce(r.holder_role, v_me) = v_me)
+        order by r.id
+        for update
+    ) as r;
+    select pg_catalog.count(*)::integer, pg_catalog.array_agg(distinct e.queue)
+    into v_count, v_queues
+    from pgclaim._end_attempt(v_ids, null, null, null, false, v_now) as e;
+    perform pgclaim._notify(q.queue) from pg_catalog.unnest(v_queues) as q (queue);
     delete from pgclaim.workers as w where w.worker_id = deregister_worker.worker_id;
     return v_count;
 end;
@@ -36,4 +50,4 @@ $fn$;
 
 comment on function pgclaim.deregister_worker(text) is
 'Releases every record worker_id holds (attempt not counted) and forgets the worker; '
-'returns how many records it released.';
+'returns how many records it released. Raises PC005 for another role''s worker id.';

@@ -1,14 +1,16 @@
 -- pgclaim.drop_queue(queue, force): removes a queue and its records.
 -- Waits for transactions enqueueing into the queue to finish.
 -- Returns: how many records were deleted.
--- Raises: PC001 unknown queue; PC004 when unfinished records remain and force is false.
+-- Raises: PC001 unknown queue; PC004 when unfinished records remain and force is
+-- false; 55P03 when the lock is not had within 5 s (retried by the client).
 -- Tables: queues (delete), records (delete).
 create or replace function pgclaim.drop_queue(queue text, force boolean default false)
 returns integer
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '5s'
 as $fn$
 declare
     v_unfinished bigint;

@@ -5,8 +5,11 @@
 -- has a backlog its workers are draining (see _wake); PostgreSQL folds repeated
 -- notifications of one transaction into one.
 -- Returns: the record's id.
--- Raises: PC001 unknown queue; 22004 null payload or priority; 22023 bad max_attempts
--- or dedup_key. Tables: queues (key share), records (insert).
+-- Raises: PC001 unknown queue; 42501 no enqueue privilege on a restricted queue;
+-- 22004 null payload or priority; 22023 payload over max_payload_bytes, priority
+-- outside the queue's range, run_at not finite, max_attempts above the queue's,
+-- dedup_key empty or over 512 bytes (_check_enqueue).
+-- Tables: queues (key share), queue_grants (read), records (insert).
 create or replace function pgclaim.enqueue(
     queue text,
     payload jsonb,
@@ -19,7 +22,7 @@ returns bigint
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
 #variable_conflict use_column
 declare
@@ -35,17 +38,11 @@ begin
             message = pg_catalog.format(
                 'pgclaim: payload must not be null (queue %L)', enqueue.queue);
     end if;
-    if enqueue.priority is null then
-        raise exception using errcode = '22004', message = 'pgclaim: priority must not be null';
-    end if;
-    if enqueue.max_attempts < 1 then
-        raise exception using
-            errcode = '22023',
-            message = pg_catalog.format(
-                'pgclaim: max_attempts must be at least 1, got %s', enqueue.max_attempts);
-    end if;
+    perform pgclaim._check_enqueue(
+        v_q, enqueue.priority, v_run_at, enqueue.max_attempts,
+        pg_catalog.pg_column_size(enqueue.payload));
     if enqueue.dedup_key is not null then
-        perform pgclaim._check_text('dedup_key', enqueue.dedup_key, 1000);
+        perform pgclaim._check_text('dedup_key', enqueue.dedup_key, 512);
     end if;
 
     loop

@@ -2,8 +2,12 @@
 -- Adds one record per payload in one statement.
 -- Returns: the new ids in input order. Notifies pgclaim_<queue> once when due now
 -- (unless the queue has a backlog, see _wake).
--- Raises: PC001 unknown queue; 22004 null array, null element (named by its
--- 1-based position) or null priority. Tables: queues (key share), records (insert).
+-- Raises: PC001 unknown queue; 42501 no enqueue privilege on a restricted queue;
+-- 22004 null array, null element (named by its 1-based position) or null
+-- priority; 22023 more payloads than the queue's max_batch, a payload over
+-- max_payload_bytes (named by position), priority outside the queue's range,
+-- run_at not finite (_check_enqueue).
+-- Tables: queues (key share), queue_grants (read), records (insert).
 create or replace function pgclaim.enqueue_batch(
     queue text,
     payloads jsonb[],
@@ -14,28 +18,40 @@ returns setof bigint
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
 declare
     v_q pgclaim.queues;
     v_now timestamptz := pgclaim._now();
     v_run_at timestamptz := coalesce(enqueue_batch.run_at, v_now);
-    v_null bigint;
+    v_at integer;
+    v_bytes bigint;
 begin
     v_q := pgclaim._queue(enqueue_batch.queue, true);
     if enqueue_batch.payloads is null then
         raise exception using errcode = '22004', message = 'pgclaim: payloads must not be null';
     end if;
-    if enqueue_batch.priority is null then
-        raise exception using errcode = '22004', message = 'pgclaim: priority must not be null';
-    end if;
-    if pg_catalog.array_position(enqueue_batch.payloads, null) is not null then
-        v_null := pg_catalog.array_position(enqueue_batch.payloads, null);
+    v_at := pg_catalog.array_position(enqueue_batch.payloads, null);
+    if v_at is not null then
         raise exception using
             errcode = '22004',
             message = pg_catalog.format(
-                'pgclaim: payloads[%s] must not be null (queue %L)', v_null, enqueue_batch.queue);
+                'pgclaim: payloads[%s] must not be null (queue %L)', v_at, enqueue_batch.queue);
     end if;
+    perform pgclaim._check_int(
+        'the number of payloads', pg_catalog.cardinality(enqueue_batch.payloads), 0, v_q.max_batch);
+    -- The largest payload is checked with the rest of the record (and named by its
+    -- position when it is too large).
+    select pg_catalog.max(pg_catalog.pg_column_size(u.p)) into v_bytes
+    from pg_catalog.unnest(enqueue_batch.payloads) as u (p);
+    if v_bytes > v_q.max_payload_bytes then
+        select u.n, pg_catalog.pg_column_size(u.p) into v_at, v_bytes
+        from pg_catalog.unnest(enqueue_batch.payloads) with ordinality as u (p, n)
+        where pg_catalog.pg_column_size(u.p) > v_q.max_payload_bytes
+        order by u.n
+        limit 1;
+    end if;
+    perform pgclaim._check_enqueue(v_q, enqueue_batch.priority, v_run_at, null, v_bytes, v_at);
     if pg_catalog.cardinality(enqueue_batch.payloads) = 0 then
         return;
     end if;

@@ -1,9 +1,11 @@
 -- pgclaim.extend_lease(worker_id, ids, lease, lease_tokens)
 -- Extends to now + lease (default: the length the record was claimed with) the
--- leases of the records among ids that worker_id holds.
+-- leases of the records among ids that worker_id holds (under the caller's role
+-- and the given lease_tokens, as complete; _report).
 -- Returns: how many leases it extended; ids it may not touch are skipped.
--- Raises: 22004 null worker_id or ids; 22023 lease_tokens not matching ids or
--- lease not positive. Tables: records (update).
+-- Raises: 22004 null worker_id, ids or element; 22023 lease_tokens not matching
+-- ids, more ids than config.max_ids, lease not positive or above the max_lease
+-- of the queue of one of the records. Tables: queues (read), records (update).
 create or replace function pgclaim.extend_lease(
     worker_id text,
     ids bigint[],
@@ -14,34 +16,33 @@ returns integer
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
 declare
-    v_now timestamptz := pgclaim._now();
-    v_count integer := 0;
-    v_n integer;
-    v_group record;
+    v_queue text;
+    v_max interval;
 begin
-    perform pgclaim._check_text('worker_id', extend_lease.worker_id);
-    perform pgclaim._check_ids(extend_lease.ids, extend_lease.lease_tokens);
     perform pgclaim._check_interval('lease', extend_lease.lease);
-    for v_group in
-        select g.token, g.ids
-        from pgclaim._token_groups(extend_lease.ids, extend_lease.lease_tokens) as g
-    loop
-        update pgclaim.records as r set
-            lease_until = v_now + coalesce(extend_lease.lease, r.lease_for),
-            lease_for = coalesce(extend_lease.lease, r.lease_for)
-        where r.id = any(v_group.ids)
-          -- status compared as text: the planner must not read the partial index of
-          -- running records whole; it looks the ids up by primary key, in id order
-          and r.status::text = 'running'
-          and r.worker_id = extend_lease.worker_id
-          and (v_group.token is null or r.lease_token = v_group.token);
-        get diagnostics v_n = row_count;
-        v_count := v_count + v_n;
-    end loop;
-    return v_count;
+    if extend_lease.lease is not null then
+        perform pgclaim._check_ids(extend_lease.ids, extend_lease.lease_tokens);
+        select q.queue, q.max_lease into v_queue, v_max
+        from pgclaim.queues as q
+        where q.max_lease < extend_lease.lease
+          and q.queue in (
+              select r.queue from pgclaim.records as r where r.id = any(extend_lease.ids)
+          )
+        limit 1;
+        if found then
+            raise exception using
+                errcode = '22023',
+                message = pg_catalog.format(
+                    'pgclaim: lease %s is longer than the max_lease %s of queue %L',
+                    extend_lease.lease, v_max, v_queue);
+        end if;
+    end if;
+    return pgclaim._report(
+        'extend', extend_lease.worker_id, extend_lease.ids, extend_lease.lease_tokens,
+        extend_lease.lease);
 end;
 $fn$;
 

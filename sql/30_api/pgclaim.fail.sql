@@ -1,11 +1,15 @@
 -- pgclaim.fail(worker_id, id, error, retry_after, lease_token, fatal)
--- Reports a failed attempt. With attempts left (and fatal false) the record goes
--- back to pending, due after retry_after or the queue's backoff; otherwise it is
--- dead-lettered as failed. The error text is kept in last_error.
+-- Reports a failed attempt of a record that worker_id holds under the caller's
+-- role (a pgclaim_admin may fail any worker's). With attempts left (and fatal
+-- false) the record goes back to pending, due after retry_after or the queue's
+-- backoff; otherwise it is dead-lettered as failed (_end_attempt). The error
+-- text is kept in last_error, cut to config.max_error_bytes.
 -- Returns: the new status, 'pending' or 'failed'.
--- Raises: PC002 no such record; PC003 worker_id does not hold it (or under
--- another lease_token); 22004 null worker_id or id; 22023 retry_after negative.
--- Tables: queues (read), records (update).
+-- Raises: PC002 no such record; PC003 worker_id does not hold it, under this role
+-- (or under another lease_token): the message names neither the holder nor its
+-- token; 22004 null worker_id or id; 22023 retry_after negative or over 100 years.
+-- Waits at most 5 s for the record's row lock (55P03, retried by the client).
+-- Tables: queues, config (read), records (update).
 create or replace function pgclaim.fail(
     worker_id text,
     id bigint,
@@ -18,24 +22,23 @@ returns text
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '5s'
 as $fn$
 declare
     v_now timestamptz := pgclaim._now();
+    v_me oid := pgclaim._caller();
     v_r pgclaim.records;
     v_q pgclaim.queues;
+    v_max integer;
+    v_retry_at timestamptz;
     v_status pgclaim.status;
 begin
     perform pgclaim._check_text('worker_id', fail.worker_id);
     if fail.id is null then
         raise exception using errcode = '22004', message = 'pgclaim: id must not be null';
     end if;
-    if fail.retry_after < '0'::interval then
-        raise exception using
-            errcode = '22023',
-            message = pg_catalog.format(
-                'pgclaim: retry_after must not be negative, got %L', fail.retry_after::text);
-    end if;
+    perform pgclaim._check_interval('retry_after', fail.retry_after, true, true);
     select r.* into v_r from pgclaim.records as r where r.id = fail.id for update;
     if not found then
         raise exception using
@@ -43,35 +46,25 @@ begin
             message = pg_catalog.format('pgclaim: record %s does not exist', fail.id);
     end if;
     if v_r.status <> 'running' or v_r.worker_id is distinct from fail.worker_id
-       or (fail.lease_token is not null and v_r.lease_token <> fail.lease_token) then
+       or (fail.lease_token is not null and v_r.lease_token <> fail.lease_token)
+       or not (pgclaim._admin(v_me) or coalesce(v_r.holder_role, v_me) = v_me) then
         raise exception using
             errcode = 'PC003',
             message = pg_catalog.format(
-                'pgclaim: worker %L does not hold record %s', fail.worker_id, fail.id),
-            detail = pg_catalog.format(
-                'The record is %s, held by %s under lease token %s.',
-                v_r.status, coalesce(v_r.worker_id, 'nobody'),
-                coalesce(v_r.lease_token::text, 'none'));
+                'pgclaim: worker %s does not hold record %s',
+                pgclaim._show(fail.worker_id), fail.id),
+            detail = 'Its lease was taken back, it finished, or another worker or role '
+            'holds it.';
     end if;
-    if coalesce(fail.fatal, false) or v_r.attempt >= v_r.max_attempts then
-        v_status := 'failed';
-        update pgclaim.records as r set
-            status = v_status, finished_at = v_now, lease_until = null,
-            last_error = fail.error
-        where r.id = fail.id;
-    else
-        select q.* into v_q from pgclaim.queues as q where q.queue = v_r.queue;
-        v_status := 'pending';
-        update pgclaim.records as r set
-            status = v_status,
-            run_at = v_now + coalesce(
-                fail.retry_after,
-                pgclaim._backoff(v_q.backoff_base, v_q.backoff_max, v_r.attempt),
-                '0'::interval),
-            worker_id = null, lease_until = null, lease_token = null, lease_for = null,
-            last_error = fail.error
-        where r.id = fail.id;
-    end if;
+    select q.* into v_q from pgclaim.queues as q where q.queue = v_r.queue;
+    select c.max_error_bytes into v_max from pgclaim.config as c;
+    v_retry_at := v_now + coalesce(
+        fail.retry_after, pgclaim._backoff(v_q.backoff_base, v_q.backoff_max, v_r.attempt));
+    select e.status into v_status
+    from pgclaim._end_attempt(
+        array[fail.id], array[pgclaim._clip(fail.error, v_max)], array[v_retry_at],
+        array[coalesce(fail.fatal, false)], true, v_now
+    ) as e;
     return v_status::text;
 end;
 $fn$;

@@ -4,7 +4,10 @@
 -- dead workers, stuck records, the oldest open transaction (it holds back vacuum),
 -- connection use, and an overall status: 'failing' when records cannot be
 -- claimed (read-only server), 'degraded' with a reason per problem, else 'ok'.
--- Returns: jsonb. Raises: nothing. Tables: queues, records, workers (read).
+-- The queues (and stuck records) are those the caller may read; the worker
+-- counts cover every worker.
+-- Returns: jsonb. Raises: 22004/22023 a null or non-positive max_xact_age or
+-- max_pending_age. Tables: queues, records, workers, config (read).
 -- The oldest transaction is read from pg_stat_activity: the installing role sees
 -- other roles' transactions only with pg_read_all_stats.
 create or replace function pgclaim.health(
@@ -15,7 +18,7 @@ returns jsonb
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 set jit = off
 as $fn$
 declare
@@ -30,6 +33,8 @@ declare
     v_max_conn integer := pg_catalog.current_setting('max_connections')::integer;
     v_row record;
 begin
+    perform pgclaim._check_interval('max_xact_age', health.max_xact_age, false);
+    perform pgclaim._check_interval('max_pending_age', health.max_pending_age, false);
     -- Per queue, through the indexes only (no pass over finished records), so a
     -- probe stays cheap however many records the table keeps.
     for v_row in
@@ -53,9 +58,11 @@ begin
         end if;
     end loop;
 
-    select pg_catalog.count(*) filter (where ws.alive),
-        pg_catalog.count(*) filter (where not ws.alive)
-    into v_alive, v_dead from pgclaim.worker_status as ws;
+    select
+        pg_catalog.count(*) filter (where w.last_seen >= pgclaim._now() - c.worker_timeout),
+        pg_catalog.count(*) filter (where w.last_seen < pgclaim._now() - c.worker_timeout)
+    into v_alive, v_dead
+    from pgclaim.workers as w cross join pgclaim.config as c;
     if v_dead > 0 then
         v_reasons := v_reasons || pg_catalog.format('%s dead worker(s)', v_dead);
     end if;

@@ -1,29 +1,35 @@
 -- pgclaim.heartbeat(worker_id, ids): the worker is alive; it also extends, by
--- the length each was claimed with, the leases of the records it holds: all of
--- them, or with ids only those among ids. A worker loop passes the ids it is
--- working on, so that a record whose claim reply it never received (a connection
--- cut after the claim committed) is not kept alive by its heartbeats and comes
--- back when its lease expires. An unknown worker is registered.
--- Returns: how many leases it extended. Raises: 22004/22023 bad worker_id.
+-- the length each was claimed with, the leases of the records it holds under the
+-- caller's role: all of them, or with ids only those among ids. A worker loop
+-- passes the ids it is working on, so that a record whose claim reply it never
+-- received (a connection cut after the claim committed) is not kept alive by its
+-- heartbeats and comes back when its lease expires. An unknown worker is
+-- registered (_touch_worker).
+-- Returns: how many leases it extended. Raises: 22004/22023 bad worker_id or ids;
+-- PC005 the worker id belongs to another role.
 -- Tables: workers (upsert), records (update).
 create or replace function pgclaim.heartbeat(worker_id text, ids bigint[] default null)
 returns integer
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
 declare
     v_now timestamptz := pgclaim._now();
+    v_me oid := pgclaim._caller();
+    v_admin boolean := pgclaim._admin(v_me);
     v_count integer;
 begin
     perform pgclaim._check_text('worker_id', heartbeat.worker_id);
-    insert into pgclaim.workers as w (worker_id, started_at, last_seen)
-    values (heartbeat.worker_id, v_now, v_now)
-    on conflict on constraint workers_pkey do update set last_seen = excluded.last_seen;
+    if heartbeat.ids is not null then
+        perform pgclaim._check_ids(heartbeat.ids, null);
+    end if;
+    perform pgclaim._touch_worker(heartbeat.worker_id, null, v_now);
     update pgclaim.records as r set lease_until = v_now + r.lease_for
     where r.worker_id = heartbeat.worker_id and r.status = 'running'
-      and (heartbeat.ids is null or r.id = any(heartbeat.ids));
+      and (heartbeat.ids is null or r.id = any(heartbeat.ids))
+      and (v_admin or coalesce(r.holder_role, v_me) = v_me);
     get diagnostics v_count = row_count;
     return v_count;
 end;
@@ -31,4 +37,4 @@ $fn$;
 
 comment on function pgclaim.heartbeat(text, bigint[]) is
 'Marks worker_id alive and extends the leases of the records it holds (only those among '
-'ids, when given); returns how many.';
+'ids, when given); returns how many. Raises PC005 for another role''s worker id.';

@@ -5,7 +5,7 @@ returns void
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
 begin
     perform pgclaim._queue(pause_queue.queue);

@@ -2,7 +2,8 @@
 -- (completed, failed, cancelled) of the queue that finished more than
 -- older_than ago (default: the queue's retention), at most max_records a call.
 -- Returns: how many it deleted. Raises: PC001 unknown queue; 22023 older_than
--- negative or max_records < 1. Tables: records (delete).
+-- negative or max_records < 1. Waits at most 5 s for row locks (55P03).
+-- Tables: records (delete).
 create or replace function pgclaim.purge(
     queue text, older_than interval default null, max_records integer default 100000
 )
@@ -10,7 +11,8 @@ returns integer
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '5s'
 as $fn$
 declare
     v_q pgclaim.queues;
@@ -18,19 +20,8 @@ declare
     v_count integer;
 begin
     v_q := pgclaim._queue(purge.queue);
-    if purge.older_than < '0'::interval then
-        raise exception using
-            errcode = '22023',
-            message = pg_catalog.format(
-                'pgclaim: older_than must not be negative, got %L', purge.older_than::text);
-    end if;
-    if purge.max_records is null or purge.max_records < 1 then
-        raise exception using
-            errcode = '22023',
-            message = pg_catalog.format(
-                'pgclaim: max_records must be at least 1, got %s',
-                coalesce(purge.max_records::text, 'null'));
-    end if;
+    perform pgclaim._check_interval('older_than', purge.older_than, true, true);
+    perform pgclaim._check_int('max_records', purge.max_records, 1, 2147483647);
     v_cutoff := pgclaim._now() - coalesce(purge.older_than, v_q.retention);
     -- The outer conditions repeat the inner ones: a row that a concurrent
     -- retry_failed made pending again is re-checked against them and kept.

@@ -2,23 +2,18 @@
 -- expired or whose registered worker has been silent for config.worker_timeout:
 -- to pending, or failed when no attempt is left. Bounded and skip-locked, so
 -- every worker and pg_cron may run it at once.
--- Returns: how many records it took back. Raises: 22023 max_records < 1.
+-- Returns: how many records it took back. Raises: 22004/22023 max_records null or
+-- outside 1..1000000.
 -- Tables: records (update), workers, config (read).
 create or replace function pgclaim.reclaim_orphans(max_records integer default 10000)
 returns integer
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
 begin
-    if reclaim_orphans.max_records is null or reclaim_orphans.max_records < 1 then
-        raise exception using
-            errcode = '22023',
-            message = pg_catalog.format(
-                'pgclaim: max_records must be at least 1, got %s',
-                coalesce(reclaim_orphans.max_records::text, 'null'));
-    end if;
+    perform pgclaim._check_int('max_records', reclaim_orphans.max_records, 1, 1000000);
     return pgclaim._reclaim(null, reclaim_orphans.max_records, true);
 end;
 $fn$;

@@ -6,12 +6,12 @@ returns void
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $fn$
 begin
     perform pgclaim._queue(resume_queue.queue);
     update pgclaim.queues as q set paused = false where q.queue = resume_queue.queue;
-    perform pg_catalog.pg_notify('pgclaim_' || resume_queue.queue, '');
+    perform pgclaim._notify(resume_queue.queue);
 end;
 $fn$;
 

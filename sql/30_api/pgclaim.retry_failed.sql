@@ -3,19 +3,25 @@
 -- stays unique among unfinished records: a failed record whose key an unfinished
 -- record holds is skipped, and of failed records sharing a key only the newest
 -- is retried.
--- Returns: how many. Raises: PC001 unknown queue. Tables: records (update).
+-- Returns: how many. Raises: PC001 unknown queue; 22004 a null element of ids;
+-- 22023 more ids than config.max_ids. Waits at most 5 s for row locks (55P03).
+-- Tables: records (update).
 create or replace function pgclaim.retry_failed(queue text, ids bigint[] default null)
 returns integer
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '5s'
 as $fn$
 declare
     v_now timestamptz := pgclaim._now();
     v_count integer;
 begin
     perform pgclaim._queue(retry_failed.queue);
+    if retry_failed.ids is not null then
+        perform pgclaim._check_ids(retry_failed.ids, null);
+    end if;
     update pgclaim.records as r set
         status = 'pending', attempt = 0, run_at = v_now, finished_at = null
     where r.queue = retry_failed.queue
@@ -36,7 +42,7 @@ begin
       ));
     get diagnostics v_count = row_count;
     if v_count > 0 then
-        perform pg_catalog.pg_notify('pgclaim_' || retry_failed.queue, '');
+        perform pgclaim._notify(retry_failed.queue);
     end if;
     return v_count;
 end;

@@ -2,8 +2,9 @@
 -- _queue_counts, which health() reads too). pending counts records due now,
 -- scheduled those due later; oldest_pending_age is how long the longest-waiting
 -- due record has waited. The completed total costs one pass over the table: keep
--- finished records purged.
-create or replace view pgclaim.queue_stats as
+-- finished records purged. Only the queues the reader may read are listed.
+-- security_barrier: no function of the reader's runs before that filter.
+create or replace view pgclaim.queue_stats with (security_barrier) as
 select
     c.queue,
     c.paused,

@@ -1,7 +1,9 @@
 -- pgclaim.stuck_records: running records that nobody is working on any more:
 -- their lease has expired, or their worker has stopped heartbeating. They come
--- back with the next claim_batch sweep or reclaim_orphans.
-create or replace view pgclaim.stuck_records as
+-- back with the next claim_batch sweep or reclaim_orphans. Only records of the
+-- queues the reader may read are listed.
+-- security_barrier: no function of the reader's runs before that filter.
+create or replace view pgclaim.stuck_records with (security_barrier) as
 select
     r.id,
     r.queue,
@@ -17,10 +19,19 @@ select
         least(r.lease_until, w.last_seen + c.worker_timeout), r.lease_until
     ) as stuck_for
 from pgclaim.records as r
+inner join pgclaim.queues as q on r.queue = q.queue
 cross join pgclaim.config as c
-left join pgclaim.workers as w on r.worker_id = w.worker_id
+cross join (select pgclaim._caller() as me) as k
+-- A worker id counts only for the records its own role claimed (as in _reclaim).
+left join pgclaim.workers as w
+    on
+        r.worker_id = w.worker_id
+        and (
+            w.owner_role = r.holder_role or w.owner_role is null or r.holder_role is null
+        )
 where
     r.status = 'running'
+    and pgclaim._allowed(q.queue, q.restricted, 'read', k.me)
     and (
         r.lease_until < pgclaim._now()
         or w.last_seen < pgclaim._now() - c.worker_timeout

@@ -1,6 +1,8 @@
 -- pgclaim.worker_status: registered workers, their last heartbeat, whether they
 -- count as alive (heard from within config.worker_timeout) and what they hold.
-create or replace view pgclaim.worker_status as
+-- A reader sees the workers of its own role (pgclaim_admin sees them all).
+-- security_barrier: no function of the reader's runs before that filter.
+create or replace view pgclaim.worker_status with (security_barrier) as
 select
     w.worker_id,
     w.info,
@@ -13,7 +15,9 @@ select
         where r.worker_id = w.worker_id and r.status = 'running'
     ) as held
 from pgclaim.workers as w
-cross join pgclaim.config as c;
+cross join pgclaim.config as c
+cross join (select pgclaim._caller() as me) as k
+where w.owner_role = k.me or pgclaim._admin(k.me);
 
 comment on view pgclaim.worker_status is
 'Registered workers: last_seen, silent_for, alive (within worker_timeout), held records.';

@@ -276,7 +276,7 @@ create table public.record_history (
 );
 
 create function public.record_history_trg() returns trigger
-language plpgsql as $fn$
+language plpgsql security definer set search_path = pg_catalog, public as $fn$
 begin
     if tg_op = 'INSERT' then
         insert into public.record_history (id, new_status, new_worker, new_token,

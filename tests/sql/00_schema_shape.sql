@@ -1,16 +1,17 @@
--- The shape of the pgclaim schema: tables, functions, definer rights, comments,
--- and that plpgsql_check finds nothing in any function body.
+-- The shape of the pgclaim schema: tables, functions, definer rights, the pinned
+-- search_path, the owner, comments, and that plpgsql_check finds nothing in any
+-- function body.
 begin;
-select plan(11);
+select plan(16);
 
 select tables_are(
-    'pgclaim', array['queues', 'records', 'workers', 'config'],
-    'pgclaim has exactly its four tables'
+    'pgclaim', array['queues', 'records', 'workers', 'config', 'queue_grants'],
+    'pgclaim has exactly its five tables'
 );
 
 select views_are(
-    'pgclaim', array['queue_stats', 'worker_status', 'stuck_records'],
-    'pgclaim has its three views'
+    'pgclaim', array['queue_stats', 'worker_status', 'stuck_records', 'queue_permissions'],
+    'pgclaim has its four views'
 );
 
 select functions_are(
@@ -18,10 +19,14 @@ select functions_are(
     array[
         '_now', '_check_text', '_check_ids', '_token_groups', '_wake', '_check_queue_name',
         '_check_interval', '_queue', '_queue_counts', '_backoff', '_reclaim',
+        '_admin', '_allowed', '_caller', '_check_enqueue', '_check_grant', '_check_int',
+        '_check_settings', '_clip', '_end_attempt', '_granted', '_lease_token', '_notify',
+        '_report', '_require', '_show', '_touch_worker',
         'create_queue', 'alter_queue', 'drop_queue', 'pause_queue', 'resume_queue',
-        'enqueue', 'enqueue_batch', 'claim_batch', 'complete', 'fail', 'extend_lease',
-        'release', 'register_worker', 'heartbeat', 'deregister_worker', 'reclaim_orphans',
-        'retry_failed', 'cancel', 'purge', 'health', 'configure', 'schema_version'
+        'enqueue', 'enqueue_batch', 'claim_batch', 'complete', 'fail', 'fail_batch',
+        'extend_lease', 'release', 'register_worker', 'heartbeat', 'deregister_worker',
+        'reclaim_orphans', 'retry_failed', 'cancel', 'purge', 'health', 'configure',
+        'schema_version', 'grant_queue', 'revoke_queue'
     ],
     'pgclaim has exactly the functions of its API and internals'
 );
@@ -39,9 +44,74 @@ select is_empty(
     $$
         select p.oid::regprocedure::text from pg_catalog.pg_proc as p
         where p.pronamespace = 'pgclaim'::regnamespace
-          and not coalesce('search_path=""' = any(p.proconfig), false)
+          and not coalesce('search_path=pg_catalog, pg_temp' = any(p.proconfig), false)
     $$,
-    'every function pins search_path to the empty string'
+    'every function pins search_path to pg_catalog, then pg_temp (never the caller''s)'
+);
+
+select is_empty(
+    $$
+        select p.oid::regprocedure::text from pg_catalog.pg_proc as p
+        where p.pronamespace = 'pgclaim'::regnamespace
+          and p.proowner <> 'pgclaim_owner'::regrole
+        union all
+        select c.relname::text from pg_catalog.pg_class as c
+        where c.relnamespace = 'pgclaim'::regnamespace
+          and c.relowner <> 'pgclaim_owner'::regrole
+        union all
+        select t.typname::text from pg_catalog.pg_type as t
+        where t.typnamespace = 'pgclaim'::regnamespace
+          and t.typowner <> 'pgclaim_owner'::regrole
+        union all
+        select n.nspname::text from pg_catalog.pg_namespace as n
+        where n.nspname = 'pgclaim' and n.nspowner <> 'pgclaim_owner'::regrole
+    $$,
+    'pgclaim_owner owns the schema and every function, table, view, sequence and type'
+);
+
+select is(
+    (
+        select pg_catalog.array_agg(a.rolname::text order by a.rolname::text)
+        from pg_catalog.pg_roles as a
+        where a.rolname like 'pgclaim%'
+          and not (a.rolcanlogin or a.rolsuper or a.rolcreaterole or a.rolcreatedb
+                   or a.rolreplication or a.rolbypassrls)
+          and pg_catalog.shobj_description(a.oid, 'pg_authid')
+          = 'pgclaim role (made by the pgclaim installer)'
+    ),
+    array['pgclaim_admin', 'pgclaim_owner', 'pgclaim_producer', 'pgclaim_worker'],
+    'the four roles are NOLOGIN, hold no attribute, and carry the installer''s mark'
+);
+
+select ok(
+    exists (
+        select from pg_catalog.pg_default_acl as d
+        where d.defaclrole = 'pgclaim_owner'::regrole and d.defaclnamespace = 0
+          and d.defaclobjtype = 'f'
+          and not exists (
+              select from pg_catalog.aclexplode(d.defaclacl) as a where a.grantee = 0
+          )
+    ),
+    'functions pgclaim_owner creates later are not executable by PUBLIC (default privileges)'
+);
+
+select is_empty(
+    $$
+        select c.relname::text from pg_catalog.pg_class as c
+        where c.relnamespace = 'pgclaim'::regnamespace and c.relkind = 'v'
+          and not coalesce('security_barrier=true' = any(c.reloptions), false)
+    $$,
+    'every view is a security_barrier view'
+);
+
+select is_empty(
+    $$
+        select p.oid::regprocedure::text from pg_catalog.pg_proc as p
+        where p.pronamespace = 'pgclaim'::regnamespace
+          and p.prosecdef and p.proname ~ '^_'
+          and p.proname not in ('_allowed', '_queue_counts')
+    $$,
+    'only the two internals that views call in their reader''s name are security definer'
 );
 
 select is_empty(
@@ -74,7 +144,7 @@ select is_empty(
 );
 
 select is(
-    pgclaim.schema_version(), 1, 'schema_version() is 1'
+    pgclaim.schema_version(), 2, 'schema_version() is 2'
 );
 
 select enum_has_labels(

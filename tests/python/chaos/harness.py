@@ -45,7 +45,7 @@ create table chaos_audit.transitions (
     at timestamptz not null default clock_timestamp()
 );
 create function chaos_audit.log_transition() returns trigger
-language plpgsql as $fn$
+language plpgsql security definer set search_path = pg_catalog, public as $fn$
 begin
     insert into chaos_audit.transitions
         (record_id, old_status, new_status, worker_id, lease_token, attempt, last_error)

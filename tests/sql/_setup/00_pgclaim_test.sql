@@ -11,7 +11,7 @@ as $fn$
 begin
     execute pg_catalog.format(
         'create or replace function pgclaim._now() returns timestamptz '
-        'language sql volatile set search_path = '''' as %L',
+        'language sql volatile set search_path = pg_catalog, pg_temp as %L',
         pg_catalog.format('select %L::timestamptz', ts));
     return ts;
 end;
@@ -33,8 +33,8 @@ as $fn$
     select r.status::text from pgclaim.records as r where r.id = record_id;
 $fn$;
 
--- A digest of everything a call could change: records, queues, workers, config and
--- the sequences (a rejected call must not even draw an id or a lease token).
+-- A digest of everything a call could change: records, queues, workers, config,
+-- per-queue grants and the id sequence (a rejected call must not even draw an id).
 create function pgclaim_test.digest()
 returns text
 language sql
@@ -48,7 +48,9 @@ as $fn$
             coalesce(pg_catalog.string_agg(w::text, ',' order by w.worker_id), ''))
             from pgclaim.workers as w),
         (select c::text from pgclaim.config as c),
-        (select s.last_value::text || s.is_called::text from pgclaim.lease_token_seq as s),
+        (select pg_catalog.md5(coalesce(pg_catalog.string_agg(
+            g::text, ',' order by g.queue, g.privilege, g.grantee), ''))
+            from pgclaim.queue_grants as g),
         (select pg_catalog.pg_sequence_last_value('pgclaim.records_id_seq'::regclass)::text)
     );
 $fn$;

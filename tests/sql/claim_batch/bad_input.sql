@@ -16,7 +16,7 @@ select pgclaim_test.rejects(
     $$ select pgclaim.claim_batch('cb', 'w1', 10001) $$, '22023', 'batch_size 10001'
 );
 select pgclaim_test.rejects(
-    $$ select pgclaim.claim_batch('cb', 'w1', null) $$, '22023', 'a null batch_size'
+    $$ select pgclaim.claim_batch('cb', 'w1', null) $$, '22004', 'a null batch_size'
 );
 select pgclaim_test.rejects(
     $$ select pgclaim.claim_batch('cb', 'w1', lease => '0 seconds') $$, '22023', 'a zero lease'

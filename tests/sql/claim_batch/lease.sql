@@ -1,7 +1,7 @@
 -- claim_batch: the claimed row, the queue's lease by default or the one given,
--- the attempt counted, one lease_token per call.
+-- the attempt counted, one random lease_token per call.
 begin;
-select plan(8);
+select plan(9);
 
 select pgclaim_test.set_now('2030-01-01 00:00:00+00');
 select pgclaim.create_queue('cl', lease => '5 minutes', max_attempts => 3);
@@ -46,9 +46,27 @@ select results_eq(
     $$ values (pgclaim_test.id('b'), '2030-01-01 00:00:30+00'::timestamptz) $$,
     'a lease given to claim_batch overrides the queue''s'
 );
-select cmp_ok(
-    (select c.lease_token from c2 as c), '>', (select c.lease_token from c1 as c),
-    'each claim draws a new, larger lease_token'
+select isnt(
+    (select c.lease_token from c2 as c), (select c.lease_token from c1 as c),
+    'each claim draws a new lease_token'
+);
+-- Tokens come from the strong random source, not a sequence: of 500 drawn one
+-- after the other none repeats and they do not ascend (a sequence would).
+select is(
+    (
+        select pg_catalog.format('%s distinct, ascending: %s',
+            pg_catalog.count(distinct t.t),
+            pg_catalog.count(*) filter (where t.t > t.prev) = 499)
+        from (
+            select x.t, pg_catalog.lag(x.t) over (order by x.n) as prev
+            from (
+                select s.n, pgclaim._lease_token() as t
+                from pg_catalog.generate_series(1, 500) as s (n)
+            ) as x
+        ) as t
+    ),
+    '500 distinct, ascending: f',
+    '500 lease tokens are distinct and not drawn in ascending order'
 );
 
 select is(

@@ -32,7 +32,7 @@ select pgclaim_test.rejects(
     $$ select pgclaim.create_queue('cq_bad', max_attempts => 0) $$, '22023', 'max_attempts 0'
 );
 select pgclaim_test.rejects(
-    $$ select pgclaim.create_queue('cq_bad', max_attempts => null) $$, '22023',
+    $$ select pgclaim.create_queue('cq_bad', max_attempts => null) $$, '22004',
     'a null max_attempts'
 );
 select pgclaim_test.rejects(

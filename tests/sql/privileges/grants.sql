@@ -1,7 +1,7 @@
 -- The whole grant matrix: which role may execute which function, and that no
 -- role (nor PUBLIC) holds any privilege on the tables or sequences.
 begin;
-select plan(131);
+select plan(191);
 
 create temp table expected_exec (rolname text, proname text) on commit drop;
 insert into expected_exec (rolname, proname)
@@ -9,7 +9,7 @@ select
     'pgclaim_producer' as rolname,
     f.f as proname
 from
-    pg_catalog.unnest(array['_now', 'schema_version', 'health', 'enqueue', 'enqueue_batch'])
+    pg_catalog.unnest(array['schema_version', 'health', 'enqueue', 'enqueue_batch'])
         as f (f)
 union all
 select
@@ -17,8 +17,8 @@ select
     f.f as proname
 from
     pg_catalog.unnest(array[
-        '_now', '_queue_counts', 'schema_version', 'health', 'claim_batch', 'complete', 'fail',
-        'extend_lease',
+        '_now', '_queue_counts', '_caller', '_admin', '_allowed', 'schema_version', 'health',
+        'claim_batch', 'complete', 'fail', 'fail_batch', 'extend_lease',
         'release', 'register_worker', 'heartbeat', 'deregister_worker', 'reclaim_orphans'
     ]) as f (f)
 union all
@@ -28,7 +28,10 @@ select
 from pg_catalog.pg_proc as p
 where
     p.pronamespace = 'pgclaim'::regnamespace
-    and (p.proname !~ '^_' or p.proname in ('_now', '_queue_counts'));
+    and (
+        p.proname !~ '^_'
+        or p.proname in ('_now', '_queue_counts', '_caller', '_admin', '_allowed')
+    );
 
 select
     function_privs_are(
@@ -68,7 +71,7 @@ select
         'pgclaim', t.t, r.rolname, '{}'::text[],
         pg_catalog.format('%s has no privilege on table %s', r.rolname, t.t)
     )
-from (values ('records'), ('queues'), ('workers'), ('config')) as t (t)
+from (values ('records'), ('queues'), ('workers'), ('config'), ('queue_grants')) as t (t)
 cross join
     (values ('pgclaim_producer'), ('pgclaim_worker'), ('pgclaim_admin')) as r (rolname)
 order by t.t, r.rolname;
@@ -76,10 +79,15 @@ order by t.t, r.rolname;
 select
     table_privs_are(
         'pgclaim', v.v, r.rolname,
-        case when r.rolname = 'pgclaim_producer' then '{}'::text[] else array['SELECT'] end,
+        case
+            when r.rolname = 'pgclaim_producer' then '{}'::text[]
+            when v.v = 'queue_permissions' and r.rolname <> 'pgclaim_admin' then '{}'::text[]
+            else array['SELECT']
+        end,
         pg_catalog.format('%s: select on view %s as expected', r.rolname, v.v)
     )
-from (values ('queue_stats'), ('worker_status'), ('stuck_records')) as v (v)
+from (values ('queue_stats'), ('worker_status'), ('stuck_records'), ('queue_permissions'))
+    as v (v)
 cross join
     (values ('pgclaim_producer'), ('pgclaim_worker'), ('pgclaim_admin')) as r (rolname)
 order by v.v, r.rolname;
@@ -89,7 +97,7 @@ select
         'pgclaim', s.s, r.rolname, '{}'::text[],
         pg_catalog.format('%s has no privilege on sequence %s', r.rolname, s.s)
     )
-from (values ('lease_token_seq'), ('records_id_seq')) as s (s)
+from (values ('records_id_seq')) as s (s)
 cross join
     (values ('pgclaim_producer'), ('pgclaim_worker'), ('pgclaim_admin')) as r (rolname)
 order by s.s, r.rolname;

@@ -4,8 +4,8 @@ begin;
 select plan(14);
 
 select pgclaim_test.set_now('2030-01-01 00:00:00+00');
-select pgclaim.create_queue('pg', retention => '1 day', max_attempts => 1);
-select pgclaim.create_queue('pg_other', retention => '1 day');
+select pgclaim.create_queue('pg', retention => '1 day', max_attempts => 1, max_lease => '30 days');
+select pgclaim.create_queue('pg_other', retention => '1 day', max_lease => '30 days');
 select pgclaim_test.keep('c1', pgclaim.enqueue('pg', '{}', priority => 5));
 select pgclaim_test.keep('f1', pgclaim.enqueue('pg', '{}', priority => 4));
 select pgclaim_test.keep('x1', pgclaim.enqueue('pg', '{}', priority => 3));

@@ -86,7 +86,7 @@ select pgclaim_test.rejects(
     $$ select pgclaim.reclaim_orphans(0) $$, '22023', 'max_records 0'
 );
 select pgclaim_test.rejects(
-    $$ select pgclaim.reclaim_orphans(null) $$, '22023', 'a null max_records'
+    $$ select pgclaim.reclaim_orphans(null) $$, '22004', 'a null max_records'
 );
 
 select * from finish();

@@ -1,18 +1,27 @@
--- pgclaim: the schema, its types and its roles.
+-- pgclaim: the schema and its types.
 --
 -- Tables (sql/10_tables.sql)
 --   pgclaim.queues   one row per queue: lease, attempts, backoff, retention, paused
 --   pgclaim.records  every record of every queue; status drives its lifecycle:
 --                    pending -> running -> completed | pending (retry) | failed
 --                    pending/running -> cancelled; failed -> pending (retry_failed)
---   pgclaim.workers  registered workers and their last heartbeat
---   pgclaim.config   one row of cluster-wide settings (worker timeout, claim sweep)
+--   pgclaim.workers  registered workers, the role that runs each, last heartbeat
+--   pgclaim.config   one row of cluster-wide settings (worker timeout, claim sweep,
+--                    limits of the reports)
+--   pgclaim.queue_grants  per-queue privileges (enqueue, claim, read) of roles
 -- API (sql/30_api/, one function per file), views (sql/40_views/), grants
 -- (sql/90_grants.sql). Internals start with an underscore (sql/20_internal/).
--- Roles are cluster-wide: they are created here when missing, which needs
--- CREATEROLE; a DBA may create them beforehand instead.
+-- Roles (sql/00_roles.sql): pgclaim_owner owns everything below; every function
+-- is SECURITY DEFINER with search_path = pg_catalog, pg_temp, so a caller's
+-- temporary objects and schemas are never resolved inside one.
+--
+-- The schema must not exist yet: a schema pgclaim that someone else made is not
+-- adopted (pgclaim migrate --adopt-existing says otherwise, see docs/install.md).
 
-create schema if not exists pgclaim;
+create schema pgclaim authorization pgclaim_owner;
+
+-- Everything from here on is created by, and owned by, pgclaim_owner.
+set local role pgclaim_owner;
 
 comment on schema pgclaim is
 'pgclaim: a PostgreSQL-native record queue (claim with SKIP LOCKED, leases, heartbeats).';
@@ -39,17 +48,3 @@ create type pgclaim.claimed as (
 
 comment on type pgclaim.claimed is
 'A record handed out by claim_batch; lease_token fences reports to this claim.';
-
-do $do$
-begin
-    if not exists (select from pg_catalog.pg_roles where rolname = 'pgclaim_producer') then
-        create role pgclaim_producer nologin;
-    end if;
-    if not exists (select from pg_catalog.pg_roles where rolname = 'pgclaim_worker') then
-        create role pgclaim_worker nologin;
-    end if;
-    if not exists (select from pg_catalog.pg_roles where rolname = 'pgclaim_admin') then
-        create role pgclaim_admin nologin;
-    end if;
-end
-$do$;

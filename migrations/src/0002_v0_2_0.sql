@@ -1,0 +1,118 @@
+-- Upgrade steps from release 0.1.0 (migrations/0001_initial.sql) to 0.2.0, run
+-- after sql/00_roles.sql (the roles, pgclaim_owner among them) and before the
+-- functions, views and grants of sql/, which replace every one of 0.1.0's.
+-- Records in flight keep their state, lease and token: a record claimed before
+-- the upgrade has no holder_role and stays reportable by its worker_id alone
+-- until it finishes or its lease ends.
+
+-- The ALTER TABLEs below wait at most this long for the tables' locks (claims and
+-- reports hold them for milliseconds): a migration that cannot get them fails and
+-- can be run again, rather than queueing every worker's call behind it.
+set local lock_timeout = '10s';
+
+-- 0.1.0 accepted a run_at of -infinity, which made queue_stats and health() fail
+-- (cannot subtract infinite timestamps): such records are due since they were
+-- enqueued. Done before the ALTERs below, so that no table lock is held while
+-- the unfinished records are read.
+update pgclaim.records as r set run_at = r.enqueued_at
+where r.status = 'pending' and r.run_at = '-infinity'::timestamptz;
+update pgclaim.records as r set run_at = r.enqueued_at
+where r.status = 'running' and r.run_at = '-infinity'::timestamptz;
+
+-- Everything 0.1.0 made was owned by the installer, so its SECURITY DEFINER
+-- functions ran with all of the installer's rights: it passes to pgclaim_owner.
+alter schema pgclaim owner to pgclaim_owner;
+
+do $do$
+declare
+    v_object record;
+begin
+    for v_object in
+        select c.oid::regclass::text as name, c.relkind
+        from pg_catalog.pg_class as c
+        where c.relnamespace = 'pgclaim'::regnamespace and c.relkind in ('r', 'v', 'S')
+    loop
+        execute pg_catalog.format(
+            'alter %s %s owner to pgclaim_owner',
+            case v_object.relkind when 'v' then 'view' when 'S' then 'sequence' else 'table' end,
+            v_object.name);
+    end loop;
+    for v_object in
+        select p.oid::regprocedure::text as name
+        from pg_catalog.pg_proc as p where p.pronamespace = 'pgclaim'::regnamespace
+    loop
+        execute pg_catalog.format('alter function %s owner to pgclaim_owner', v_object.name);
+    end loop;
+    for v_object in
+        select t.oid::regtype::text as name
+        from pg_catalog.pg_type as t
+        where t.typnamespace = 'pgclaim'::regnamespace and t.typtype in ('e', 'c')
+          and (t.typrelid = 0 or exists (
+              select from pg_catalog.pg_class as c where c.oid = t.typrelid and c.relkind = 'c'
+          ))
+    loop
+        execute pg_catalog.format('alter type %s owner to pgclaim_owner', v_object.name);
+    end loop;
+end
+$do$;
+
+-- Functions whose signature changed: new settings and limits, parameters renamed.
+drop function pgclaim.create_queue(text, interval, integer, interval, interval, interval);
+drop function pgclaim.alter_queue(text, interval, integer, interval, interval, interval);
+drop function pgclaim.configure(interval, integer);
+drop function pgclaim._check_interval(text, interval, boolean);
+drop function pgclaim._check_text(text, text, integer);
+
+-- Lease tokens are random now (_lease_token), not drawn from a sequence.
+drop sequence pgclaim.lease_token_seq;
+
+-- Limits per queue, filled with create_queue's defaults for existing queues (the
+-- table keeps no default: create_queue is the one place they are written).
+alter table pgclaim.queues
+add column max_payload_bytes integer not null default 1048576,
+add column max_lease interval not null default '12 hours',
+add column min_priority integer not null default -1000,
+add column max_priority integer not null default 1000,
+add column max_batch integer not null default 10000,
+add column restricted boolean not null default false;
+
+alter table pgclaim.queues
+alter column max_payload_bytes drop default,
+alter column max_lease drop default,
+alter column min_priority drop default,
+alter column max_priority drop default,
+alter column max_batch drop default;
+
+comment on table pgclaim.queues is 'One row per queue: its settings and limits.';
+
+alter table pgclaim.records add column holder_role oid;
+
+alter table pgclaim.workers add column owner_role oid;
+
+comment on table pgclaim.workers is
+'Registered workers, the role each runs as, and their last heartbeat.';
+
+alter table pgclaim.config
+add column max_ids integer not null default 10000 check (max_ids >= 1),
+add column max_error_bytes integer not null default 8192 check (max_error_bytes >= 64),
+add column max_info_bytes integer not null default 8192 check (max_info_bytes >= 2);
+
+comment on table pgclaim.config is
+'Cluster-wide settings: worker_timeout (a worker silent that long is dead), '
+'sweep_limit (expired leases each claim_batch takes back), max_ids (ids in one call), '
+'max_error_bytes (error texts are cut there), max_info_bytes (worker info).';
+
+set local role pgclaim_owner;
+
+create table pgclaim.queue_grants (
+    queue text not null references pgclaim.queues (queue) on delete cascade,
+    grantee oid not null,
+    privilege text not null check (privilege in ('enqueue', 'claim', 'read')),
+    granted_at timestamptz not null,
+    primary key (queue, privilege, grantee)
+);
+
+comment on table pgclaim.queue_grants is
+'Per-queue privileges (enqueue, claim, read) granted to roles with grant_queue.';
+
+reset role;

@@ -1,0 +1,67 @@
+-- pgclaim._end_attempt(ids, errors, retry_at, fatal, counted, now): the one
+-- place where running records stop being held without finishing (fail,
+-- fail_batch, reclaim, deregister_worker). Each record of ids goes back to
+-- pending, due at its retry_at (or keeping its place in the queue, run_at, when
+-- that is null), while attempts remain and it is not fatal; otherwise it is
+-- dead-lettered as failed, finished now. errors (one per id) become last_error.
+-- With counted false (a release) the attempt is given back: the record is
+-- pending again whatever its attempts and keeps its last_error. The lease
+-- columns are cleared here; _report clears them too when it releases (in the
+-- one statement that every report makes).
+-- Callers lock the rows and check that the caller holds them first.
+-- Returns: (id, queue, status) of each record it changed. Raises: nothing.
+-- Tables: records (update).
+create or replace function pgclaim._end_attempt(
+    ids bigint[],
+    errors text[],
+    retry_at timestamptz[],
+    fatal boolean[],
+    counted boolean,
+    now timestamptz
+)
+returns table (id bigint, queue text, status pgclaim.status)
+language sql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+    update pgclaim.records as r set
+        status = case
+            when _end_attempt.counted and (coalesce(v.fatal, false) or r.attempt >= r.max_attempts)
+                then 'failed'::pgclaim.status
+            else 'pending'::pgclaim.status
+        end,
+        attempt = case when _end_attempt.counted then r.attempt else r.attempt - 1 end,
+        run_at = case
+            when _end_attempt.counted and (coalesce(v.fatal, false) or r.attempt >= r.max_attempts)
+                then r.run_at
+            else coalesce(v.retry_at, r.run_at)
+        end,
+        finished_at = case
+            when _end_attempt.counted and (coalesce(v.fatal, false) or r.attempt >= r.max_attempts)
+                then _end_attempt.now
+        end,
+        last_error = case
+            when _end_attempt.counted then coalesce(v.error, r.last_error) else r.last_error
+        end,
+        worker_id = null,
+        lease_until = null,
+        lease_token = null,
+        lease_for = null,
+        holder_role = null
+    from rows from (
+        pg_catalog.unnest(_end_attempt.ids),
+        pg_catalog.unnest(_end_attempt.errors),
+        pg_catalog.unnest(_end_attempt.retry_at),
+        pg_catalog.unnest(_end_attempt.fatal)
+    ) as v (id, error, retry_at, fatal)
+    -- status compared as text: look each id up by primary key, never read the
+    -- partial index of running records whole
+    where r.id = v.id and r.status::text = 'running'
+    returning r.id, r.queue, r.status;
+$fn$;
+
+comment on function pgclaim._end_attempt(
+    bigint[], text[], timestamptz[], boolean[], boolean, timestamptz
+) is
+'Internal: running records back to pending (or dead-lettered when out of attempts or '
+'fatal), lease cleared; with counted false the attempt is given back.';
