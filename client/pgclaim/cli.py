@@ -1,8 +1,9 @@
 """The pgclaim command line: install, produce, work, inspect and operate a pgclaim database.
 
 Every command takes ``--database URL`` (default: ``DATABASE_URL``, then libpq's ``PG*``
-variables). Exit status: 0 success, 1 a problem worth a look (``health`` degraded, ``doctor``
-warnings), 2 failure (an error, ``health`` failing or unreachable).
+variables), shown with its password masked wherever it is printed. Exit status: 0 success,
+1 a problem worth a look (``health`` degraded, ``doctor`` warnings), 2 failure (an error,
+``health`` failing or unreachable, ``doctor`` failures).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Any, TextIO
 
 import psycopg
 
-from . import _sql
+from . import _dsn, _sql
 from .client import QueueClient, QueueStats, default_dsn
 from .errors import PgclaimError, translate
 from .instance import instance_id
@@ -75,11 +76,31 @@ def _client(dsn: str) -> QueueClient:
     return QueueClient(dsn, max_size=2)
 
 
+def _shown(dsn: str) -> str:
+    """``dsn`` as printed: its passwords masked (``_dsn.redact``)."""
+    return _dsn.redact(dsn) or "(libpq environment)"
+
+
+def _connect(dsn: str, name: str) -> psycopg.Connection[Any]:
+    """An autocommit connection for a one-off check; a ``PgclaimError`` if none can be had."""
+    _dsn.check(dsn)
+    try:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=5,
+                               application_name=f"pgclaim {name}")
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
+
+
 # -- commands -----------------------------------------------------------------------------
 
 def cmd_migrate(args: argparse.Namespace, dsn: str) -> int:
     _progress("pgclaim: applying migrations ...")
-    applied = migrate(dsn)
+    try:
+        applied = migrate(dsn)
+    except ValueError as exc:  # not a URL yoyo can take
+        raise PgclaimError(str(exc)) from None
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
     print(f"pgclaim: applied {len(applied)} migration(s)"
           + (": " + ", ".join(applied) if applied else ""))
     return 0
@@ -183,7 +204,7 @@ def cmd_worker(args: argparse.Namespace, dsns: Sequence[str]) -> int:
         results = MultiWorker(dsns, args.queue, handler, client_options=client_options,
                               **options).run(until_empty=args.until_empty)
     for dsn, stats in zip(dsns, results, strict=True):
-        _progress(f"pgclaim: worker done on {_redact(dsn)}: claimed {stats.claimed}, "
+        _progress(f"pgclaim: worker done on {_shown(dsn)}: claimed {stats.claimed}, "
                   f"completed {stats.completed}, retried {stats.retried}, failed "
                   f"{stats.failed}, released {stats.released}")
     if any(stats.abandoned for stats in results):
@@ -241,16 +262,11 @@ def cmd_stats(args: argparse.Namespace, dsn: str) -> int:
 
 def cmd_health(args: argparse.Namespace, dsn: str) -> int:
     try:
-        try:
-            conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5,
-                                   application_name="pgclaim health")
-        except psycopg.Error as exc:
-            raise translate(exc) from exc
-        with conn:
+        with _connect(dsn, "health") as conn:
             doc = QueueClient(conn).health(max_xact_age=args.max_xact_age,
                                            max_pending_age=args.max_pending_age)
     except PgclaimError as exc:
-        doc = {"status": "failing", "reachable": False, "reasons": [str(exc)],
+        doc = {"status": "failing", "reachable": False, "reasons": [_dsn.scrub(str(exc), dsn)],
                "sqlstate": exc.sqlstate}
     if args.json:
         print(json.dumps(doc, indent=2, default=str))
@@ -321,13 +337,13 @@ def cmd_doctor(args: argparse.Namespace, dsn: str) -> int:
         print(f"{level:4}  {name:22} {detail}")
 
     try:
-        conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True,
-                               application_name="pgclaim doctor")
-    except psycopg.Error as exc:
-        check("fail", "server reachable", str(exc).strip().splitlines()[0])
+        conn = _connect(dsn, "doctor")
+    except PgclaimError as exc:
+        check("fail", "server reachable",
+              _dsn.scrub((str(exc).strip().splitlines() or [""])[0], dsn))
         return 2
     with conn:
-        check("ok", "server reachable", _redact(dsn))
+        check("ok", "server reachable", _shown(dsn))
         num, version = conn.execute(_sql.SERVER_VERSION).fetchone() or (0, "?")
         check("ok" if num >= MIN_SERVER_VERSION else "fail", "server version",
               version.split(",")[0])
@@ -354,10 +370,6 @@ def cmd_doctor(args: argparse.Namespace, dsn: str) -> int:
                 check(advice[0], name, f"{shown}: {advice[1]}")
     levels = {level for level, _, _ in checks}
     return 2 if "fail" in levels else 1 if "warn" in levels else 0
-
-
-def _redact(dsn: str) -> str:
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", dsn) or "(libpq environment)"
 
 
 # -- parser -------------------------------------------------------------------------------
@@ -461,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         return _COMMANDS[args.command](args, dsns[0])
     except PgclaimError as exc:
         state = f" [{exc.sqlstate}]" if exc.sqlstate else ""
-        print(f"pgclaim: error{state}: {exc}", file=sys.stderr)
+        print(f"pgclaim: error{state}: {_dsn.scrub(str(exc), *dsns)}", file=sys.stderr)
         return 2
 
 

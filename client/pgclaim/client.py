@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
-from . import _sql
+from . import _dsn, _sql
 from .errors import translate
 from .instance import application_name, instance_id
 from .retry import NO_RETRY, Attempt, RetryPolicy, call_with_retry, log_extra
@@ -134,6 +134,8 @@ class QueueClient:
 
     Every method that takes ``conn=`` runs on that connection instead, in the same way: use it
     to enqueue inside the caller's own transaction.
+
+    A DSN libpq cannot parse raises ``InvalidArgument`` at once, with its password masked.
     """
 
     def __init__(
@@ -174,6 +176,7 @@ class QueueClient:
             self.retry = NO_RETRY
         else:
             self.dsn = default_dsn() if dsn_or_pool is None else dsn_or_pool
+            _dsn.check(self.dsn)
             options = []
             if statement_timeout is not None:
                 options.append(f"-c statement_timeout={_ms(statement_timeout)}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from yoyo import get_backend, read_migrations  # type: ignore[import-untyped]
 
+from ._dsn import redact
 from ._resources import data_dir
 
 
@@ -13,7 +14,8 @@ def yoyo_url(dsn: str) -> str:
             return "postgresql+psycopg://" + dsn[len(prefix):]
     if dsn.startswith("postgresql+psycopg://"):
         return dsn
-    raise ValueError(f"pgclaim: migrate needs a postgresql:// URL, got {dsn!r}")
+    raise ValueError("pgclaim: migrate needs a URL with the scheme postgresql:// or postgres:// "
+                     f"(yoyo takes no key=value DSN), got {redact(dsn)!r}")
 
 
 def migrate(dsn: str) -> list[str]:

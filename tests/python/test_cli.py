@@ -167,7 +167,8 @@ def test_multi_database_worker_and_helpers(dsn: str, cluster_url: str, template_
         with pytest.raises(SystemExit):
             cli.load_handler(bad)
     assert cli.format_stats([]).endswith("(no queue)")
-    assert cli._redact("postgresql://u:secret@h/db") == "postgresql://u:***@h/db"
+    assert cli._shown("postgresql://u:secret@h/db") == "postgresql://u:***@h/db"
+    assert cli._shown("") == "(libpq environment)"
     assert cli.main(["doctor", "--database", NOWHERE]) == 2
     assert cli._advice("autovacuum", "off") is not None
     assert cli._advice("fsync", "off") is not None
