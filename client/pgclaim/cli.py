@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import psycopg
 
 from . import _dsn, _sql
+from ._version import package_version, required_schema_version
 from .client import QueueClient, QueueStats, default_dsn
 from .errors import PgclaimError, translate
 from .instance import instance_id
@@ -29,8 +30,6 @@ from .multi import MultiWorker
 from .retry import RetryPolicy
 from .worker import Worker
 
-#: the schema version this client was written for
-EXPECTED_SCHEMA_VERSION = 1
 #: the oldest PostgreSQL major version pgclaim supports
 MIN_SERVER_VERSION = 130000
 
@@ -263,8 +262,9 @@ def cmd_stats(args: argparse.Namespace, dsn: str) -> int:
 def cmd_health(args: argparse.Namespace, dsn: str) -> int:
     try:
         with _connect(dsn, "health") as conn:
-            doc = QueueClient(conn).health(max_xact_age=args.max_xact_age,
-                                           max_pending_age=args.max_pending_age)
+            # What pgclaim.health() says: the schema's version is doctor's business.
+            doc = QueueClient(conn, check_schema=False).health(
+                max_xact_age=args.max_xact_age, max_pending_age=args.max_pending_age)
     except PgclaimError as exc:
         doc = {"status": "failing", "reachable": False, "reasons": [_dsn.scrub(str(exc), dsn)],
                "sqlstate": exc.sqlstate}
@@ -351,10 +351,13 @@ def cmd_doctor(args: argparse.Namespace, dsn: str) -> int:
         if not installed:
             check("fail", "schema", "pgclaim is not installed: run `pgclaim migrate`")
         else:
-            got = int((conn.execute(_sql.SCHEMA_VERSION).fetchone() or (0,))[0])
-            level = "ok" if got == EXPECTED_SCHEMA_VERSION else "warn"
-            check(level, "schema version",
-                  f"{got} (this client expects {EXPECTED_SCHEMA_VERSION})")
+            try:
+                got = QueueClient(conn, check_schema=False).check_schema()
+            except PgclaimError as exc:  # SchemaMismatch: older than this client needs
+                check("fail", "schema version", str(exc))
+            else:
+                check("ok", "schema version",
+                      f"{got} (this client needs {required_schema_version()} or later)")
         tap = conn.execute(_sql.PGTAP_AVAILABLE).fetchone()
         if tap is None:
             check("warn", "pgtap", "not available (needed only to run the SQL tests)")
@@ -374,6 +377,12 @@ def cmd_doctor(args: argparse.Namespace, dsn: str) -> int:
 
 # -- parser -------------------------------------------------------------------------------
 
+def version_text() -> str:
+    """What ``pgclaim --version`` prints: the package's version and the schema it needs."""
+    return (f"pgclaim {package_version()} (needs schema version {required_schema_version()} "
+            "or later)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pgclaim`` command."""
     def options(dest_prefix: str) -> argparse.ArgumentParser:
@@ -389,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgclaim", description=__doc__,
                                      parents=[options("global_")],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help: str) -> argparse.ArgumentParser:

@@ -16,7 +16,8 @@ from psycopg_pool import ConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
 from . import _dsn, _sql
-from .errors import translate
+from ._version import package_version, required_schema_version
+from .errors import SchemaMismatch, translate
 from .instance import application_name, instance_id
 from .retry import NO_RETRY, Attempt, RetryPolicy, call_with_retry, log_extra
 from .retry import logger as _default_logger
@@ -135,7 +136,9 @@ class QueueClient:
     Every method that takes ``conn=`` runs on that connection instead, in the same way: use it
     to enqueue inside the caller's own transaction.
 
-    A DSN libpq cannot parse raises ``InvalidArgument`` at once, with its password masked.
+    The first call checks once that the installed schema is recent enough for this client
+    (``check_schema``); ``check_schema=False`` leaves that to the caller. A DSN libpq cannot
+    parse raises ``InvalidArgument`` at once, with its password masked.
     """
 
     def __init__(
@@ -159,8 +162,10 @@ class QueueClient:
         reconnect_delay_max: float = 2.0,
         prepare_threshold: int | None = 5,
         application_name_suffix: str = "",
+        check_schema: bool = True,
     ) -> None:
         self.instance_id = instance_id()
+        self._schema_unchecked = check_schema
         self._log = logger or _default_logger
         self._conn: psycopg.Connection[Any] | None = None
         self._pool: ConnectionPool | None = None
@@ -266,16 +271,19 @@ class QueueClient:
         idempotent: bool,
         queue: str | None = None,
         conn: psycopg.Connection[Any] | None = None,
+        check: bool = True,
     ) -> list[tuple[Any, ...]]:
-        """Runs one statement and returns its rows, with the retry rules of ``pgclaim.retry``."""
+        """Runs one statement and returns its rows, with the retry rules of ``pgclaim.retry``
+        (and, unless ``check`` is false, the schema check of a client's first call)."""
 
         def statement(c: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
             with c.cursor() as cur:
                 cur.execute(query, params)
                 return cur.fetchall() if cur.description else []
 
-        return self.run(statement, operation=operation, idempotent=idempotent, queue=queue,
-                        conn=conn)
+        run = self.run if check else self._run
+        return run(statement, operation=operation, idempotent=idempotent, queue=queue,
+                   conn=conn)
 
     def _scalar(self, operation: str, query: str, params: dict[str, Any], **kw: Any) -> Any:
         return self._call(operation, query, params, **kw)[0][0]
@@ -509,8 +517,25 @@ class QueueClient:
             "max_pending_age": as_interval(max_pending_age)}, idempotent=True))
 
     def schema_version(self) -> int:
-        """The version of the installed pgclaim schema."""
-        return int(self._scalar("schema_version", _sql.SCHEMA_VERSION, {}, idempotent=True))
+        """The version of the installed pgclaim schema (the number of its newest migration)."""
+        return int(self._scalar("schema_version", _sql.SCHEMA_VERSION, {}, idempotent=True,
+                                check=False))
+
+    def check_schema(self) -> int:
+        """Checks that the installed schema is at least the version this client needs (the
+        newest migration it ships); returns the installed version.
+
+        Raises ``SchemaMismatch`` for an older schema (run ``pgclaim migrate``) and
+        ``SchemaMissing`` when there is none; a newer schema is accepted. The first call of a
+        client runs this once (unless built with ``check_schema=False``); calling it checks
+        again whatever that option says.
+        """
+        installed = self.schema_version()
+        required = required_schema_version()
+        if installed < required:
+            raise SchemaMismatch(installed, required, package_version())
+        self._schema_unchecked = False
+        return installed
 
     def run(self, fn: Callable[[psycopg.Connection[Any]], T], *, operation: str = "query",
             idempotent: bool = False, queue: str | None = None,
@@ -519,8 +544,17 @@ class QueueClient:
 
         On ``conn`` (or the caller's connection the client was built on) it runs once, inside
         the caller's transaction, and is never retried. Every method of the client goes through
-        here; use it for read-only checks and tooling (``fn`` receives the connection).
+        here; use it for read-only checks and tooling (``fn`` receives the connection). The
+        client's first call checks the schema version first (``check_schema``).
         """
+        if self._schema_unchecked:
+            self.check_schema()
+        return self._run(fn, operation=operation, idempotent=idempotent, queue=queue, conn=conn)
+
+    def _run(self, fn: Callable[[psycopg.Connection[Any]], T], *, operation: str,
+             idempotent: bool, queue: str | None,
+             conn: psycopg.Connection[Any] | None) -> T:
+        """``run`` without the schema check."""
         own = conn if conn is not None else self._conn
         if own is not None:
             try:

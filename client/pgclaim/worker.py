@@ -284,6 +284,7 @@ class Worker:
         failures = 0
         while not self._stop.is_set():
             try:
+                self.client.check_schema()  # SchemaMismatch or SchemaMissing: not waited for
                 self.client.register_worker(self.worker_id, self.info)
                 self._info("registered (concurrency %d, batch %d)", self.concurrency,
                            self.batch_size)
