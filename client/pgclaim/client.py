@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, overload
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -41,6 +41,30 @@ class Claimed:
     run_at: datetime
     lease_until: datetime
     lease_token: int
+
+
+def _fencing(
+    ids: Sequence[int] | Sequence[Claimed], lease_tokens: Sequence[int] | None,
+) -> tuple[list[int], list[int] | None]:
+    """The ids and lease tokens of a report: taken from ``Claimed`` records, or given apart."""
+    items: list[int | Claimed] = list(ids)
+    records = [item for item in items if isinstance(item, Claimed)]
+    if not records:
+        plain = [item for item in items if not isinstance(item, Claimed)]
+        return plain, None if lease_tokens is None else list(lease_tokens)
+    if len(records) != len(items):
+        raise TypeError("pgclaim: pass Claimed records or ids, not a mix of both")
+    if lease_tokens is not None:
+        raise TypeError("pgclaim: Claimed records carry their lease tokens: "
+                        "do not pass lease_tokens with them")
+    return [r.id for r in records], [r.lease_token for r in records]
+
+
+def _queue_of(ids: Sequence[int] | Sequence[Claimed], queue: str | None) -> str | None:
+    """The queue to name in log records: the one given, else that of the first record."""
+    if queue is None and ids and isinstance(ids[0], Claimed):
+        return ids[0].queue
+    return queue
 
 
 @dataclass(frozen=True)
@@ -396,52 +420,106 @@ class QueueClient:
             idempotent=False, queue=queue)
         return [Claimed(*r) for r in rows]
 
+    @overload
+    def complete(
+        self, worker_id: str, records: Sequence[Claimed], /, *, queue: str | None = None,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> int: ...
+
+    @overload
     def complete(
         self, worker_id: str, ids: Sequence[int], lease_tokens: Sequence[int] | None = None,
         *, queue: str | None = None, conn: psycopg.Connection[Any] | None = None,
+    ) -> int: ...
+
+    def complete(
+        self, worker_id: str, ids: Sequence[int] | Sequence[Claimed],
+        lease_tokens: Sequence[int] | None = None, *, queue: str | None = None,
+        conn: psycopg.Connection[Any] | None = None,
     ) -> int:
         """Completes the records among ``ids`` that ``worker_id`` holds; returns how many.
 
-        ``lease_tokens`` (one per id) fence each report to its claim. With ``conn``, the
-        completion joins the caller's transaction (results and completion commit together).
+        Pass the ``Claimed`` records ``claim`` returned (their ids and lease tokens are used),
+        or ids with ``lease_tokens`` (one per id), which fence each report to its claim. With
+        ``conn``, the completion joins the caller's transaction (results and completion commit
+        together).
         """
+        id_list, tokens = _fencing(ids, lease_tokens)
         return int(self._scalar("complete", _sql.COMPLETE, {
-            "worker_id": worker_id, "ids": list(ids),
-            "lease_tokens": None if lease_tokens is None else list(lease_tokens)},
-            idempotent=True, queue=queue, conn=conn))
+            "worker_id": worker_id, "ids": id_list, "lease_tokens": tokens},
+            idempotent=True, queue=_queue_of(ids, queue), conn=conn))
 
     def fail(
-        self, worker_id: str, id: int, error: str, *, retry_after: Duration | None = None,
-        lease_token: int | None = None, fatal: bool = False, queue: str | None = None,
+        self, worker_id: str, id: int | Claimed, error: str, *,
+        retry_after: Duration | None = None, lease_token: int | None = None,
+        fatal: bool = False, queue: str | None = None,
     ) -> str:
         """Reports a failed attempt; returns the new status ('pending' or 'failed').
 
+        ``id`` is a record id (with its ``lease_token``), or the ``Claimed`` record itself.
         Raises ``RecordNotFound`` or ``NotHolder`` (the lease was taken back).
         """
+        record_id = id
+        if isinstance(id, Claimed):
+            if lease_token is not None and lease_token != id.lease_token:
+                raise TypeError("pgclaim: a Claimed record carries its lease token: "
+                                "do not pass another lease_token with it")
+            record_id, lease_token, queue = id.id, id.lease_token, queue or id.queue
         return str(self._scalar("fail", _sql.FAIL, {
-            "worker_id": worker_id, "id": id, "error": error,
+            "worker_id": worker_id, "id": record_id, "error": error,
             "retry_after": as_interval(retry_after),
             "lease_token": lease_token, "fatal": fatal}, idempotent=False, queue=queue))
 
+    @overload
+    def extend_lease(
+        self, worker_id: str, records: Sequence[Claimed], /, lease: Duration | None = None,
+        *, queue: str | None = None,
+    ) -> int: ...
+
+    @overload
     def extend_lease(
         self, worker_id: str, ids: Sequence[int], lease: Duration | None = None,
         lease_tokens: Sequence[int] | None = None, *, queue: str | None = None,
-    ) -> int:
-        """Extends the leases of the records among ``ids`` that ``worker_id`` holds."""
-        return int(self._scalar("extend_lease", _sql.EXTEND_LEASE, {
-            "worker_id": worker_id, "ids": list(ids), "lease": as_interval(lease),
-            "lease_tokens": None if lease_tokens is None else list(lease_tokens)},
-            idempotent=True, queue=queue))
+    ) -> int: ...
 
+    def extend_lease(
+        self, worker_id: str, ids: Sequence[int] | Sequence[Claimed],
+        lease: Duration | None = None, lease_tokens: Sequence[int] | None = None, *,
+        queue: str | None = None,
+    ) -> int:
+        """Extends the leases of the records among ``ids`` that ``worker_id`` holds (by
+        ``lease``, default: the length each was claimed with); returns how many.
+
+        ``ids`` are the ``Claimed`` records ``claim`` returned, or ids with ``lease_tokens``.
+        """
+        id_list, tokens = _fencing(ids, lease_tokens)
+        return int(self._scalar("extend_lease", _sql.EXTEND_LEASE, {
+            "worker_id": worker_id, "ids": id_list, "lease": as_interval(lease),
+            "lease_tokens": tokens}, idempotent=True, queue=_queue_of(ids, queue)))
+
+    @overload
+    def release(
+        self, worker_id: str, records: Sequence[Claimed], /, *, queue: str | None = None,
+    ) -> int: ...
+
+    @overload
     def release(
         self, worker_id: str, ids: Sequence[int], lease_tokens: Sequence[int] | None = None,
         *, queue: str | None = None,
+    ) -> int: ...
+
+    def release(
+        self, worker_id: str, ids: Sequence[int] | Sequence[Claimed],
+        lease_tokens: Sequence[int] | None = None, *, queue: str | None = None,
     ) -> int:
-        """Gives back held records unprocessed (attempt not counted); returns how many."""
+        """Gives back held records unprocessed (attempt not counted); returns how many.
+
+        ``ids`` are the ``Claimed`` records ``claim`` returned, or ids with ``lease_tokens``.
+        """
+        id_list, tokens = _fencing(ids, lease_tokens)
         return int(self._scalar("release", _sql.RELEASE, {
-            "worker_id": worker_id, "ids": list(ids),
-            "lease_tokens": None if lease_tokens is None else list(lease_tokens)},
-            idempotent=True, queue=queue))
+            "worker_id": worker_id, "ids": id_list, "lease_tokens": tokens},
+            idempotent=True, queue=_queue_of(ids, queue)))
 
     # -- workers --------------------------------------------------------------------------
 
