@@ -142,11 +142,12 @@ def cmd_enqueue(args: argparse.Namespace, dsn: str) -> int:
     with _client(dsn) as client:
         if args.payloads:
             payloads = []
-            for text in args.payloads:
+            for n, text in enumerate(args.payloads, 1):
                 try:
                     payloads.append(json.loads(text))
                 except json.JSONDecodeError as exc:
-                    raise SystemExit(f"pgclaim: payload {text!r} is not JSON: {exc}") from exc
+                    # (the text itself is not repeated: payloads are not printed)
+                    raise SystemExit(f"pgclaim: payload {n} is not JSON: {exc}") from exc
             if args.dedup_key is not None:
                 if len(payloads) != 1:
                     raise SystemExit("pgclaim: --dedup-key takes exactly one payload")
@@ -189,6 +190,7 @@ def cmd_worker(args: argparse.Namespace, dsns: Sequence[str]) -> int:
         "concurrency": args.concurrency, "batch_size": args.batch_size, "lease": args.lease,
         "heartbeat_every": args.heartbeat_every, "poll_interval": args.poll_interval,
         "reclaim_every": args.reclaim_every, "grace": args.grace,
+        "log_payloads": args.log_payloads,
     }
     client_options: dict[str, Any] = {
         "max_size": 3, "pool_timeout": 5.0,
@@ -434,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reclaim-every", type=float, default=60.0, metavar="SECONDS")
     p.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
                    help="on SIGTERM, how long running handlers may take")
+    p.add_argument("--log-payloads", action="store_true",
+                   help="log a failed record's payload and error text (default: only its id, "
+                   "attempt and the exception's type)")
     p.add_argument("--until-empty", action="store_true",
                    help="stop when no record is due and none is running")
 

@@ -144,6 +144,15 @@ def test_commands_in_process(dsn: str, conn: psycopg.Connection[Any],
         cli.main(["--database", dsn, "--database", dsn, "stats"])
 
 
+def test_enqueue_errors_do_not_repeat_payloads(dsn: str, conn: psycopg.Connection[Any],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    conn.execute("select pgclaim.create_queue('q')")
+    with pytest.raises(SystemExit) as info:
+        cli.main(["enqueue", "q", '{"ok": 1}', '{"card": "4111-1111", oops}'])
+    assert "payload 2 is not JSON" in str(info.value) and "4111" not in str(info.value)
+
+
 def test_multi_database_worker_and_helpers(dsn: str, cluster_url: str, template_db: str,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     other = db_url(cluster_url, create_database(cluster_url, template_db))
