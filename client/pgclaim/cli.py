@@ -1,9 +1,10 @@
 """The pgclaim command line: install, produce, work, inspect and operate a pgclaim database.
 
 Every command takes ``--database URL`` (default: ``DATABASE_URL``, then libpq's ``PG*``
-variables), shown with its password masked wherever it is printed. Exit status: 0 success,
-1 a problem worth a look (``health`` degraded, ``doctor`` warnings), 2 failure (an error,
-``health`` failing or unreachable, ``doctor`` failures).
+variables), shown with its password masked wherever it is printed; every command that acts
+on one queue takes it as ``--queue``/``-q``. Exit status: 0 success, 1 a problem worth a look
+(``health`` degraded, ``doctor`` warnings), 2 failure (an error, ``health`` failing or
+unreachable, ``doctor`` failures).
 """
 from __future__ import annotations
 
@@ -147,7 +148,10 @@ def cmd_enqueue(args: argparse.Namespace, dsn: str) -> int:
                     payloads.append(json.loads(text))
                 except json.JSONDecodeError as exc:
                     # (the text itself is not repeated: payloads are not printed)
-                    raise SystemExit(f"pgclaim: payload {n} is not JSON: {exc}") from exc
+                    hint = " (with --queue, every argument is a payload)" if (
+                        args.queue_option is not None) else ""
+                    raise SystemExit(
+                        f"pgclaim: payload {n} is not JSON: {exc}{hint}") from exc
             if args.dedup_key is not None:
                 if len(payloads) != 1:
                     raise SystemExit("pgclaim: --dedup-key takes exactly one payload")
@@ -385,6 +389,46 @@ def version_text() -> str:
             "or later)")
 
 
+def _add_queue(p: argparse.ArgumentParser, *, positional: bool = False) -> None:
+    """``--queue``/``-q``, the one way every command names its queue; ``positional`` keeps
+    the older ``COMMAND QUEUE`` form working as an alias."""
+    p.add_argument("-q", "--queue", dest="queue_option", metavar="QUEUE", help="the queue")
+    if positional:
+        p.add_argument("queue_positional", nargs="?", metavar="QUEUE",
+                       help="the queue, as with --queue (an older form)")
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _resolve_queue(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Sets ``args.queue`` from ``--queue`` or the positional alias; both with different
+    values is an error. ``enqueue``'s positionals are ``[QUEUE] JSON ...``: with ``--queue``
+    they are all payloads, except a first one that repeats the queue's name."""
+    option: str | None = args.queue_option
+    positional: str | None
+    if args.command == "enqueue":
+        items = list(args.payloads)
+        names_queue = bool(items) and (
+            option is None or (items[0] == option and not _is_json(items[0])))
+        positional = items.pop(0) if names_queue else None
+        args.payloads = items
+    else:
+        positional = getattr(args, "queue_positional", None)
+    if option is not None and positional is not None and option != positional:
+        parser.error(f"{args.command}: the queue is given twice, as --queue {option} and as "
+                     f"{positional}")
+    queue = option if option is not None else positional
+    if queue is None:
+        parser.error(f"{args.command}: the queue is missing (--queue QUEUE)")
+    args.queue = queue
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pgclaim`` command."""
     def options(dest_prefix: str) -> argparse.ArgumentParser:
@@ -409,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", "install or upgrade the pgclaim schema")
 
     p = add("create-queue", "create a queue (an existing queue keeps its settings)")
-    p.add_argument("queue")
+    _add_queue(p, positional=True)
     p.add_argument("--lease", type=parse_duration)
     p.add_argument("--max-attempts", type=int)
     p.add_argument("--backoff-base", type=parse_duration)
@@ -417,8 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retention", type=parse_duration)
 
     p = add("enqueue", "add records: JSON payloads as arguments, or JSON lines on stdin")
-    p.add_argument("queue")
-    p.add_argument("payloads", nargs="*", metavar="JSON")
+    _add_queue(p)
+    p.add_argument("payloads", nargs="*", metavar="[QUEUE] JSON",
+                   help="payloads (the first argument is the queue when --queue is not given)")
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--delay", type=parse_duration, help="due after this long (e.g. 10m)")
     p.add_argument("--dedup-key", help="with one payload: add it only if no unfinished record "
@@ -427,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("worker", "process a queue with a handler function MODULE:FUNCTION")
     p.add_argument("handler", metavar="MODULE:FUNCTION")
-    p.add_argument("--queue", required=True)
+    _add_queue(p)
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lease", type=parse_duration, default=None)
@@ -454,11 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-records", type=int, default=10000)
 
     p = add("retry", "put failed records back to pending")
-    p.add_argument("queue")
+    _add_queue(p, positional=True)
     p.add_argument("--id", dest="ids", type=int, action="append", metavar="ID")
 
     p = add("purge", "delete finished records past retention (or --older-than)")
-    p.add_argument("queue")
+    _add_queue(p, positional=True)
     p.add_argument("--older-than", type=parse_duration, default=None)
     p.add_argument("--chunk", type=int, default=10000, help="records deleted per statement")
 
@@ -477,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pgclaim`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "queue_option"):
+        _resolve_queue(parser, args)
     verbose = args.global_verbose + args.verbose
     _setup_logging(verbose + (1 if args.command == "worker" else 0))
     dsns: list[str] = (args.global_database or []) + (args.database or []) or [default_dsn()]
