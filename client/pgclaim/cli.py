@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -91,6 +92,13 @@ def _connect(dsn: str, name: str) -> psycopg.Connection[Any]:
         raise translate(exc) from exc
 
 
+def _defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The default of every parameter of ``fn`` that has one: the CLI's defaults are read
+    from the Python API, never typed again."""
+    return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
 # -- commands -----------------------------------------------------------------------------
 
 def cmd_migrate(args: argparse.Namespace, dsn: str) -> int:
@@ -108,7 +116,7 @@ def cmd_migrate(args: argparse.Namespace, dsn: str) -> int:
 
 def cmd_create_queue(args: argparse.Namespace, dsn: str) -> int:
     options: dict[str, Any] = {}
-    for name in ("lease", "max_attempts", "backoff_base", "backoff_max", "retention"):
+    for name in _sql.QUEUE_SETTINGS:
         value = getattr(args, name)
         if value is not None:
             options[name] = value
@@ -452,36 +460,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("migrate", "install or upgrade the pgclaim schema")
 
-    p = add("create-queue", "create a queue (an existing queue keeps its settings)")
+    p = add("create-queue", "create a queue (an existing queue keeps its settings); a setting "
+            "not given takes pgclaim.create_queue's default")
     _add_queue(p, positional=True)
-    p.add_argument("--lease", type=parse_duration)
-    p.add_argument("--max-attempts", type=int)
-    p.add_argument("--backoff-base", type=parse_duration)
-    p.add_argument("--backoff-max", type=parse_duration)
-    p.add_argument("--retention", type=parse_duration)
+    for name, kind in _sql.QUEUE_SETTINGS.items():
+        p.add_argument("--" + name.replace("_", "-"),
+                       type=parse_duration if kind == "interval" else int)
 
+    enqueue = _defaults(QueueClient.enqueue)
     p = add("enqueue", "add records: JSON payloads as arguments, or JSON lines on stdin")
     _add_queue(p)
     p.add_argument("payloads", nargs="*", metavar="[QUEUE] JSON",
                    help="payloads (the first argument is the queue when --queue is not given)")
-    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--priority", type=int, default=enqueue["priority"])
     p.add_argument("--delay", type=parse_duration, help="due after this long (e.g. 10m)")
     p.add_argument("--dedup-key", help="with one payload: add it only if no unfinished record "
                    "of the queue has this key")
     p.add_argument("--batch", type=int, default=1000, help="records per statement from stdin")
 
+    worker = _defaults(Worker)
     p = add("worker", "process a queue with a handler function MODULE:FUNCTION")
     p.add_argument("handler", metavar="MODULE:FUNCTION")
     _add_queue(p)
-    p.add_argument("--concurrency", type=int, default=4)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lease", type=parse_duration, default=None)
-    p.add_argument("--heartbeat-every", type=float, default=10.0, metavar="SECONDS")
-    p.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS")
-    p.add_argument("--reclaim-every", type=float, default=60.0, metavar="SECONDS")
-    p.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
-                   help="on SIGTERM, how long running handlers may take")
-    p.add_argument("--log-payloads", action="store_true",
+    p.add_argument("--concurrency", type=int, default=worker["concurrency"],
+                   help="handlers at once (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=worker["batch_size"],
+                   help="records per claim (default: the concurrency)")
+    p.add_argument("--lease", type=parse_duration, default=worker["lease"],
+                   help="lease of claimed records (default: the queue's)")
+    p.add_argument("--heartbeat-every", type=float, default=worker["heartbeat_every"],
+                   metavar="SECONDS", help="default: %(default)s")
+    p.add_argument("--poll-interval", type=float, default=worker["poll_interval"],
+                   metavar="SECONDS", help="default: %(default)s")
+    p.add_argument("--reclaim-every", type=float, default=worker["reclaim_every"],
+                   metavar="SECONDS", help="default: %(default)s")
+    p.add_argument("--grace", type=float, default=worker["grace"], metavar="SECONDS",
+                   help="on SIGTERM, how long running handlers may take (default: %(default)s)")
+    p.add_argument("--log-payloads", action="store_true", default=worker["log_payloads"],
                    help="log a failed record's payload and error text (default: only its id, "
                    "attempt and the exception's type)")
     p.add_argument("--until-empty", action="store_true",
@@ -490,13 +505,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("stats", "per-queue counts")
     p.add_argument("--json", action="store_true")
 
+    health = _defaults(QueueClient.health)
     p = add("health", "health check for probes: exit 0 ok, 1 degraded, 2 failing or unreachable")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--max-xact-age", type=parse_duration, default=timedelta(minutes=5))
-    p.add_argument("--max-pending-age", type=parse_duration, default=timedelta(hours=1))
+    p.add_argument("--max-xact-age", type=parse_duration, default=health["max_xact_age"])
+    p.add_argument("--max-pending-age", type=parse_duration, default=health["max_pending_age"])
 
     p = add("reclaim", "take back records with an expired lease or a dead worker")
-    p.add_argument("--max-records", type=int, default=10000)
+    p.add_argument("--max-records", type=int,
+                   default=_defaults(QueueClient.reclaim_orphans)["max_records"])
 
     p = add("retry", "put failed records back to pending")
     _add_queue(p, positional=True)

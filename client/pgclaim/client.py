@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Self, TypeVar, overload
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
@@ -25,6 +26,10 @@ from .retry import logger as _default_logger
 T = TypeVar("T")
 Duration = timedelta | float | int
 """A length of time: a ``timedelta`` or a number of seconds."""
+
+#: the most records one ``claim`` may ask for: ``pgclaim.claim_batch`` raises 22023 above it
+#: (a test checks the two agree); ``Worker`` checks its ``batch_size`` against it up front
+MAX_BATCH_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -289,7 +294,7 @@ class QueueClient:
     def _call(
         self,
         operation: str,
-        query: str,
+        query: str | sql.Composed,
         params: dict[str, Any],
         *,
         idempotent: bool,
@@ -309,7 +314,8 @@ class QueueClient:
         return run(statement, operation=operation, idempotent=idempotent, queue=queue,
                    conn=conn)
 
-    def _scalar(self, operation: str, query: str, params: dict[str, Any], **kw: Any) -> Any:
+    def _scalar(self, operation: str, query: str | sql.Composed, params: dict[str, Any],
+                **kw: Any) -> Any:
         return self._call(operation, query, params, **kw)[0][0]
 
     # -- queues ---------------------------------------------------------------------------
@@ -318,17 +324,19 @@ class QueueClient:
         self,
         queue: str,
         *,
-        lease: Duration = timedelta(minutes=5),
-        max_attempts: int = 5,
-        backoff_base: Duration = timedelta(seconds=10),
-        backoff_max: Duration = timedelta(hours=1),
-        retention: Duration = timedelta(days=7),
+        lease: Duration | None = None,
+        max_attempts: int | None = None,
+        backoff_base: Duration | None = None,
+        backoff_max: Duration | None = None,
+        retention: Duration | None = None,
     ) -> None:
-        """Creates a queue (idempotent: an existing queue keeps its settings)."""
-        self._call("create_queue", _sql.CREATE_QUEUE, {
-            "queue": queue, "lease": as_interval(lease), "max_attempts": max_attempts,
-            "backoff_base": as_interval(backoff_base), "backoff_max": as_interval(backoff_max),
-            "retention": as_interval(retention)}, idempotent=True, queue=queue)
+        """Creates a queue (idempotent: an existing queue keeps its settings).
+
+        A setting left ``None`` takes ``pgclaim.create_queue``'s default (docs/sql.md).
+        """
+        self._queue_call("create_queue", _sql.create_queue, queue, {
+            "lease": lease, "max_attempts": max_attempts, "backoff_base": backoff_base,
+            "backoff_max": backoff_max, "retention": retention})
 
     def alter_queue(
         self,
@@ -341,10 +349,17 @@ class QueueClient:
         retention: Duration | None = None,
     ) -> None:
         """Changes the given settings of a queue (``None`` leaves a setting alone)."""
-        self._call("alter_queue", _sql.ALTER_QUEUE, {
-            "queue": queue, "lease": as_interval(lease), "max_attempts": max_attempts,
-            "backoff_base": as_interval(backoff_base), "backoff_max": as_interval(backoff_max),
-            "retention": as_interval(retention)}, idempotent=True, queue=queue)
+        self._queue_call("alter_queue", _sql.alter_queue, queue, {
+            "lease": lease, "max_attempts": max_attempts, "backoff_base": backoff_base,
+            "backoff_max": backoff_max, "retention": retention})
+
+    def _queue_call(self, operation: str, statement: Callable[[list[str]], sql.Composed],
+                    queue: str, settings: dict[str, Any]) -> None:
+        """Calls ``create_queue`` or ``alter_queue`` naming only the settings given."""
+        given = {name: as_interval(value) if _sql.QUEUE_SETTINGS[name] == "interval" else value
+                 for name, value in settings.items() if value is not None}
+        self._call(operation, statement(list(given)), {"queue": queue, **given},
+                   idempotent=True, queue=queue)
 
     def drop_queue(self, queue: str, *, force: bool = False) -> int:
         """Drops a queue and its records; returns how many records were deleted.
@@ -652,6 +667,6 @@ class QueueClient:
 
 
 __all__ = [
-    "Claimed", "Duration", "QueueClient", "QueueStats", "WorkerStatus", "as_interval",
-    "default_dsn",
+    "MAX_BATCH_SIZE", "Claimed", "Duration", "QueueClient", "QueueStats", "WorkerStatus",
+    "as_interval", "default_dsn",
 ]

@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 
 from . import _sql
-from .client import Claimed, Duration, QueueClient, as_interval
+from .client import MAX_BATCH_SIZE, Claimed, Duration, QueueClient, as_interval
 from .errors import NotHolder, OutcomeUnknown, PgclaimError, RecordNotFound, TransientError
 from .retry import RetryPolicy, log_extra
 from .retry import logger as _default_logger
@@ -137,8 +137,9 @@ class Worker:
         self.handler = handler
         self.concurrency = concurrency
         self.batch_size = batch_size or concurrency
-        if not 1 <= self.batch_size <= 10000:
-            raise ValueError(f"batch_size must be between 1 and 10000, got {self.batch_size}")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, "
+                             f"got {self.batch_size}")
         self.lease = as_interval(lease)
         self.heartbeat_every = heartbeat_every
         self.poll_interval = poll_interval
