@@ -2,8 +2,10 @@
 
 The logic lives in SQL functions of the ``pgclaim`` schema; this package calls them:
 ``QueueClient`` (one method per function), ``Worker`` and ``MultiWorker`` (the worker loop),
-``RetryPolicy`` (transient failures), ``instance_id()`` and ``migrate()``.
+``RetryPolicy`` (transient failures), ``instance_id()`` and ``migrate()``. ``__version__`` is
+the package's version.
 """
+from ._version import package_version
 from .client import Claimed, QueueClient, QueueStats, WorkerStatus
 from .errors import (
     InvalidArgument,
@@ -14,6 +16,7 @@ from .errors import (
     QueueNotEmpty,
     QueueNotFound,
     RecordNotFound,
+    SchemaMismatch,
     SchemaMissing,
     TransientError,
 )
@@ -22,6 +25,9 @@ from .migrate import migrate
 from .multi import MultiWorker
 from .retry import RetryPolicy
 from .worker import Fatal, Retry, Worker, WorkerStats
+
+#: the version of the installed pgclaim distribution
+__version__ = package_version()
 
 __all__ = [
     "Claimed",
@@ -39,11 +45,13 @@ __all__ = [
     "RecordNotFound",
     "Retry",
     "RetryPolicy",
+    "SchemaMismatch",
     "SchemaMissing",
     "TransientError",
     "Worker",
     "WorkerStats",
     "WorkerStatus",
+    "__version__",
     "instance_id",
     "migrate",
 ]

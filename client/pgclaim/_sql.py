@@ -1,20 +1,49 @@
 """Every SQL statement the client sends, in one place: one call of a pgclaim function each.
 
-Values are always bound parameters; the only identifier (a LISTEN channel) goes through
+Values are always bound parameters; identifiers (a LISTEN channel, the setting names of
+``create_queue`` and ``alter_queue``, taken from a fixed list) go through
 ``psycopg.sql.Identifier``.
 """
+from collections.abc import Iterable
+
 from psycopg import sql
 
-CREATE_QUEUE = (
-    "select pgclaim.create_queue(queue => %(queue)s, lease => %(lease)s,"
-    " max_attempts => %(max_attempts)s, backoff_base => %(backoff_base)s,"
-    " backoff_max => %(backoff_max)s, retention => %(retention)s)"
-)
-ALTER_QUEUE = (
-    "select pgclaim.alter_queue(queue => %(queue)s, lease => %(lease)s,"
-    " max_attempts => %(max_attempts)s, backoff_base => %(backoff_base)s,"
-    " backoff_max => %(backoff_max)s, retention => %(retention)s)"
-)
+#: The settings of a queue, in the order of ``create_queue`` and ``alter_queue``'s parameters,
+#: with their SQL types. Calls name only the settings a caller gave, so that
+#: ``pgclaim.create_queue``'s own defaults apply to the rest: the SQL is the one place they
+#: are written. A test compares this with the functions' parameters in ``pg_proc``.
+QUEUE_SETTINGS: dict[str, str] = {
+    "lease": "interval",
+    "max_attempts": "integer",
+    "backoff_base": "interval",
+    "backoff_max": "interval",
+    "retention": "interval",
+}
+
+
+def _queue_call(function: str, settings: Iterable[str]) -> sql.Composed:
+    names = list(settings)
+    unknown = [name for name in names if name not in QUEUE_SETTINGS]
+    if unknown:
+        raise ValueError(f"pgclaim: not a queue setting: {', '.join(unknown)}")
+    args = [sql.SQL("queue => {}").format(sql.Placeholder("queue"))]
+    args += [sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name))
+             for name in QUEUE_SETTINGS if name in names]
+    return sql.SQL("select pgclaim.{}({})").format(sql.Identifier(function),
+                                                    sql.SQL(", ").join(args))
+
+
+def create_queue(settings: Iterable[str]) -> sql.Composed:
+    """``pgclaim.create_queue`` naming ``queue`` and only the given ``settings`` (each one of
+    ``QUEUE_SETTINGS``, bound as ``%(name)s``)."""
+    return _queue_call("create_queue", settings)
+
+
+def alter_queue(settings: Iterable[str]) -> sql.Composed:
+    """``pgclaim.alter_queue`` naming ``queue`` and only the given ``settings``."""
+    return _queue_call("alter_queue", settings)
+
+
 DROP_QUEUE = "select pgclaim.drop_queue(queue => %(queue)s, force => %(force)s)"
 PAUSE_QUEUE = "select pgclaim.pause_queue(queue => %(queue)s)"
 RESUME_QUEUE = "select pgclaim.resume_queue(queue => %(queue)s)"

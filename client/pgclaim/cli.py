@@ -1,13 +1,16 @@
 """The pgclaim command line: install, produce, work, inspect and operate a pgclaim database.
 
 Every command takes ``--database URL`` (default: ``DATABASE_URL``, then libpq's ``PG*``
-variables). Exit status: 0 success, 1 a problem worth a look (``health`` degraded, ``doctor``
-warnings), 2 failure (an error, ``health`` failing or unreachable).
+variables), shown with its password masked wherever it is printed; every command that acts
+on one queue takes it as ``--queue``/``-q``. Exit status: 0 success, 1 a problem worth a look
+(``health`` degraded, ``doctor`` warnings), 2 failure (an error, ``health`` failing or
+unreachable, ``doctor`` failures).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -19,7 +22,8 @@ from typing import Any, TextIO
 
 import psycopg
 
-from . import _sql
+from . import _dsn, _sql
+from ._version import package_version, required_schema_version
 from .client import QueueClient, QueueStats, default_dsn
 from .errors import PgclaimError, translate
 from .instance import instance_id
@@ -28,8 +32,6 @@ from .multi import MultiWorker
 from .retry import RetryPolicy
 from .worker import Worker
 
-#: the schema version this client was written for
-EXPECTED_SCHEMA_VERSION = 1
 #: the oldest PostgreSQL major version pgclaim supports
 MIN_SERVER_VERSION = 130000
 
@@ -75,11 +77,38 @@ def _client(dsn: str) -> QueueClient:
     return QueueClient(dsn, max_size=2)
 
 
+def _shown(dsn: str) -> str:
+    """``dsn`` as printed: its passwords masked (``_dsn.redact``)."""
+    return _dsn.redact(dsn) or "(libpq environment)"
+
+
+def _connect(dsn: str, name: str) -> psycopg.Connection[Any]:
+    """An autocommit connection for a one-off check; a ``PgclaimError`` if none can be had."""
+    _dsn.check(dsn)
+    try:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=5,
+                               application_name=f"pgclaim {name}")
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
+
+
+def _defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The default of every parameter of ``fn`` that has one: the CLI's defaults are read
+    from the Python API, never typed again."""
+    return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
 # -- commands -----------------------------------------------------------------------------
 
 def cmd_migrate(args: argparse.Namespace, dsn: str) -> int:
     _progress("pgclaim: applying migrations ...")
-    applied = migrate(dsn)
+    try:
+        applied = migrate(dsn)
+    except ValueError as exc:  # not a URL yoyo can take
+        raise PgclaimError(str(exc)) from None
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
     print(f"pgclaim: applied {len(applied)} migration(s)"
           + (": " + ", ".join(applied) if applied else ""))
     return 0
@@ -87,7 +116,7 @@ def cmd_migrate(args: argparse.Namespace, dsn: str) -> int:
 
 def cmd_create_queue(args: argparse.Namespace, dsn: str) -> int:
     options: dict[str, Any] = {}
-    for name in ("lease", "max_attempts", "backoff_base", "backoff_max", "retention"):
+    for name in _sql.QUEUE_SETTINGS:
         value = getattr(args, name)
         if value is not None:
             options[name] = value
@@ -122,11 +151,15 @@ def cmd_enqueue(args: argparse.Namespace, dsn: str) -> int:
     with _client(dsn) as client:
         if args.payloads:
             payloads = []
-            for text in args.payloads:
+            for n, text in enumerate(args.payloads, 1):
                 try:
                     payloads.append(json.loads(text))
                 except json.JSONDecodeError as exc:
-                    raise SystemExit(f"pgclaim: payload {text!r} is not JSON: {exc}") from exc
+                    # (the text itself is not repeated: payloads are not printed)
+                    hint = " (with --queue, every argument is a payload)" if (
+                        args.queue_option is not None) else ""
+                    raise SystemExit(
+                        f"pgclaim: payload {n} is not JSON: {exc}{hint}") from exc
             if args.dedup_key is not None:
                 if len(payloads) != 1:
                     raise SystemExit("pgclaim: --dedup-key takes exactly one payload")
@@ -169,6 +202,7 @@ def cmd_worker(args: argparse.Namespace, dsns: Sequence[str]) -> int:
         "concurrency": args.concurrency, "batch_size": args.batch_size, "lease": args.lease,
         "heartbeat_every": args.heartbeat_every, "poll_interval": args.poll_interval,
         "reclaim_every": args.reclaim_every, "grace": args.grace,
+        "log_payloads": args.log_payloads,
     }
     client_options: dict[str, Any] = {
         "max_size": 3, "pool_timeout": 5.0,
@@ -183,7 +217,7 @@ def cmd_worker(args: argparse.Namespace, dsns: Sequence[str]) -> int:
         results = MultiWorker(dsns, args.queue, handler, client_options=client_options,
                               **options).run(until_empty=args.until_empty)
     for dsn, stats in zip(dsns, results, strict=True):
-        _progress(f"pgclaim: worker done on {_redact(dsn)}: claimed {stats.claimed}, "
+        _progress(f"pgclaim: worker done on {_shown(dsn)}: claimed {stats.claimed}, "
                   f"completed {stats.completed}, retried {stats.retried}, failed "
                   f"{stats.failed}, released {stats.released}")
     if any(stats.abandoned for stats in results):
@@ -241,16 +275,12 @@ def cmd_stats(args: argparse.Namespace, dsn: str) -> int:
 
 def cmd_health(args: argparse.Namespace, dsn: str) -> int:
     try:
-        try:
-            conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5,
-                                   application_name="pgclaim health")
-        except psycopg.Error as exc:
-            raise translate(exc) from exc
-        with conn:
-            doc = QueueClient(conn).health(max_xact_age=args.max_xact_age,
-                                           max_pending_age=args.max_pending_age)
+        with _connect(dsn, "health") as conn:
+            # What pgclaim.health() says: the schema's version is doctor's business.
+            doc = QueueClient(conn, check_schema=False).health(
+                max_xact_age=args.max_xact_age, max_pending_age=args.max_pending_age)
     except PgclaimError as exc:
-        doc = {"status": "failing", "reachable": False, "reasons": [str(exc)],
+        doc = {"status": "failing", "reachable": False, "reasons": [_dsn.scrub(str(exc), dsn)],
                "sqlstate": exc.sqlstate}
     if args.json:
         print(json.dumps(doc, indent=2, default=str))
@@ -321,13 +351,13 @@ def cmd_doctor(args: argparse.Namespace, dsn: str) -> int:
         print(f"{level:4}  {name:22} {detail}")
 
     try:
-        conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True,
-                               application_name="pgclaim doctor")
-    except psycopg.Error as exc:
-        check("fail", "server reachable", str(exc).strip().splitlines()[0])
+        conn = _connect(dsn, "doctor")
+    except PgclaimError as exc:
+        check("fail", "server reachable",
+              _dsn.scrub((str(exc).strip().splitlines() or [""])[0], dsn))
         return 2
     with conn:
-        check("ok", "server reachable", _redact(dsn))
+        check("ok", "server reachable", _shown(dsn))
         num, version = conn.execute(_sql.SERVER_VERSION).fetchone() or (0, "?")
         check("ok" if num >= MIN_SERVER_VERSION else "fail", "server version",
               version.split(",")[0])
@@ -335,10 +365,13 @@ def cmd_doctor(args: argparse.Namespace, dsn: str) -> int:
         if not installed:
             check("fail", "schema", "pgclaim is not installed: run `pgclaim migrate`")
         else:
-            got = int((conn.execute(_sql.SCHEMA_VERSION).fetchone() or (0,))[0])
-            level = "ok" if got == EXPECTED_SCHEMA_VERSION else "warn"
-            check(level, "schema version",
-                  f"{got} (this client expects {EXPECTED_SCHEMA_VERSION})")
+            try:
+                got = QueueClient(conn, check_schema=False).check_schema()
+            except PgclaimError as exc:  # SchemaMismatch: older than this client needs
+                check("fail", "schema version", str(exc))
+            else:
+                check("ok", "schema version",
+                      f"{got} (this client needs {required_schema_version()} or later)")
         tap = conn.execute(_sql.PGTAP_AVAILABLE).fetchone()
         if tap is None:
             check("warn", "pgtap", "not available (needed only to run the SQL tests)")
@@ -356,11 +389,53 @@ def cmd_doctor(args: argparse.Namespace, dsn: str) -> int:
     return 2 if "fail" in levels else 1 if "warn" in levels else 0
 
 
-def _redact(dsn: str) -> str:
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", dsn) or "(libpq environment)"
-
-
 # -- parser -------------------------------------------------------------------------------
+
+def version_text() -> str:
+    """What ``pgclaim --version`` prints: the package's version and the schema it needs."""
+    return (f"pgclaim {package_version()} (needs schema version {required_schema_version()} "
+            "or later)")
+
+
+def _add_queue(p: argparse.ArgumentParser, *, positional: bool = False) -> None:
+    """``--queue``/``-q``, the one way every command names its queue; ``positional`` keeps
+    the older ``COMMAND QUEUE`` form working as an alias."""
+    p.add_argument("-q", "--queue", dest="queue_option", metavar="QUEUE", help="the queue")
+    if positional:
+        p.add_argument("queue_positional", nargs="?", metavar="QUEUE",
+                       help="the queue, as with --queue (an older form)")
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _resolve_queue(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Sets ``args.queue`` from ``--queue`` or the positional alias; both with different
+    values is an error. ``enqueue``'s positionals are ``[QUEUE] JSON ...``: with ``--queue``
+    they are all payloads, except a first one that repeats the queue's name."""
+    option: str | None = args.queue_option
+    positional: str | None
+    if args.command == "enqueue":
+        items = list(args.payloads)
+        names_queue = bool(items) and (
+            option is None or (items[0] == option and not _is_json(items[0])))
+        positional = items.pop(0) if names_queue else None
+        args.payloads = items
+    else:
+        positional = getattr(args, "queue_positional", None)
+    if option is not None and positional is not None and option != positional:
+        parser.error(f"{args.command}: the queue is given twice, as --queue {option} and as "
+                     f"{positional}")
+    queue = option if option is not None else positional
+    if queue is None:
+        parser.error(f"{args.command}: the queue is missing (--queue QUEUE)")
+    args.queue = queue
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pgclaim`` command."""
@@ -377,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgclaim", description=__doc__,
                                      parents=[options("global_")],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
@@ -384,54 +460,67 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("migrate", "install or upgrade the pgclaim schema")
 
-    p = add("create-queue", "create a queue (an existing queue keeps its settings)")
-    p.add_argument("queue")
-    p.add_argument("--lease", type=parse_duration)
-    p.add_argument("--max-attempts", type=int)
-    p.add_argument("--backoff-base", type=parse_duration)
-    p.add_argument("--backoff-max", type=parse_duration)
-    p.add_argument("--retention", type=parse_duration)
+    p = add("create-queue", "create a queue (an existing queue keeps its settings); a setting "
+            "not given takes pgclaim.create_queue's default")
+    _add_queue(p, positional=True)
+    for name, kind in _sql.QUEUE_SETTINGS.items():
+        p.add_argument("--" + name.replace("_", "-"),
+                       type=parse_duration if kind == "interval" else int)
 
+    enqueue = _defaults(QueueClient.enqueue)
     p = add("enqueue", "add records: JSON payloads as arguments, or JSON lines on stdin")
-    p.add_argument("queue")
-    p.add_argument("payloads", nargs="*", metavar="JSON")
-    p.add_argument("--priority", type=int, default=0)
+    _add_queue(p)
+    p.add_argument("payloads", nargs="*", metavar="[QUEUE] JSON",
+                   help="payloads (the first argument is the queue when --queue is not given)")
+    p.add_argument("--priority", type=int, default=enqueue["priority"])
     p.add_argument("--delay", type=parse_duration, help="due after this long (e.g. 10m)")
     p.add_argument("--dedup-key", help="with one payload: add it only if no unfinished record "
                    "of the queue has this key")
     p.add_argument("--batch", type=int, default=1000, help="records per statement from stdin")
 
+    worker = _defaults(Worker)
     p = add("worker", "process a queue with a handler function MODULE:FUNCTION")
     p.add_argument("handler", metavar="MODULE:FUNCTION")
-    p.add_argument("--queue", required=True)
-    p.add_argument("--concurrency", type=int, default=4)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lease", type=parse_duration, default=None)
-    p.add_argument("--heartbeat-every", type=float, default=10.0, metavar="SECONDS")
-    p.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS")
-    p.add_argument("--reclaim-every", type=float, default=60.0, metavar="SECONDS")
-    p.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
-                   help="on SIGTERM, how long running handlers may take")
+    _add_queue(p)
+    p.add_argument("--concurrency", type=int, default=worker["concurrency"],
+                   help="handlers at once (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=worker["batch_size"],
+                   help="records per claim (default: the concurrency)")
+    p.add_argument("--lease", type=parse_duration, default=worker["lease"],
+                   help="lease of claimed records (default: the queue's)")
+    p.add_argument("--heartbeat-every", type=float, default=worker["heartbeat_every"],
+                   metavar="SECONDS", help="default: %(default)s")
+    p.add_argument("--poll-interval", type=float, default=worker["poll_interval"],
+                   metavar="SECONDS", help="default: %(default)s")
+    p.add_argument("--reclaim-every", type=float, default=worker["reclaim_every"],
+                   metavar="SECONDS", help="default: %(default)s")
+    p.add_argument("--grace", type=float, default=worker["grace"], metavar="SECONDS",
+                   help="on SIGTERM, how long running handlers may take (default: %(default)s)")
+    p.add_argument("--log-payloads", action="store_true", default=worker["log_payloads"],
+                   help="log a failed record's payload and error text (default: only its id, "
+                   "attempt and the exception's type)")
     p.add_argument("--until-empty", action="store_true",
                    help="stop when no record is due and none is running")
 
     p = add("stats", "per-queue counts")
     p.add_argument("--json", action="store_true")
 
+    health = _defaults(QueueClient.health)
     p = add("health", "health check for probes: exit 0 ok, 1 degraded, 2 failing or unreachable")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--max-xact-age", type=parse_duration, default=timedelta(minutes=5))
-    p.add_argument("--max-pending-age", type=parse_duration, default=timedelta(hours=1))
+    p.add_argument("--max-xact-age", type=parse_duration, default=health["max_xact_age"])
+    p.add_argument("--max-pending-age", type=parse_duration, default=health["max_pending_age"])
 
     p = add("reclaim", "take back records with an expired lease or a dead worker")
-    p.add_argument("--max-records", type=int, default=10000)
+    p.add_argument("--max-records", type=int,
+                   default=_defaults(QueueClient.reclaim_orphans)["max_records"])
 
     p = add("retry", "put failed records back to pending")
-    p.add_argument("queue")
+    _add_queue(p, positional=True)
     p.add_argument("--id", dest="ids", type=int, action="append", metavar="ID")
 
     p = add("purge", "delete finished records past retention (or --older-than)")
-    p.add_argument("queue")
+    _add_queue(p, positional=True)
     p.add_argument("--older-than", type=parse_duration, default=None)
     p.add_argument("--chunk", type=int, default=10000, help="records deleted per statement")
 
@@ -450,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pgclaim`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "queue_option"):
+        _resolve_queue(parser, args)
     verbose = args.global_verbose + args.verbose
     _setup_logging(verbose + (1 if args.command == "worker" else 0))
     dsns: list[str] = (args.global_database or []) + (args.database or []) or [default_dsn()]
@@ -461,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         return _COMMANDS[args.command](args, dsns[0])
     except PgclaimError as exc:
         state = f" [{exc.sqlstate}]" if exc.sqlstate else ""
-        print(f"pgclaim: error{state}: {exc}", file=sys.stderr)
+        print(f"pgclaim: error{state}: {_dsn.scrub(str(exc), *dsns)}", file=sys.stderr)
         return 2
 
 

@@ -8,15 +8,17 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, overload
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
-from . import _sql
-from .errors import translate
+from . import _dsn, _sql
+from ._version import package_version, required_schema_version
+from .errors import SchemaMismatch, translate
 from .instance import application_name, instance_id
 from .retry import NO_RETRY, Attempt, RetryPolicy, call_with_retry, log_extra
 from .retry import logger as _default_logger
@@ -24,6 +26,10 @@ from .retry import logger as _default_logger
 T = TypeVar("T")
 Duration = timedelta | float | int
 """A length of time: a ``timedelta`` or a number of seconds."""
+
+#: the most records one ``claim`` may ask for: ``pgclaim.claim_batch`` raises 22023 above it
+#: (a test checks the two agree); ``Worker`` checks its ``batch_size`` against it up front
+MAX_BATCH_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,30 @@ class Claimed:
     run_at: datetime
     lease_until: datetime
     lease_token: int
+
+
+def _fencing(
+    ids: Sequence[int] | Sequence[Claimed], lease_tokens: Sequence[int] | None,
+) -> tuple[list[int], list[int] | None]:
+    """The ids and lease tokens of a report: taken from ``Claimed`` records, or given apart."""
+    items: list[int | Claimed] = list(ids)
+    records = [item for item in items if isinstance(item, Claimed)]
+    if not records:
+        plain = [item for item in items if not isinstance(item, Claimed)]
+        return plain, None if lease_tokens is None else list(lease_tokens)
+    if len(records) != len(items):
+        raise TypeError("pgclaim: pass Claimed records or ids, not a mix of both")
+    if lease_tokens is not None:
+        raise TypeError("pgclaim: Claimed records carry their lease tokens: "
+                        "do not pass lease_tokens with them")
+    return [r.id for r in records], [r.lease_token for r in records]
+
+
+def _queue_of(ids: Sequence[int] | Sequence[Claimed], queue: str | None) -> str | None:
+    """The queue to name in log records: the one given, else that of the first record."""
+    if queue is None and ids and isinstance(ids[0], Claimed):
+        return ids[0].queue
+    return queue
 
 
 @dataclass(frozen=True)
@@ -134,6 +164,10 @@ class QueueClient:
 
     Every method that takes ``conn=`` runs on that connection instead, in the same way: use it
     to enqueue inside the caller's own transaction.
+
+    The first call checks once that the installed schema is recent enough for this client
+    (``check_schema``); ``check_schema=False`` leaves that to the caller. A DSN libpq cannot
+    parse raises ``InvalidArgument`` at once, with its password masked.
     """
 
     def __init__(
@@ -157,8 +191,10 @@ class QueueClient:
         reconnect_delay_max: float = 2.0,
         prepare_threshold: int | None = 5,
         application_name_suffix: str = "",
+        check_schema: bool = True,
     ) -> None:
         self.instance_id = instance_id()
+        self._schema_unchecked = check_schema
         self._log = logger or _default_logger
         self._conn: psycopg.Connection[Any] | None = None
         self._pool: ConnectionPool | None = None
@@ -174,6 +210,7 @@ class QueueClient:
             self.retry = NO_RETRY
         else:
             self.dsn = default_dsn() if dsn_or_pool is None else dsn_or_pool
+            _dsn.check(self.dsn)
             options = []
             if statement_timeout is not None:
                 options.append(f"-c statement_timeout={_ms(statement_timeout)}")
@@ -257,24 +294,28 @@ class QueueClient:
     def _call(
         self,
         operation: str,
-        query: str,
+        query: str | sql.Composed,
         params: dict[str, Any],
         *,
         idempotent: bool,
         queue: str | None = None,
         conn: psycopg.Connection[Any] | None = None,
+        check: bool = True,
     ) -> list[tuple[Any, ...]]:
-        """Runs one statement and returns its rows, with the retry rules of ``pgclaim.retry``."""
+        """Runs one statement and returns its rows, with the retry rules of ``pgclaim.retry``
+        (and, unless ``check`` is false, the schema check of a client's first call)."""
 
         def statement(c: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
             with c.cursor() as cur:
                 cur.execute(query, params)
                 return cur.fetchall() if cur.description else []
 
-        return self.run(statement, operation=operation, idempotent=idempotent, queue=queue,
-                        conn=conn)
+        run = self.run if check else self._run
+        return run(statement, operation=operation, idempotent=idempotent, queue=queue,
+                   conn=conn)
 
-    def _scalar(self, operation: str, query: str, params: dict[str, Any], **kw: Any) -> Any:
+    def _scalar(self, operation: str, query: str | sql.Composed, params: dict[str, Any],
+                **kw: Any) -> Any:
         return self._call(operation, query, params, **kw)[0][0]
 
     # -- queues ---------------------------------------------------------------------------
@@ -283,17 +324,19 @@ class QueueClient:
         self,
         queue: str,
         *,
-        lease: Duration = timedelta(minutes=5),
-        max_attempts: int = 5,
-        backoff_base: Duration = timedelta(seconds=10),
-        backoff_max: Duration = timedelta(hours=1),
-        retention: Duration = timedelta(days=7),
+        lease: Duration | None = None,
+        max_attempts: int | None = None,
+        backoff_base: Duration | None = None,
+        backoff_max: Duration | None = None,
+        retention: Duration | None = None,
     ) -> None:
-        """Creates a queue (idempotent: an existing queue keeps its settings)."""
-        self._call("create_queue", _sql.CREATE_QUEUE, {
-            "queue": queue, "lease": as_interval(lease), "max_attempts": max_attempts,
-            "backoff_base": as_interval(backoff_base), "backoff_max": as_interval(backoff_max),
-            "retention": as_interval(retention)}, idempotent=True, queue=queue)
+        """Creates a queue (idempotent: an existing queue keeps its settings).
+
+        A setting left ``None`` takes ``pgclaim.create_queue``'s default (docs/sql.md).
+        """
+        self._queue_call("create_queue", _sql.create_queue, queue, {
+            "lease": lease, "max_attempts": max_attempts, "backoff_base": backoff_base,
+            "backoff_max": backoff_max, "retention": retention})
 
     def alter_queue(
         self,
@@ -306,10 +349,17 @@ class QueueClient:
         retention: Duration | None = None,
     ) -> None:
         """Changes the given settings of a queue (``None`` leaves a setting alone)."""
-        self._call("alter_queue", _sql.ALTER_QUEUE, {
-            "queue": queue, "lease": as_interval(lease), "max_attempts": max_attempts,
-            "backoff_base": as_interval(backoff_base), "backoff_max": as_interval(backoff_max),
-            "retention": as_interval(retention)}, idempotent=True, queue=queue)
+        self._queue_call("alter_queue", _sql.alter_queue, queue, {
+            "lease": lease, "max_attempts": max_attempts, "backoff_base": backoff_base,
+            "backoff_max": backoff_max, "retention": retention})
+
+    def _queue_call(self, operation: str, statement: Callable[[list[str]], sql.Composed],
+                    queue: str, settings: dict[str, Any]) -> None:
+        """Calls ``create_queue`` or ``alter_queue`` naming only the settings given."""
+        given = {name: as_interval(value) if _sql.QUEUE_SETTINGS[name] == "interval" else value
+                 for name, value in settings.items() if value is not None}
+        self._call(operation, statement(list(given)), {"queue": queue, **given},
+                   idempotent=True, queue=queue)
 
     def drop_queue(self, queue: str, *, force: bool = False) -> int:
         """Drops a queue and its records; returns how many records were deleted.
@@ -385,52 +435,106 @@ class QueueClient:
             idempotent=False, queue=queue)
         return [Claimed(*r) for r in rows]
 
+    @overload
+    def complete(
+        self, worker_id: str, records: Sequence[Claimed], /, *, queue: str | None = None,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> int: ...
+
+    @overload
     def complete(
         self, worker_id: str, ids: Sequence[int], lease_tokens: Sequence[int] | None = None,
         *, queue: str | None = None, conn: psycopg.Connection[Any] | None = None,
+    ) -> int: ...
+
+    def complete(
+        self, worker_id: str, ids: Sequence[int] | Sequence[Claimed],
+        lease_tokens: Sequence[int] | None = None, *, queue: str | None = None,
+        conn: psycopg.Connection[Any] | None = None,
     ) -> int:
         """Completes the records among ``ids`` that ``worker_id`` holds; returns how many.
 
-        ``lease_tokens`` (one per id) fence each report to its claim. With ``conn``, the
-        completion joins the caller's transaction (results and completion commit together).
+        Pass the ``Claimed`` records ``claim`` returned (their ids and lease tokens are used),
+        or ids with ``lease_tokens`` (one per id), which fence each report to its claim. With
+        ``conn``, the completion joins the caller's transaction (results and completion commit
+        together).
         """
+        id_list, tokens = _fencing(ids, lease_tokens)
         return int(self._scalar("complete", _sql.COMPLETE, {
-            "worker_id": worker_id, "ids": list(ids),
-            "lease_tokens": None if lease_tokens is None else list(lease_tokens)},
-            idempotent=True, queue=queue, conn=conn))
+            "worker_id": worker_id, "ids": id_list, "lease_tokens": tokens},
+            idempotent=True, queue=_queue_of(ids, queue), conn=conn))
 
     def fail(
-        self, worker_id: str, id: int, error: str, *, retry_after: Duration | None = None,
-        lease_token: int | None = None, fatal: bool = False, queue: str | None = None,
+        self, worker_id: str, id: int | Claimed, error: str, *,
+        retry_after: Duration | None = None, lease_token: int | None = None,
+        fatal: bool = False, queue: str | None = None,
     ) -> str:
         """Reports a failed attempt; returns the new status ('pending' or 'failed').
 
+        ``id`` is a record id (with its ``lease_token``), or the ``Claimed`` record itself.
         Raises ``RecordNotFound`` or ``NotHolder`` (the lease was taken back).
         """
+        record_id = id
+        if isinstance(id, Claimed):
+            if lease_token is not None and lease_token != id.lease_token:
+                raise TypeError("pgclaim: a Claimed record carries its lease token: "
+                                "do not pass another lease_token with it")
+            record_id, lease_token, queue = id.id, id.lease_token, queue or id.queue
         return str(self._scalar("fail", _sql.FAIL, {
-            "worker_id": worker_id, "id": id, "error": error,
+            "worker_id": worker_id, "id": record_id, "error": error,
             "retry_after": as_interval(retry_after),
             "lease_token": lease_token, "fatal": fatal}, idempotent=False, queue=queue))
 
+    @overload
+    def extend_lease(
+        self, worker_id: str, records: Sequence[Claimed], /, lease: Duration | None = None,
+        *, queue: str | None = None,
+    ) -> int: ...
+
+    @overload
     def extend_lease(
         self, worker_id: str, ids: Sequence[int], lease: Duration | None = None,
         lease_tokens: Sequence[int] | None = None, *, queue: str | None = None,
-    ) -> int:
-        """Extends the leases of the records among ``ids`` that ``worker_id`` holds."""
-        return int(self._scalar("extend_lease", _sql.EXTEND_LEASE, {
-            "worker_id": worker_id, "ids": list(ids), "lease": as_interval(lease),
-            "lease_tokens": None if lease_tokens is None else list(lease_tokens)},
-            idempotent=True, queue=queue))
+    ) -> int: ...
 
+    def extend_lease(
+        self, worker_id: str, ids: Sequence[int] | Sequence[Claimed],
+        lease: Duration | None = None, lease_tokens: Sequence[int] | None = None, *,
+        queue: str | None = None,
+    ) -> int:
+        """Extends the leases of the records among ``ids`` that ``worker_id`` holds (by
+        ``lease``, default: the length each was claimed with); returns how many.
+
+        ``ids`` are the ``Claimed`` records ``claim`` returned, or ids with ``lease_tokens``.
+        """
+        id_list, tokens = _fencing(ids, lease_tokens)
+        return int(self._scalar("extend_lease", _sql.EXTEND_LEASE, {
+            "worker_id": worker_id, "ids": id_list, "lease": as_interval(lease),
+            "lease_tokens": tokens}, idempotent=True, queue=_queue_of(ids, queue)))
+
+    @overload
+    def release(
+        self, worker_id: str, records: Sequence[Claimed], /, *, queue: str | None = None,
+    ) -> int: ...
+
+    @overload
     def release(
         self, worker_id: str, ids: Sequence[int], lease_tokens: Sequence[int] | None = None,
         *, queue: str | None = None,
+    ) -> int: ...
+
+    def release(
+        self, worker_id: str, ids: Sequence[int] | Sequence[Claimed],
+        lease_tokens: Sequence[int] | None = None, *, queue: str | None = None,
     ) -> int:
-        """Gives back held records unprocessed (attempt not counted); returns how many."""
+        """Gives back held records unprocessed (attempt not counted); returns how many.
+
+        ``ids`` are the ``Claimed`` records ``claim`` returned, or ids with ``lease_tokens``.
+        """
+        id_list, tokens = _fencing(ids, lease_tokens)
         return int(self._scalar("release", _sql.RELEASE, {
-            "worker_id": worker_id, "ids": list(ids),
-            "lease_tokens": None if lease_tokens is None else list(lease_tokens)},
-            idempotent=True, queue=queue))
+            "worker_id": worker_id, "ids": id_list, "lease_tokens": tokens},
+            idempotent=True, queue=_queue_of(ids, queue)))
 
     # -- workers --------------------------------------------------------------------------
 
@@ -506,8 +610,25 @@ class QueueClient:
             "max_pending_age": as_interval(max_pending_age)}, idempotent=True))
 
     def schema_version(self) -> int:
-        """The version of the installed pgclaim schema."""
-        return int(self._scalar("schema_version", _sql.SCHEMA_VERSION, {}, idempotent=True))
+        """The version of the installed pgclaim schema (the number of its newest migration)."""
+        return int(self._scalar("schema_version", _sql.SCHEMA_VERSION, {}, idempotent=True,
+                                check=False))
+
+    def check_schema(self) -> int:
+        """Checks that the installed schema is at least the version this client needs (the
+        newest migration it ships); returns the installed version.
+
+        Raises ``SchemaMismatch`` for an older schema (run ``pgclaim migrate``) and
+        ``SchemaMissing`` when there is none; a newer schema is accepted. The first call of a
+        client runs this once (unless built with ``check_schema=False``); calling it checks
+        again whatever that option says.
+        """
+        installed = self.schema_version()
+        required = required_schema_version()
+        if installed < required:
+            raise SchemaMismatch(installed, required, package_version())
+        self._schema_unchecked = False
+        return installed
 
     def run(self, fn: Callable[[psycopg.Connection[Any]], T], *, operation: str = "query",
             idempotent: bool = False, queue: str | None = None,
@@ -516,8 +637,17 @@ class QueueClient:
 
         On ``conn`` (or the caller's connection the client was built on) it runs once, inside
         the caller's transaction, and is never retried. Every method of the client goes through
-        here; use it for read-only checks and tooling (``fn`` receives the connection).
+        here; use it for read-only checks and tooling (``fn`` receives the connection). The
+        client's first call checks the schema version first (``check_schema``).
         """
+        if self._schema_unchecked:
+            self.check_schema()
+        return self._run(fn, operation=operation, idempotent=idempotent, queue=queue, conn=conn)
+
+    def _run(self, fn: Callable[[psycopg.Connection[Any]], T], *, operation: str,
+             idempotent: bool, queue: str | None,
+             conn: psycopg.Connection[Any] | None) -> T:
+        """``run`` without the schema check."""
         own = conn if conn is not None else self._conn
         if own is not None:
             try:
@@ -537,6 +667,6 @@ class QueueClient:
 
 
 __all__ = [
-    "Claimed", "Duration", "QueueClient", "QueueStats", "WorkerStatus", "as_interval",
-    "default_dsn",
+    "MAX_BATCH_SIZE", "Claimed", "Duration", "QueueClient", "QueueStats", "WorkerStatus",
+    "as_interval", "default_dsn",
 ]

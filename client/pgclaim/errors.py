@@ -1,7 +1,8 @@
 """Exceptions of pgclaim, mapped from SQLSTATE in one place (``translate``).
 
 Every error the client raises is a ``PgclaimError`` carrying the server's ``sqlstate`` (``None``
-when the connection itself failed). ``classify`` says whether a psycopg error is worth a retry;
+when the connection itself failed, and for ``SchemaMismatch``, which the client raises itself
+after comparing versions). ``classify`` says whether a psycopg error is worth a retry;
 the retry rules per call live in ``pgclaim.retry``.
 """
 from __future__ import annotations
@@ -59,6 +60,27 @@ class PermissionDenied(PgclaimError):
 
 class SchemaMissing(PgclaimError):
     """3F000 or 42883: the pgclaim schema (or this function of it) is not installed."""
+
+
+class SchemaMismatch(PgclaimError):
+    """The installed schema is older than this client needs: run ``pgclaim migrate``.
+
+    Raised by ``QueueClient.check_schema`` (and so by a client's first call, and by a
+    ``Worker`` as it starts); ``installed`` and ``required`` are the two versions. A newer
+    schema is accepted: releases keep older clients' calls working.
+    """
+
+    def __init__(self, installed: int, required: int, client_version: str) -> None:
+        super().__init__(
+            f"pgclaim: the database has schema version {installed}, this client (pgclaim "
+            f"{client_version}) needs schema version {required} or later; run "
+            '"pgclaim migrate"')
+        self.installed = installed
+        self.required = required
+        self.client_version = client_version
+
+    def __reduce__(self) -> tuple[type[SchemaMismatch], tuple[int, int, str]]:
+        return type(self), (self.installed, self.required, self.client_version)
 
 
 class TransientError(PgclaimError):

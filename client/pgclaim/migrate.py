@@ -23,6 +23,7 @@ from yoyo.connections import (  # type: ignore[import-untyped]
     parse_uri,
 )
 
+from ._dsn import redact
 from ._resources import data_dir
 from .errors import PgclaimError
 
@@ -45,7 +46,8 @@ def yoyo_url(dsn: str) -> str:
             return "postgresql+psycopg://" + dsn[len(prefix):]
     if dsn.startswith("postgresql+psycopg://"):
         return dsn
-    raise ValueError(f"pgclaim: migrate needs a postgresql:// URL, got {dsn!r}")
+    raise ValueError("pgclaim: migrate needs a URL with the scheme postgresql:// or postgres:// "
+                     f"(yoyo takes no key=value DSN), got {redact(dsn)!r}")
 
 
 def _settings(adopt_existing: bool) -> dict[str, str]:

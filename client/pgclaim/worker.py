@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import inspect
+import json
 import logging
 import math
 import queue as queue_mod
@@ -31,7 +32,7 @@ from typing import Any
 import psycopg
 
 from . import _sql
-from .client import Claimed, Duration, QueueClient, as_interval
+from .client import MAX_BATCH_SIZE, Claimed, Duration, QueueClient, as_interval
 from .errors import NotHolder, OutcomeUnknown, PgclaimError, RecordNotFound, TransientError
 from .retry import RetryPolicy, log_extra
 from .retry import logger as _default_logger
@@ -89,6 +90,10 @@ def _error_text(exc: BaseException) -> str:
     return text[:MAX_ERROR_LENGTH]
 
 
+def _payload_text(payload: Any) -> str:
+    return json.dumps(payload, default=str)[:MAX_ERROR_LENGTH]
+
+
 class Worker:
     """Processes the records of one queue with ``handler`` until stopped.
 
@@ -98,6 +103,10 @@ class Worker:
     well under both the lease and the server's ``worker_timeout``. ``poll_interval`` bounds
     the wait when no notification comes; ``reclaim_every`` spaces ``reclaim_orphans`` calls;
     ``grace`` is how long ``stop`` waits for running handlers.
+
+    A handler's failure is logged with the record's id, attempt and the exception's type; its
+    text (which may quote the payload) stays in the record's ``last_error``. With
+    ``log_payloads=True`` the log line carries the exception's text and the payload as well.
     """
 
     def __init__(
@@ -119,6 +128,7 @@ class Worker:
         install_signals: bool = True,
         backoff: RetryPolicy | None = None,
         logger: logging.Logger | None = None,
+        log_payloads: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -127,8 +137,9 @@ class Worker:
         self.handler = handler
         self.concurrency = concurrency
         self.batch_size = batch_size or concurrency
-        if not 1 <= self.batch_size <= 10000:
-            raise ValueError(f"batch_size must be between 1 and 10000, got {self.batch_size}")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, "
+                             f"got {self.batch_size}")
         self.lease = as_interval(lease)
         self.heartbeat_every = heartbeat_every
         self.poll_interval = poll_interval
@@ -141,6 +152,7 @@ class Worker:
         self.backoff = backoff or RetryPolicy(attempts=1_000_000, base=0.5, cap=15.0,
                                               deadline=None)
         self._log = logger or _default_logger
+        self.log_payloads = log_payloads
         self._async = inspect.iscoroutinefunction(handler)
         self.stats = WorkerStats()
         self._stop = threading.Event()
@@ -284,6 +296,7 @@ class Worker:
         failures = 0
         while not self._stop.is_set():
             try:
+                self.client.check_schema()  # SchemaMismatch or SchemaMissing: not waited for
                 self.client.register_worker(self.worker_id, self.info)
                 self._info("registered (concurrency %d, batch %d)", self.concurrency,
                            self.batch_size)
@@ -310,8 +323,10 @@ class Worker:
             return _Outcome(record, error=_error_text(exc), fatal=True)
         except Exception as exc:  # noqa: BLE001 - a handler's error fails its record only
             self.stats.handler_errors += 1
-            self._log.info("pgclaim worker %s: handler failed on record %d: %s",
-                           self.worker_id, record.id, _error_text(exc),
+            detail = (f"{_error_text(exc)}; payload {_payload_text(record.payload)}"
+                      if self.log_payloads else type(exc).__name__)
+            self._log.info("pgclaim worker %s: handler failed on record %d (attempt %d): %s",
+                           self.worker_id, record.id, record.attempt, detail,
                            extra=self._extra(record_id=record.id, attempt=record.attempt))
             return _Outcome(record, error=_error_text(exc))
 

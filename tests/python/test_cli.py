@@ -58,9 +58,11 @@ def test_migrate_doctor_and_stats_as_a_process(empty_db: str,
     assert cli.main(["doctor", "--database", empty_db]) in (0, 1)
     doctor_out = capsys.readouterr().out
     assert "schema version         1" in doctor_out and "pgtap" in doctor_out
-    assert run("create-queue", "jobs", "--lease", "30s", "--database", empty_db).returncode == 0
+    assert run("create-queue", "-q", "jobs", "--lease", "30s",
+               "--database", empty_db).returncode == 0
     lines = "\n".join(json.dumps({"n": i}) for i in range(2500)) + "\n\n"
-    enq = run("enqueue", "jobs", "--batch", "1000", "--database", empty_db, stdin=lines)
+    enq = run("enqueue", "--queue", "jobs", "--batch", "1000", "--database", empty_db,
+              stdin=lines)
     assert enq.returncode == 0, enq.stderr
     assert "enqueued 2500 record(s) into jobs" in enq.stdout
     assert "enqueued 1000 record(s) ..." in enq.stderr  # progress
@@ -144,6 +146,72 @@ def test_commands_in_process(dsn: str, conn: psycopg.Connection[Any],
         cli.main(["--database", dsn, "--database", dsn, "stats"])
 
 
+def test_every_command_names_its_queue_with_queue_option(
+        dsn: str, conn: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    assert cli.main(["create-queue", "-q", "a", "--max-attempts", "1"]) == 0
+    assert cli.main(["create-queue", "--queue", "b"]) == 0
+    assert cli.main(["create-queue", "c", "--queue", "c"]) == 0  # the same twice: fine
+    assert [r[0] for r in conn.execute("select queue from pgclaim.queues order by 1")] == [
+        "a", "b", "c"]
+    capsys.readouterr()
+    assert cli.main(["enqueue", "-q", "a", '{"n": 1}', "2"]) == 0
+    assert cli.main(["enqueue", "a", "3"]) == 0                 # the positional alias
+    assert cli.main(["enqueue", "--queue", "a", "a", "4"]) == 0  # alias and option agree
+    assert len(capsys.readouterr().out.split()) == 4
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO('{"n": 5}\n'))
+    assert cli.main(["enqueue", "-q", "b"]) == 0
+    assert "enqueued 1 record(s) into b" in capsys.readouterr().out
+    payloads = [r[0] for r in conn.execute(
+        "select payload from pgclaim.records where queue = 'a' order by id")]
+    assert payloads == [{"n": 1}, 2, 3, 4]
+    with pgclaim.QueueClient(dsn) as client:
+        for rec in client.claim("a", "w", 10):
+            client.fail("w", rec, "x")
+    assert cli.main(["retry", "--queue", "a"]) == 0
+    assert "4 failed record(s) of a are pending again" in capsys.readouterr().out
+    assert cli.main(["purge", "-q", "a", "--older-than", "0s"]) == 0
+    assert cli.main(["purge", "a"]) == 0
+    assert cli.main(["worker", "workers_fixture.handlers:noop", "-q", "a", "--until-empty",
+                     "--poll-interval", "0.2"]) == 0
+    assert "completed 4" in capsys.readouterr().err
+    for argv in (["create-queue", "a", "--queue", "b"], ["retry", "a", "-q", "b"],
+                 ["purge", "-q", "a", "b"], ["create-queue"], ["worker", "m:f"],
+                 ["enqueue"]):
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv)
+        assert info.value.code == 2, argv
+    err = capsys.readouterr().err
+    assert "the queue is given twice, as --queue b and as a" in err
+    assert "the queue is missing (--queue QUEUE)" in err
+    with pytest.raises(SystemExit) as exit_info:  # with --queue, other words are payloads
+        cli.main(["enqueue", "-q", "a", "b", "5"])
+    assert "payload 1 is not JSON" in str(exit_info.value)
+    assert "with --queue, every argument is a payload" in str(exit_info.value)
+
+
+def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == cli.version_text()
+    assert cli.version_text().startswith(f"pgclaim {pgclaim.__version__} (needs schema version ")
+    for command in ("create-queue", "enqueue", "worker", "retry", "purge"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        assert "-q QUEUE, --queue QUEUE" in capsys.readouterr().out, command
+
+
+def test_enqueue_errors_do_not_repeat_payloads(dsn: str, conn: psycopg.Connection[Any],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    conn.execute("select pgclaim.create_queue('q')")
+    with pytest.raises(SystemExit) as info:
+        cli.main(["enqueue", "q", '{"ok": 1}', '{"card": "4111-1111", oops}'])
+    assert "payload 2 is not JSON" in str(info.value) and "4111" not in str(info.value)
+
+
 def test_multi_database_worker_and_helpers(dsn: str, cluster_url: str, template_db: str,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     other = db_url(cluster_url, create_database(cluster_url, template_db))
@@ -167,7 +235,8 @@ def test_multi_database_worker_and_helpers(dsn: str, cluster_url: str, template_
         with pytest.raises(SystemExit):
             cli.load_handler(bad)
     assert cli.format_stats([]).endswith("(no queue)")
-    assert cli._redact("postgresql://u:secret@h/db") == "postgresql://u:***@h/db"
+    assert cli._shown("postgresql://u:secret@h/db") == "postgresql://u:***@h/db"
+    assert cli._shown("") == "(libpq environment)"
     assert cli.main(["doctor", "--database", NOWHERE]) == 2
     assert cli._advice("autovacuum", "off") is not None
     assert cli._advice("fsync", "off") is not None

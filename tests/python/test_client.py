@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -111,6 +112,75 @@ def test_fail_extend_release_heartbeat(client: pgclaim.QueueClient,
     assert {r.id for r in again} == {a, b}
     assert client.deregister_worker("w1") == 2
     assert client.workers() == []
+
+
+def test_reports_take_the_claimed_records(client: pgclaim.QueueClient,
+                                          conn: psycopg.Connection[Any]) -> None:
+    ids = client.enqueue_many("q", [{"n": i} for i in range(7)])
+    batch = client.claim("q", "w", 7, lease=10)
+    assert [r.id for r in batch] == ids
+    assert client.extend_lease("w", batch[:2], timedelta(minutes=10)) == 2
+    assert client.extend_lease("w", batch[2:3], lease=timedelta(minutes=10)) == 1
+    longer = conn.execute("select count(*) from pgclaim.records where lease_until"
+                          " > now() + interval '9 minutes'").fetchone()
+    assert longer == (3,)
+    assert client.release("w", batch[2:3]) == 1
+    assert status_of(conn, ids[2]) == "pending"
+    assert client.fail("w", batch[3], "boom", fatal=True) == "failed"
+    assert client.complete("w", batch[:2]) == 2
+    assert [status_of(conn, i) for i in ids[:2]] == ["completed"] * 2
+    # the id list + token list forms, positional and by keyword, still work
+    assert client.complete("w", [ids[4]], [batch[4].lease_token]) == 1
+    assert client.complete("w", ids=[ids[5]], lease_tokens=[batch[5].lease_token]) == 1
+    assert client.release("w", ids=[ids[6]], lease_tokens=[batch[6].lease_token]) == 1
+    assert client.complete("w", []) == 0
+    with pytest.raises(TypeError, match="carry their lease tokens"):
+        client.complete("w", batch, [r.lease_token for r in batch])  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="not a mix"):
+        client.release("w", [batch[0], ids[1]])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="carries its lease token"):
+        client.fail("w", batch[0], "x", lease_token=batch[0].lease_token + 1)
+
+
+def test_claimed_records_fence_their_reports(client: pgclaim.QueueClient,
+                                             conn: psycopg.Connection[Any]) -> None:
+    client.enqueue_many("q", [1, 2])
+    stale = client.claim("q", "w", 2)
+    conn.execute("update pgclaim.records set lease_until = now() - interval '1 second'")
+    assert client.reclaim_orphans() == 2
+    fresh = client.claim("q", "w", 2)  # the same worker holds them again, under new tokens
+    assert {r.id for r in fresh} == {r.id for r in stale}
+    # the stale records' tokens are taken from them: every report on them is refused
+    assert client.extend_lease("w", stale, 60) == 0
+    assert client.release("w", stale) == 0
+    assert client.complete("w", stale) == 0
+    with pytest.raises(pgclaim.NotHolder):
+        client.fail("w", stale[0], "late")
+    assert client.complete("w", fresh) == 2
+
+
+def test_report_forms_type_check(tmp_path: Path) -> None:
+    mypy_api = pytest.importorskip("mypy.api")
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from pgclaim import QueueClient\n"
+        "c = QueueClient()\n"
+        "batch = c.claim('q', 'w')\n"
+        "c.complete('w', batch)\n"
+        "c.complete('w', [r.id for r in batch], [r.lease_token for r in batch])\n"
+        "c.complete('w', ids=[1], lease_tokens=[2])\n"
+        "c.extend_lease('w', batch, 30)\n"
+        "c.extend_lease('w', [1], 30, [2])\n"
+        "c.release('w', batch)\n"
+        "c.release('w', [1], [2])\n"
+        "c.fail('w', batch[0], 'e')\n"
+        "c.complete('w', batch, [1])\n"           # line 12: tokens beside records
+        "c.release('w', ['1'])\n")                # line 13: not ids
+    out, _, status = mypy_api.run(["--strict", "--no-incremental", "--cache-dir=/dev/null",
+                                   str(sample)])
+    flagged = sorted({int(line.split(":")[1]) for line in out.splitlines()
+                      if line.startswith(str(sample)) and ": error:" in line})
+    assert status == 1 and flagged == [12, 13], out
 
 
 def test_retry_cancel_purge_reclaim(client: pgclaim.QueueClient,

@@ -80,6 +80,30 @@ def test_outcomes_of_handlers(client: pgclaim.QueueClient, conn: psycopg.Connect
     assert all(r.instance_id == pgclaim.instance_id() for r in logged)  # type: ignore
 
 
+@pytest.mark.parametrize("log_payloads", [False, True])
+def test_payloads_are_logged_only_on_request(client: pgclaim.QueueClient,
+                                             conn: psycopg.Connection[Any],
+                                             caplog: pytest.LogCaptureFixture,
+                                             log_payloads: bool) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger, every level
+    marker = "card-4111-1111"
+
+    def handler(rec: Claimed) -> None:
+        raise KeyError(f"no field in {rec.payload}")  # an error text that quotes the payload
+
+    rid = client.enqueue("q", {"card": marker}, max_attempts=1)
+    stats = Worker(client, "q", handler, poll_interval=0.2, log_payloads=log_payloads).run(
+        until_empty=True)
+    assert stats.failed == 1
+    failed = [r for r in caplog.records if "handler failed" in r.getMessage()]
+    assert len(failed) == 1 and getattr(failed[0], "record_id", None) == rid
+    assert f"on record {rid} (attempt 1): KeyError" in failed[0].getMessage()
+    assert (marker in caplog.text) is log_payloads
+    # the error text is kept with the record either way
+    row = conn.execute("select last_error from pgclaim.records where id = %s", [rid]).fetchone()
+    assert row is not None and marker in row[0]
+
+
 def test_async_handler(client: pgclaim.QueueClient, conn: psycopg.Connection[Any]) -> None:
     running = 0
     peak = 0
