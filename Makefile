@@ -63,7 +63,7 @@ pytest: venv deps
 test: venv deps lint pgtap pytest
 
 migration: venv
-	$(PY) scripts/build_migration.py migrations/0001_initial.sql
+	$(PY) scripts/build_migration.py
 
 bench: venv deps
 	@PGCLAIM_BENCH_URL="$$($(CLUSTER) start)" $(PY) bench/run.py $(BENCH_ARGS)
