@@ -8,6 +8,7 @@ the package's version.
 from ._version import package_version
 from .client import Claimed, QueueClient, QueueStats, WorkerStatus
 from .errors import (
+    InstallRefused,
     InvalidArgument,
     NotHolder,
     OutcomeUnknown,
@@ -19,6 +20,7 @@ from .errors import (
     SchemaMismatch,
     SchemaMissing,
     TransientError,
+    WorkerIdTaken,
 )
 from .instance import instance_id
 from .migrate import migrate
@@ -32,6 +34,7 @@ __version__ = package_version()
 __all__ = [
     "Claimed",
     "Fatal",
+    "InstallRefused",
     "InvalidArgument",
     "MultiWorker",
     "NotHolder",
@@ -49,6 +52,7 @@ __all__ = [
     "SchemaMissing",
     "TransientError",
     "Worker",
+    "WorkerIdTaken",
     "WorkerStats",
     "WorkerStatus",
     "__version__",

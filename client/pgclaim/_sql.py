@@ -18,6 +18,11 @@ QUEUE_SETTINGS: dict[str, str] = {
     "backoff_base": "interval",
     "backoff_max": "interval",
     "retention": "interval",
+    "max_payload_bytes": "integer",
+    "max_lease": "interval",
+    "min_priority": "integer",
+    "max_priority": "integer",
+    "max_batch": "integer",
 }
 
 
@@ -69,6 +74,11 @@ FAIL = (
     "select pgclaim.fail(worker_id => %(worker_id)s, id => %(id)s, error => %(error)s,"
     " retry_after => %(retry_after)s, lease_token => %(lease_token)s, fatal => %(fatal)s)"
 )
+FAIL_BATCH = (
+    "select id, status from pgclaim.fail_batch(worker_id => %(worker_id)s, ids => %(ids)s,"
+    " errors => %(errors)s, lease_tokens => %(lease_tokens)s,"
+    " retry_after => %(retry_after)s::interval[], fatal => %(fatal)s)"
+)
 EXTEND_LEASE = (
     "select pgclaim.extend_lease(worker_id => %(worker_id)s, ids => %(ids)s,"
     " lease => %(lease)s, lease_tokens => %(lease_tokens)s)"
@@ -89,7 +99,16 @@ PURGE = (
 )
 CONFIGURE = (
     "select pgclaim.configure(worker_timeout => %(worker_timeout)s,"
-    " sweep_limit => %(sweep_limit)s)"
+    " sweep_limit => %(sweep_limit)s, max_ids => %(max_ids)s,"
+    " max_error_bytes => %(max_error_bytes)s, max_info_bytes => %(max_info_bytes)s)"
+)
+GRANT_QUEUE = (
+    "select pgclaim.grant_queue(queue => %(queue)s, role => %(role)s,"
+    " privileges => %(privileges)s)"
+)
+REVOKE_QUEUE = (
+    "select pgclaim.revoke_queue(queue => %(queue)s, role => %(role)s,"
+    " privileges => %(privileges)s)"
 )
 STATS = (
     "select queue, paused, pending, scheduled, running, completed, failed, cancelled,"

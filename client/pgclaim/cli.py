@@ -104,7 +104,7 @@ def _defaults(fn: Callable[..., Any]) -> dict[str, Any]:
 def cmd_migrate(args: argparse.Namespace, dsn: str) -> int:
     _progress("pgclaim: applying migrations ...")
     try:
-        applied = migrate(dsn)
+        applied = migrate(dsn, adopt_existing=args.adopt_existing)
     except ValueError as exc:  # not a URL yoyo can take
         raise PgclaimError(str(exc)) from None
     except psycopg.Error as exc:
@@ -458,7 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, parents=[common])
 
-    add("migrate", "install or upgrade the pgclaim schema")
+    p = add("migrate", "install or upgrade the pgclaim schema")
+    p.add_argument("--adopt-existing", action="store_true",
+                   help="take over a schema pgclaim and pgclaim_* roles that pgclaim did not "
+                        "make (refused otherwise; see docs/install.md)")
 
     p = add("create-queue", "create a queue (an existing queue keeps its settings); a setting "
             "not given takes pgclaim.create_queue's default")

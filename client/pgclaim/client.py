@@ -329,14 +329,23 @@ class QueueClient:
         backoff_base: Duration | None = None,
         backoff_max: Duration | None = None,
         retention: Duration | None = None,
+        max_payload_bytes: int | None = None,
+        max_lease: Duration | None = None,
+        min_priority: int | None = None,
+        max_priority: int | None = None,
+        max_batch: int | None = None,
     ) -> None:
         """Creates a queue (idempotent: an existing queue keeps its settings).
 
-        A setting left ``None`` takes ``pgclaim.create_queue``'s default (docs/sql.md).
+        A setting left ``None`` takes ``pgclaim.create_queue``'s default (docs/sql.md); the
+        limits (``max_payload_bytes``, ``max_lease``, ``min_priority``, ``max_priority``,
+        ``max_batch``) are described in docs/security.md.
         """
         self._queue_call("create_queue", _sql.create_queue, queue, {
             "lease": lease, "max_attempts": max_attempts, "backoff_base": backoff_base,
-            "backoff_max": backoff_max, "retention": retention})
+            "backoff_max": backoff_max, "retention": retention,
+            "max_payload_bytes": max_payload_bytes, "max_lease": max_lease,
+            "min_priority": min_priority, "max_priority": max_priority, "max_batch": max_batch})
 
     def alter_queue(
         self,
@@ -347,11 +356,18 @@ class QueueClient:
         backoff_base: Duration | None = None,
         backoff_max: Duration | None = None,
         retention: Duration | None = None,
+        max_payload_bytes: int | None = None,
+        max_lease: Duration | None = None,
+        min_priority: int | None = None,
+        max_priority: int | None = None,
+        max_batch: int | None = None,
     ) -> None:
         """Changes the given settings of a queue (``None`` leaves a setting alone)."""
         self._queue_call("alter_queue", _sql.alter_queue, queue, {
             "lease": lease, "max_attempts": max_attempts, "backoff_base": backoff_base,
-            "backoff_max": backoff_max, "retention": retention})
+            "backoff_max": backoff_max, "retention": retention,
+            "max_payload_bytes": max_payload_bytes, "max_lease": max_lease,
+            "min_priority": min_priority, "max_priority": max_priority, "max_batch": max_batch})
 
     def _queue_call(self, operation: str, statement: Callable[[list[str]], sql.Composed],
                     queue: str, settings: dict[str, Any]) -> None:
@@ -485,6 +501,32 @@ class QueueClient:
             "retry_after": as_interval(retry_after),
             "lease_token": lease_token, "fatal": fatal}, idempotent=False, queue=queue))
 
+    def fail_batch(
+        self, worker_id: str, records: Sequence[Claimed], errors: Sequence[str], *,
+        retry_after: Sequence[Duration | None] | None = None,
+        fatal: Sequence[bool] | None = None, queue: str | None = None,
+    ) -> dict[int, str]:
+        """Reports failed attempts of many held records in one call (``pgclaim.fail_batch``).
+
+        ``errors``, and ``retry_after`` and ``fatal`` when given, hold one element per record
+        (a ``None`` retry_after takes the queue's backoff). Records this worker no longer
+        holds under their lease token are skipped. Returns the new status ('pending' or
+        'failed') of each record it changed, by id. Retried on transient failures: a record
+        already reported is no longer held, so a retry cannot report it twice.
+        """
+        n = len(records)
+        if len(errors) != n or (retry_after is not None and len(retry_after) != n) or (
+                fatal is not None and len(fatal) != n):
+            raise ValueError("pgclaim: fail_batch takes one error (and retry_after, fatal) "
+                             "per record")
+        rows = self._call("fail_batch", _sql.FAIL_BATCH, {
+            "worker_id": worker_id, "ids": [r.id for r in records], "errors": list(errors),
+            "lease_tokens": [r.lease_token for r in records],
+            "retry_after": None if retry_after is None else [as_interval(a) for a in retry_after],
+            "fatal": None if fatal is None else list(fatal)},
+            idempotent=True, queue=queue)
+        return {int(i): str(s) for i, s in rows}
+
     @overload
     def extend_lease(
         self, worker_id: str, records: Sequence[Claimed], /, lease: Duration | None = None,
@@ -585,11 +627,31 @@ class QueueClient:
 
     def configure(
         self, *, worker_timeout: Duration | None = None, sweep_limit: int | None = None,
+        max_ids: int | None = None, max_error_bytes: int | None = None,
+        max_info_bytes: int | None = None,
     ) -> None:
-        """Sets the cluster-wide ``worker_timeout`` and ``sweep_limit`` (``None``: unchanged)."""
+        """Sets the cluster-wide settings given (``None``: unchanged): ``worker_timeout``,
+        ``sweep_limit`` and the limits ``max_ids``, ``max_error_bytes``, ``max_info_bytes``."""
         self._call("configure", _sql.CONFIGURE, {
-            "worker_timeout": as_interval(worker_timeout), "sweep_limit": sweep_limit},
+            "worker_timeout": as_interval(worker_timeout), "sweep_limit": sweep_limit,
+            "max_ids": max_ids, "max_error_bytes": max_error_bytes,
+            "max_info_bytes": max_info_bytes},
             idempotent=True)
+
+    def grant_queue(self, queue: str, role: str, privileges: Sequence[str]) -> list[str]:
+        """Grants ``role`` the ``privileges`` ('enqueue', 'claim', 'read') on ``queue``, which
+        restricts the queue to its granted roles and pgclaim_admin; returns the role's
+        privileges on it (docs/security.md)."""
+        return list(self._scalar("grant_queue", _sql.GRANT_QUEUE, {
+            "queue": queue, "role": role, "privileges": list(privileges)},
+            idempotent=True, queue=queue))
+
+    def revoke_queue(self, queue: str, role: str, privileges: Sequence[str]) -> list[str]:
+        """Revokes ``privileges`` that ``grant_queue`` gave ``role`` on ``queue`` (without grants
+        left the queue is open again); returns the role's privileges on it."""
+        return list(self._scalar("revoke_queue", _sql.REVOKE_QUEUE, {
+            "queue": queue, "role": role, "privileges": list(privileges)},
+            idempotent=True, queue=queue))
 
     def stats(self) -> list[QueueStats]:
         """One ``QueueStats`` per queue, in queue order."""

@@ -48,6 +48,19 @@ class QueueNotEmpty(PgclaimError):
     sqlstate = "PC004"
 
 
+class WorkerIdTaken(PgclaimError):
+    """PC005: the worker id belongs to another role (each role registers its own ids)."""
+
+    sqlstate = "PC005"
+
+
+class InstallRefused(PgclaimError):
+    """42710: installing would adopt a schema or role that pgclaim did not make (see
+    ``pgclaim migrate --adopt-existing`` in docs/install.md)."""
+
+    sqlstate = "42710"
+
+
 class InvalidArgument(PgclaimError):
     """22023 or 22004: an argument was invalid or null."""
 
@@ -136,6 +149,8 @@ _BY_SQLSTATE: dict[str, type[PgclaimError]] = {
     "PC002": RecordNotFound,
     "PC003": NotHolder,
     "PC004": QueueNotEmpty,
+    "PC005": WorkerIdTaken,
+    "42710": InstallRefused,
     "22023": InvalidArgument,
     "22004": InvalidArgument,
     "42501": PermissionDenied,

@@ -25,18 +25,12 @@ from yoyo.connections import (  # type: ignore[import-untyped]
 
 from ._dsn import redact
 from ._resources import data_dir
-from .errors import PgclaimError
+from .errors import InstallRefused
 
 #: the search_path every migration runs under
 PINNED_SEARCH_PATH = "pg_catalog, pg_temp"
 #: the first migration: a database that has not applied it is a fresh install
 FIRST_MIGRATION = "0001_initial"
-
-
-class InstallRefused(PgclaimError):
-    """42710: installing would adopt a schema or role that pgclaim did not make."""
-
-    sqlstate = "42710"
 
 
 def yoyo_url(dsn: str) -> str:

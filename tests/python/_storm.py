@@ -466,9 +466,10 @@ def mutant_reclaim_live_leases() -> str:
 
 
 def mutant_complete_no_holder() -> str:
-    """complete without the holder check: any worker completes any running record."""
-    return mutant("30_api/pgclaim.complete.sql",
-                  "      and r.worker_id = complete.worker_id\n", "")
+    """complete (and the other reports, which share _report) without the holder check: any
+    worker completes any running record."""
+    return mutant("20_internal/pgclaim._report.sql",
+                  "              and r.worker_id = _report.worker_id\n", "")
 
 
 def freeze_clock(conn: psycopg.Connection[Any], ts: datetime | str) -> None:
@@ -477,5 +478,5 @@ def freeze_clock(conn: psycopg.Connection[Any], ts: datetime | str) -> None:
     body = f"select '{lit}'::timestamptz"
     conn.execute(
         "create or replace function pgclaim._now() returns timestamptz language sql volatile"
-        f" set search_path = '' as $clk${body}$clk$"
+        f" set search_path = pg_catalog, pg_temp as $clk${body}$clk$"
     )

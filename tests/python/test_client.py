@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool
 
 import pgclaim
 from pgclaim import errors
+from pgclaim._version import required_schema_version
 from pgclaim.client import as_interval, default_dsn
 
 
@@ -207,7 +208,7 @@ def test_health_and_version(client: pgclaim.QueueClient) -> None:
     doc = client.health(max_xact_age=timedelta(days=1))  # other databases may hold long ones
     assert doc["status"] == "ok" and doc["reachable"] is True
     assert "q" in doc["queues"]
-    assert client.schema_version() == 1
+    assert client.schema_version() == required_schema_version()
     assert client.run(lambda c: c.execute("select 41 + 1").fetchone(),
                       idempotent=True) == (42,)
 

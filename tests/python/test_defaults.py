@@ -16,8 +16,8 @@ import pgclaim
 from pgclaim import _sql, cli
 from pgclaim.client import MAX_BATCH_SIZE
 
-SETTINGS_ROW = "select lease, max_attempts, backoff_base, backoff_max, retention" \
-               " from pgclaim.queues where queue = %s"
+SETTINGS_ROW = ("select " + ", ".join(_sql.QUEUE_SETTINGS)
+                + " from pgclaim.queues where queue = %s")
 
 
 def catalog_settings(conn: psycopg.Connection[Any], function: str) -> dict[str, str]:
@@ -52,10 +52,14 @@ def test_cli_create_queue_takes_exactly_the_settings() -> None:
     parser = cli.build_parser()
     args = parser.parse_args(["create-queue", "-q", "q", "--lease", "1m", "--max-attempts", "2",
                               "--backoff-base", "1s", "--backoff-max", "2m",
-                              "--retention", "3d"])
+                              "--retention", "3d", "--max-payload-bytes", "4096",
+                              "--max-lease", "1h", "--min-priority", "-5",
+                              "--max-priority", "5", "--max-batch", "50"])
     assert {name: getattr(args, name) for name in _sql.QUEUE_SETTINGS} == {
         "lease": timedelta(minutes=1), "max_attempts": 2, "backoff_base": timedelta(seconds=1),
-        "backoff_max": timedelta(minutes=2), "retention": timedelta(days=3)}
+        "backoff_max": timedelta(minutes=2), "retention": timedelta(days=3),
+        "max_payload_bytes": 4096, "max_lease": timedelta(hours=1), "min_priority": -5,
+        "max_priority": 5, "max_batch": 50}
     bare = parser.parse_args(["create-queue", "q"])
     assert all(getattr(bare, name) is None for name in _sql.QUEUE_SETTINGS)
 
@@ -69,10 +73,11 @@ def test_unset_settings_take_the_sql_defaults(dsn: str, conn: psycopg.Connection
         client.create_queue("some", max_attempts=9, retention=60)
         some = conn.execute(SETTINGS_ROW, ["some"]).fetchone()
         assert some is not None and by_sql is not None
-        assert some == (by_sql[0], 9, by_sql[2], by_sql[3], timedelta(minutes=1))
-        client.alter_queue("some", lease=timedelta(seconds=45))
+        assert some == (by_sql[0], 9, by_sql[2], by_sql[3], timedelta(minutes=1), *by_sql[5:])
+        client.alter_queue("some", lease=timedelta(seconds=45), max_batch=7)
         assert conn.execute(SETTINGS_ROW, ["some"]).fetchone() == (
-            timedelta(seconds=45), 9, by_sql[2], by_sql[3], timedelta(minutes=1))
+            timedelta(seconds=45), 9, by_sql[2], by_sql[3], timedelta(minutes=1),
+            *by_sql[5:9], 7)
         client.alter_queue("some")  # nothing given: nothing changes
         assert conn.execute(SETTINGS_ROW, ["some"]).fetchone()[0] == timedelta(seconds=45)
 

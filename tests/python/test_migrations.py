@@ -85,7 +85,7 @@ def test_unreleased_migrations_match_sql() -> None:
     from today's sql/ (make migration regenerates them)."""
     result = subprocess.run(
         [str(ROOT / "scripts" / "build_migration.py"), "--check"],
-        capture_output=True, text=True,
+        capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stderr
     sources = {p.name for p in Path(ROOT, "migrations", "src").glob("*.sql")}

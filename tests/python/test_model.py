@@ -68,8 +68,8 @@ class PgclaimModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         c = self.conn
-        c.execute("truncate pgclaim.records, pgclaim.queues, pgclaim.workers restart identity")
-        c.execute("alter sequence pgclaim.lease_token_seq restart")
+        c.execute("truncate pgclaim.records, pgclaim.queue_grants, pgclaim.queues,"
+                  " pgclaim.workers restart identity")
         c.execute("select pgclaim.configure(worker_timeout => %s, sweep_limit => 1000)",
                   (WORKER_TIMEOUT,))
         self.now = START
@@ -79,7 +79,7 @@ class PgclaimModel(RuleBasedStateMachine):
                   (Q, LEASE, MAX_ATTEMPTS, BACKOFF_BASE, BACKOFF_MAX, RETENTION))
         self.recs: dict[int, Rec] = {}
         self.seen_ids: list[int] = []
-        self.last_token = 0
+        self.seen_tokens: set[int] = set()
         self.workers: dict[str, datetime] = {}
 
     # ---------------------------------------------------------------- helpers
@@ -98,7 +98,7 @@ class PgclaimModel(RuleBasedStateMachine):
         for i in ids:
             r = self.recs.get(i)
             tok = r.token if r is not None and r.token is not None else 0
-            out.append(tok if mode == "current" else tok + 1)
+            out.append(tok if mode == "current" else tok ^ 1)
         return out
 
     def holds(self, r: Rec | None, worker: str, token: int | None) -> bool:
@@ -152,13 +152,12 @@ class PgclaimModel(RuleBasedStateMachine):
         assert len(tokens) <= 1
         length = SECONDS[lease] or LEASE
         for row, r in zip(rows, due, strict=True):
-            assert row[3] > self.last_token
+            assert row[3] not in self.seen_tokens, "every claim draws a new lease token"
             r.status, r.worker, r.token = "running", worker, row[3]
             r.attempt += 1
             r.lease_until, r.lease_for = self.now + length, length
             assert (row[1], row[2]) == (r.attempt, r.lease_until)
-        if tokens:
-            self.last_token = tokens.pop()
+        self.seen_tokens |= tokens
 
     @rule(worker=WORKERS, picks=PICKS, mode=TOKEN_MODES)
     def complete(self, worker: str, picks: list[int], mode: str) -> None:

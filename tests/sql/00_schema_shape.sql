@@ -73,11 +73,14 @@ select is(
     (
         select pg_catalog.array_agg(a.rolname::text order by a.rolname::text)
         from pg_catalog.pg_roles as a
-        where a.rolname like 'pgclaim%'
-          and not (a.rolcanlogin or a.rolsuper or a.rolcreaterole or a.rolcreatedb
-                   or a.rolreplication or a.rolbypassrls)
-          and pg_catalog.shobj_description(a.oid, 'pg_authid')
-          = 'pgclaim role (made by the pgclaim installer)'
+        where
+            a.rolname like 'pgclaim%'
+            and not (
+                a.rolcanlogin or a.rolsuper or a.rolcreaterole or a.rolcreatedb
+                or a.rolreplication or a.rolbypassrls
+            )
+            and pg_catalog.shobj_description(a.oid, 'pg_authid')
+            = 'pgclaim role (made by the pgclaim installer)'
     ),
     array['pgclaim_admin', 'pgclaim_owner', 'pgclaim_producer', 'pgclaim_worker'],
     'the four roles are NOLOGIN, hold no attribute, and carry the installer''s mark'
@@ -86,11 +89,13 @@ select is(
 select ok(
     exists (
         select from pg_catalog.pg_default_acl as d
-        where d.defaclrole = 'pgclaim_owner'::regrole and d.defaclnamespace = 0
-          and d.defaclobjtype = 'f'
-          and not exists (
-              select from pg_catalog.aclexplode(d.defaclacl) as a where a.grantee = 0
-          )
+        where
+            d.defaclrole = 'pgclaim_owner'::regrole and d.defaclnamespace = 0
+            and d.defaclobjtype = 'f'
+            and not exists (
+                select from pg_catalog.aclexplode(d.defaclacl) as a
+                where a.grantee = 0
+            )
     ),
     'functions pgclaim_owner creates later are not executable by PUBLIC (default privileges)'
 );

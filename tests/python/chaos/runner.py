@@ -248,7 +248,7 @@ def run_naive(args: argparse.Namespace, worker_id: str, handler: Handler) -> Non
                 STOP.wait(args.poll)
                 continue
             time.sleep(0.01)  # the gap a naive read-then-write leaves open
-            token = conn.execute("select nextval('pgclaim.lease_token_seq')").fetchone()[0]
+            token = conn.execute("select pgclaim._lease_token()").fetchone()[0]
             ids = [r[0] for r in rows]
             conn.execute(
                 "update pgclaim.records set status = 'running', worker_id = %s,"

@@ -54,13 +54,20 @@ select isnt(
 -- after the other none repeats and they do not ascend (a sequence would).
 select is(
     (
-        select pg_catalog.format('%s distinct, ascending: %s',
-            pg_catalog.count(distinct t.t),
-            pg_catalog.count(*) filter (where t.t > t.prev) = 499)
+        select
+            pg_catalog.format(
+                '%s distinct, ascending: %s',
+                pg_catalog.count(distinct t.t),
+                pg_catalog.count(*) filter (where t.t > t.prev) = 499
+            )
         from (
-            select x.t, pg_catalog.lag(x.t) over (order by x.n) as prev
+            select
+                x.t,
+                pg_catalog.lag(x.t) over (order by x.n) as prev
             from (
-                select s.n, pgclaim._lease_token() as t
+                select
+                    s.n,
+                    pgclaim._lease_token() as t
                 from pg_catalog.generate_series(1, 500) as s (n)
             ) as x
         ) as t
