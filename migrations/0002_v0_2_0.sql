@@ -17,8 +17,9 @@
 -- else: installing stops with 42710 rather than hand it pgclaim's privileges, unless
 -- the installer opts in with the setting pgclaim.adopt_existing = on (then the role
 -- is adopted and marked). Release 0.1.0 did not mark its roles: upgrading a database
--- whose schema pgclaim the installer owns marks them, when they have no attribute. Creating roles needs CREATEROLE; the installer becomes a
--- member of pgclaim_owner so that it (and later migrations) can manage its objects.
+-- whose schema pgclaim the installer owns marks them, when they have no attribute.
+-- Creating roles needs CREATEROLE; the installer becomes a member of pgclaim_owner
+-- so that it (and later migrations) can manage its objects.
 -- Idempotent: the fresh install (sql/), the upgrade migrations and `pgclaim migrate`
 -- before its first migration all run this file.
 
@@ -2577,7 +2578,7 @@ comment on function pgclaim.schema_version() is
 create or replace view pgclaim.queue_permissions with (security_barrier) as
 select
     g.queue,
-    coalesce(a.rolname::text, g.grantee::text) as role,
+    coalesce(a.rolname::text collate pg_catalog."default", g.grantee::text) as role,
     pg_catalog.array_agg(g.privilege order by g.privilege) as privileges,
     pg_catalog.max(g.granted_at) as granted_at
 from pgclaim.queue_grants as g
@@ -2619,6 +2620,8 @@ comment on view pgclaim.queue_stats is
 -- queues the reader may read are listed.
 -- security_barrier: no function of the reader's runs before that filter.
 create or replace view pgclaim.stuck_records with (security_barrier) as
+with k as (select pgclaim._caller() as me)
+
 select
     r.id,
     r.queue,
@@ -2636,13 +2639,13 @@ select
 from pgclaim.records as r
 inner join pgclaim.queues as q on r.queue = q.queue
 cross join pgclaim.config as c
-cross join (select pgclaim._caller() as me) as k
+cross join k
 -- A worker id counts only for the records its own role claimed (as in _reclaim).
 left join pgclaim.workers as w
     on
         r.worker_id = w.worker_id
         and (
-            w.owner_role = r.holder_role or w.owner_role is null or r.holder_role is null
+            r.holder_role = w.owner_role or w.owner_role is null or r.holder_role is null
         )
 where
     r.status = 'running'
@@ -2661,6 +2664,8 @@ comment on view pgclaim.stuck_records is
 -- A reader sees the workers of its own role (pgclaim_admin sees them all).
 -- security_barrier: no function of the reader's runs before that filter.
 create or replace view pgclaim.worker_status with (security_barrier) as
+with k as (select pgclaim._caller() as me)
+
 select
     w.worker_id,
     w.info,
@@ -2674,7 +2679,7 @@ select
     ) as held
 from pgclaim.workers as w
 cross join pgclaim.config as c
-cross join (select pgclaim._caller() as me) as k
+cross join k
 where w.owner_role = k.me or pgclaim._admin(k.me);
 
 comment on view pgclaim.worker_status is

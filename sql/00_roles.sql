@@ -13,8 +13,9 @@
 -- else: installing stops with 42710 rather than hand it pgclaim's privileges, unless
 -- the installer opts in with the setting pgclaim.adopt_existing = on (then the role
 -- is adopted and marked). Release 0.1.0 did not mark its roles: upgrading a database
--- whose schema pgclaim the installer owns marks them, when they have no attribute. Creating roles needs CREATEROLE; the installer becomes a
--- member of pgclaim_owner so that it (and later migrations) can manage its objects.
+-- whose schema pgclaim the installer owns marks them, when they have no attribute.
+-- Creating roles needs CREATEROLE; the installer becomes a member of pgclaim_owner
+-- so that it (and later migrations) can manage its objects.
 -- Idempotent: the fresh install (sql/), the upgrade migrations and `pgclaim migrate`
 -- before its first migration all run this file.
 

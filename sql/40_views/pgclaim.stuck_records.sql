@@ -4,6 +4,8 @@
 -- queues the reader may read are listed.
 -- security_barrier: no function of the reader's runs before that filter.
 create or replace view pgclaim.stuck_records with (security_barrier) as
+with k as (select pgclaim._caller() as me)
+
 select
     r.id,
     r.queue,
@@ -21,13 +23,13 @@ select
 from pgclaim.records as r
 inner join pgclaim.queues as q on r.queue = q.queue
 cross join pgclaim.config as c
-cross join (select pgclaim._caller() as me) as k
+cross join k
 -- A worker id counts only for the records its own role claimed (as in _reclaim).
 left join pgclaim.workers as w
     on
         r.worker_id = w.worker_id
         and (
-            w.owner_role = r.holder_role or w.owner_role is null or r.holder_role is null
+            r.holder_role = w.owner_role or w.owner_role is null or r.holder_role is null
         )
 where
     r.status = 'running'

@@ -3,6 +3,8 @@
 -- A reader sees the workers of its own role (pgclaim_admin sees them all).
 -- security_barrier: no function of the reader's runs before that filter.
 create or replace view pgclaim.worker_status with (security_barrier) as
+with k as (select pgclaim._caller() as me)
+
 select
     w.worker_id,
     w.info,
@@ -16,7 +18,7 @@ select
     ) as held
 from pgclaim.workers as w
 cross join pgclaim.config as c
-cross join (select pgclaim._caller() as me) as k
+cross join k
 where w.owner_role = k.me or pgclaim._admin(k.me);
 
 comment on view pgclaim.worker_status is
