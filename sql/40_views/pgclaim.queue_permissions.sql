@@ -3,7 +3,7 @@
 create or replace view pgclaim.queue_permissions with (security_barrier) as
 select
     g.queue,
-    coalesce(a.rolname::text collate pg_catalog."default", g.grantee::text) as role,
+    coalesce(a.rolname::text collate "C", g.grantee::text) as role,
     pg_catalog.array_agg(g.privilege order by g.privilege) as privileges,
     pg_catalog.max(g.granted_at) as granted_at
 from pgclaim.queue_grants as g
