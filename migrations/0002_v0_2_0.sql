@@ -2578,12 +2578,13 @@ comment on function pgclaim.schema_version() is
 create or replace view pgclaim.queue_permissions with (security_barrier) as
 select
     g.queue,
-    coalesce(a.rolname::text collate "C", g.grantee::text) as role,
+    -- The role's name (or 'unknown (OID=n)' once dropped), as text in the database's
+    -- collation (a name is in "C").
+    pg_catalog.pg_get_userbyid(g.grantee)::text collate "default" as role,  -- noqa: RF03
     pg_catalog.array_agg(g.privilege order by g.privilege) as privileges,
     pg_catalog.max(g.granted_at) as granted_at
 from pgclaim.queue_grants as g
-left join pg_catalog.pg_roles as a on g.grantee = a.oid
-group by g.queue, g.grantee, a.rolname;
+group by g.queue, g.grantee;
 
 comment on view pgclaim.queue_permissions is
 'Per-queue grants: queue, role, privileges (enqueue, claim, read), last granted_at.';
