@@ -1,0 +1,118 @@
+"""The API surface, checked against the catalog, so that adding a function cannot forget a
+place: one file per function in sql/, every public function and view documented in
+docs/sql.md with its exact arguments and defaults, called by the client, tested by pgTAP,
+and every SQLSTATE that sql/ raises documented (CONTRIBUTING.md lists the places)."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+from pgdb import ROOT
+
+from pgclaim import _sql
+
+DOCS = (ROOT / "docs" / "sql.md").read_text()
+#: public functions the client does not call on purpose, with the reason
+NOT_IN_CLIENT = {
+    "schema_version": "read through health() and check_schema() (SCHEMA_VERSION)",
+}
+
+CATALOG = """
+select p.proname::text, p.pronargs, p.pronargdefaults,
+    coalesce(p.proargnames[1:p.pronargs], '{}')::text[],
+    array(select pg_catalog.format_type(t, null) from pg_catalog.unnest(p.proargtypes) as t),
+    pg_catalog.pg_get_expr(p.proargdefaults, 0)
+from pg_catalog.pg_proc as p
+where p.pronamespace = 'pgclaim'::regnamespace
+order by p.proname
+"""
+
+
+def catalog(conn: psycopg.Connection[Any]) -> dict[str, tuple[Any, ...]]:
+    return {row[0]: row for row in conn.execute(CATALOG).fetchall()}
+
+
+def documented_signatures() -> dict[str, list[tuple[str, str | None]]]:
+    """``name(arg = default, ...)`` of each function in the tables of docs/sql.md."""
+    out: dict[str, list[tuple[str, str | None]]] = {}
+    for match in re.finditer(r"^\| `([a-z_]+)\(([^`]*)\)` \|", DOCS, re.M):
+        args: list[tuple[str, str | None]] = []
+        for part in filter(None, (p.strip() for p in match.group(2).split(", "))):
+            name, _, default = part.partition(" = ")
+            args.append((name.split()[0], default or None))
+        out[match.group(1)] = args
+    return out
+
+
+def test_one_file_per_function(conn: psycopg.Connection[Any]) -> None:
+    files = {p.name.removeprefix("pgclaim.").removesuffix(".sql")
+             for folder in ("20_internal", "30_api") for p in (ROOT / "sql" / folder).glob("*.sql")}
+    assert set(catalog(conn)) == files
+    assert all(not n.startswith("_") for n in
+               (p.name.removeprefix("pgclaim.") for p in (ROOT / "sql" / "30_api").glob("*")))
+    assert all(p.name.startswith("pgclaim._") for p in (ROOT / "sql" / "20_internal").glob("*"))
+
+
+def test_docs_list_every_function_with_its_arguments_and_defaults(
+        conn: psycopg.Connection[Any]) -> None:
+    public = {name: row for name, row in catalog(conn).items() if not name.startswith("_")}
+    documented = documented_signatures()
+    assert set(documented) == set(public), "docs/sql.md lists exactly the public functions"
+    for name, (_, nargs, ndefaults, argnames, argtypes, defaults) in public.items():
+        doc = documented[name]
+        assert [a for a, _ in doc] == argnames, f"{name}: argument names in docs/sql.md"
+        catalog_defaults = [None] * (nargs - ndefaults)
+        if ndefaults:
+            values = conn.execute(f"select {defaults}").fetchone()
+            assert values is not None
+            catalog_defaults += list(values)
+        for (arg, text), kind, actual in zip(doc, argtypes, catalog_defaults, strict=True):
+            if text is None:
+                assert len(catalog_defaults) - catalog_defaults.count(None) <= nargs
+                continue
+            stated = conn.execute(
+                psycopg.sql.SQL("select {}::{}").format(
+                    psycopg.sql.SQL(text), psycopg.sql.SQL(kind))).fetchone()
+            assert stated == (actual,), f"{name}({arg}): docs say {text}, the SQL {actual!r}"
+        has_default = [text is not None for _, text in doc]
+        assert has_default == [i >= nargs - ndefaults for i in range(nargs)], (
+            f"{name}: docs/sql.md shows a default exactly where the SQL has one")
+
+
+def test_docs_list_every_view(conn: psycopg.Connection[Any]) -> None:
+    views = {r[0] for r in conn.execute(
+        "select c.relname::text from pg_catalog.pg_class as c"
+        " where c.relnamespace = 'pgclaim'::regnamespace and c.relkind = 'v'").fetchall()}
+    documented = set(re.findall(r"^\| `([a-z_]+)` \| ", DOCS, re.M))
+    assert views <= documented
+
+
+def test_every_public_function_is_called_by_the_client(conn: psycopg.Connection[Any]) -> None:
+    text = (ROOT / "client" / "pgclaim" / "_sql.py").read_text()
+    called = set(re.findall(r"pgclaim\.([a-z_]+)\(", text))
+    called |= {f for f in ("create_queue", "alter_queue") if f'"{f}"' in text}
+    for name in (n for n in catalog(conn) if not n.startswith("_")):
+        assert name in called or name in NOT_IN_CLIENT, f"{name} is not called in _sql.py"
+    assert hasattr(_sql, "SCHEMA_VERSION")
+
+
+def test_every_public_function_has_pgtap_tests(conn: psycopg.Connection[Any]) -> None:
+    folders = {p.name for p in (ROOT / "tests" / "sql").iterdir() if p.is_dir()}
+    tested_in = (ROOT / "tests" / "sql")
+    for name in (n for n in catalog(conn) if not n.startswith("_")):
+        assert name in folders or any(
+            f"pgclaim.{name}(" in p.read_text() for p in tested_in.rglob("*.sql")
+            if p.parent.name != "_setup"), f"no pgTAP test calls {name}"
+
+
+def test_every_sqlstate_raised_is_documented() -> None:
+    raised = set()
+    for path in (ROOT / "sql").rglob("*.sql"):
+        raised |= set(re.findall(r"errcode = '([0-9A-Z]{5})'", path.read_text()))
+    table = DOCS[DOCS.index("## Errors"):DOCS.index("## Roles")]
+    documented = set(re.findall(r"^\| `([0-9A-Z]{5})` \|", table, re.M))
+    assert raised <= documented, f"undocumented: {sorted(raised - documented)}"
+    # lock_timeout raises 55P03 and the privilege system 42501: documented too
+    assert {"55P03", "42501"} <= documented
+    assert documented - raised <= {"55P03", "42501"}, "documented but never raised"
