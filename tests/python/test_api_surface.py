@@ -36,7 +36,7 @@ def catalog(conn: psycopg.Connection[Any]) -> dict[str, tuple[Any, ...]]:
 def documented_signatures() -> dict[str, list[tuple[str, str | None]]]:
     """``name(arg = default, ...)`` of each function in the tables of docs/sql.md."""
     out: dict[str, list[tuple[str, str | None]]] = {}
-    for match in re.finditer(r"^\| `([a-z_]+)\(([^`]*)\)` \|", DOCS, re.M):
+    for match in re.finditer(r"^\| `([a-z_]+)\(([^`]*)\)` \|", DOCS, re.MULTILINE):
         args: list[tuple[str, str | None]] = []
         for part in filter(None, (p.strip() for p in match.group(2).split(", "))):
             name, _, default = part.partition(" = ")
@@ -84,7 +84,7 @@ def test_docs_list_every_view(conn: psycopg.Connection[Any]) -> None:
     views = {r[0] for r in conn.execute(
         "select c.relname::text from pg_catalog.pg_class as c"
         " where c.relnamespace = 'pgclaim'::regnamespace and c.relkind = 'v'").fetchall()}
-    documented = set(re.findall(r"^\| `([a-z_]+)` \| ", DOCS, re.M))
+    documented = set(re.findall(r"^\| `([a-z_]+)` \| ", DOCS, re.MULTILINE))
     assert views <= documented
 
 
@@ -111,7 +111,7 @@ def test_every_sqlstate_raised_is_documented() -> None:
     for path in (ROOT / "sql").rglob("*.sql"):
         raised |= set(re.findall(r"errcode = '([0-9A-Z]{5})'", path.read_text()))
     table = DOCS[DOCS.index("## Errors"):DOCS.index("## Roles")]
-    documented = set(re.findall(r"^\| `([0-9A-Z]{5})` \|", table, re.M))
+    documented = set(re.findall(r"^\| `([0-9A-Z]{5})` \|", table, re.MULTILINE))
     assert raised <= documented, f"undocumented: {sorted(raised - documented)}"
     # lock_timeout raises 55P03 and the privilege system 42501: documented too
     assert {"55P03", "42501"} <= documented
