@@ -5,7 +5,8 @@
 
 Starts or reuses the throwaway cluster (PGCLAIM_BENCH_URL, else scripts/cluster.sh start),
 creates its own databases (bench_*), runs every workload --repeat times with the systems
-interleaved, and prints medians (min-max), the ratios of one run and the targets.
+interleaved, and prints medians (min-max), the ratios of one run and the targets. The scale
+workloads (scale-pending, scale-queues, scale-procs) run only when named in --only.
 --write-docs writes the tables into docs/performance.md (a --quick run writes
 bench/out/performance-quick.md instead: smoke figures are never headline figures).
 """
@@ -32,7 +33,7 @@ from common import ROOT, Sample, admin, cluster_url, fmt, fmt_sample, log, ratio
 
 DOCS_MARKER = "<!-- bench/run.py --write-docs replaces everything above this line -->"
 WORKLOADS = ("enqueue", "compare", "drain", "latency", "growth", "seeds")
-SCALE: tuple[str, ...] = ()
+SCALE = ("scale-pending", "scale-queues", "scale-procs")
 LABEL = {
     "pgclaim": "pgclaim SQL API",
     "raw": "raw-SQL ceiling",
@@ -66,6 +67,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--drain-records", type=int, help="records per drain-grid run")
     p.add_argument("--workers", help="drain-grid worker counts, e.g. 1,4,16")
     p.add_argument("--batches", help="drain-grid batch sizes, e.g. 1,10,100,1000")
+    p.add_argument("--scale-pending", type=int, help="scale-pending: pending records")
+    p.add_argument("--scale-queues", type=int, help="scale-queues: number of queues")
+    p.add_argument("--scale-queue-records", type=int, help="scale-queues: records per queue")
+    p.add_argument("--scale-procs", type=int, help="scale-procs: client processes")
+    p.add_argument("--scale-procs-records", type=int, help="scale-procs: records per drain")
     p.add_argument("--graphile-local-queue", type=int,
                    help="graphile-worker localQueue.size (default: max(W + 1, 500))")
     p.add_argument("--pgqueuer-procs", type=int,
@@ -91,9 +97,15 @@ def make_config(args: argparse.Namespace, cluster: str) -> wl.Config:
             compare_records=2_000, compare_workers=(4,), drain_records=2_000,
             drain_per_batch=1_000, workers=(4,), batches=(1, 100), latency_records=100,
             growth=(0, 100_000), growth_records=5_000, seed_records=1_000,
+            scale_pending=20_000, scale_queues=50, scale_queue_records=20, scale_procs=8,
+            scale_procs_records=4_000,
         )
     for flag, name in (("repeat", "repeat"), ("compare_records", "compare_records"),
-                       ("drain_records", "drain_records")):
+                       ("drain_records", "drain_records"), ("scale_pending", "scale_pending"),
+                       ("scale_queues", "scale_queues"),
+                       ("scale_queue_records", "scale_queue_records"),
+                       ("scale_procs", "scale_procs"),
+                       ("scale_procs_records", "scale_procs_records")):
         if getattr(args, flag):
             setattr(cfg, name, getattr(args, flag))
     for flag in ("growth", "workers", "batches", "compare_workers"):
@@ -324,7 +336,85 @@ def report(cfg: wl.Config, res: dict[str, Any], command: str) -> tuple[str, list
         out.append("### 6. Seed figures\n\n" + table(["figure", "seed", "measured", "result"],
                                                       rows))
 
+    scale = _scale_sections(cfg, res, command)
+    if scale:
+        out.append(scale)
     return "\n\n".join(out), targets
+
+
+def _scale_sections(cfg: wl.Config, res: dict[str, Any], command: str) -> str:
+    out: list[str] = []
+    if "scale-pending" in res:
+        x = res["scale-pending"]
+        c = x["cell"]
+        r50 = ratio(x["end_p50"], x["start_p50"])
+        r99 = ratio(x["end_p99"], x["start_p99"])
+        out.append(
+            f"### 7a. Scale: {cfg.scale_pending:,} pending records\n\n"
+            f"Command: `{command}`\n\n"
+            f"The SQL API drains {cfg.scale_pending:,} pending records with W="
+            f"{cfg.scale_workers} processes, batch {cfg.compare_batch}; claim latency is the"
+            f" time of one claim_batch call as the client sees it, over the first and the last"
+            f" 10 % of the claims that returned records.\n\n" + table(
+                ["figure", "median (min-max)"],
+                [["load (enqueue_batch of 10,000, then vacuum analyze), s",
+                  fmt_sample(x["load_s"], 1)],
+                 ["records/s to last completion", fmt_sample(c.rate)],
+                 ["records/s to exit", fmt_sample(c.rate_exit)],
+                 ["claim p50 ms, first 10 %", fmt_sample(x["start_p50"], 2)],
+                 ["claim p50 ms, last 10 %", fmt_sample(x["end_p50"], 2)],
+                 ["claim p99 ms, first 10 %", fmt_sample(x["start_p99"], 2)],
+                 ["claim p99 ms, last 10 %", fmt_sample(x["end_p99"], 2)],
+                 ["last / first, p50 and p99", f"{times(r50)}, {times(r99)}"],
+                 ["flat: last / first <= 1.5x for p50 and p99",
+                  verdict(None if isnan(r50) or isnan(r99) else max(r50, r99) <= 1.5)],
+                 ["commits/record, statements/record",
+                  f"{fmt(c.commits.median, 3)}, {fmt(c.statements.median, 3)}"]]))
+    if "scale-queues" in res:
+        x = res["scale-queues"]
+        rows = []
+        total = cfg.scale_queues * cfg.scale_queue_records
+        layouts = (("many", f"{cfg.scale_queues:,} queues x {cfg.scale_queue_records:,} records"),
+                   ("one", f"1 queue x {total:,} records"))
+        for kind, title in layouts:
+            k = x[kind]
+            rows.append([title, fmt_sample(k["rate"]), fmt_sample(k["rate_exit"]),
+                         fmt(k["claim_p50"].median, 2), fmt(k["claim_p99"].median, 2),
+                         fmt(k["empty_p50"].median, 2), fmt(k["claims"].median, 0),
+                         fmt(k["empty_claims"].median, 0), fmt(k["queues_touched"].median, 0),
+                         fmt(k["statements"].median, 3)])
+        out.append(
+            f"### 7b. Scale: {cfg.scale_queues:,} queues\n\n"
+            f"Command: `{command}`\n\n"
+            f"W={cfg.scale_workers} SQL API processes, each claiming (batch"
+            f" {cfg.compare_batch}) from every queue in turn, starting at its own offset, and"
+            f" stopping after a whole pass found nothing; against the same records in one"
+            f" queue, interleaved.\n\n" + table(
+                ["layout", "records/s to last completion", "records/s to exit",
+                 "claim p50 ms", "claim p99 ms", "empty claim p50 ms", "claims",
+                 "empty claims", "queues claimed from", "statements/record"], rows))
+    if "scale-procs" in res:
+        d: dict[tuple[str, int], wl.DrainCell] = res["scale-procs"]
+        rows = []
+        for w in (cfg.scale_procs, cfg.scale_workers):
+            for s in ("pgclaim", "worker"):
+                c = d.get((s, w))
+                if c is None:
+                    continue
+                rows.append([str(w), LABEL[s], fmt_sample(c.rate), fmt_sample(c.rate_exit),
+                             fmt(c.claim_p50.median, 2), fmt(c.claim_p99.median, 2),
+                             fmt(c.commits.median, 3), fmt(c.statements.median, 3),
+                             fmt(c.rss.median, 0)])
+        out.append(
+            f"### 7c. Scale: {cfg.scale_procs} client processes\n\n"
+            f"Command: `{command}`\n\n"
+            f"Drains of {cfg.scale_procs_records:,} records, batch {cfg.compare_batch}, at"
+            f" W={cfg.scale_procs} and W={cfg.scale_workers}, interleaved (on two cores, many"
+            f" processes mostly measure contention).\n\n" + table(
+                ["W", "system", "records/s to last completion", "records/s to exit",
+                 "claim p50 ms", "claim p99 ms", "commits/record", "statements/record",
+                 "client RSS MB (max)"], rows))
+    return "\n\n".join(out)
 
 
 def server_version(cfg: wl.Config) -> str:
@@ -449,6 +539,11 @@ Targets are judged on the time to the last completion; both ratios are printed.
    finished records inserted straight into `pgclaim.records`; claim latency is the time of
    one `claim_batch` call as the client sees it.
 6. **Seed figures** with pass/fail.
+7. **Scale** (only with `--only scale-pending,scale-queues,scale-procs`; each section names
+   the command that produced it): a drain of {cfg.scale_pending:,} pending records with
+   claim latency over its first and last 10 % of claims; {cfg.scale_queues:,} queues with
+   claims spread over all of them, against the same records in one queue;
+   {cfg.scale_procs} client processes against {cfg.scale_workers}.
 """
 
 
@@ -480,6 +575,7 @@ Environment: {env}.
     make bench                                   # full suite, --repeat 3
     make bench BENCH_ARGS=--quick                # smoke run, a few minutes
     make bench BENCH_ARGS='--only compare,latency'
+    make bench BENCH_ARGS='--only scale-pending' # also scale-queues, scale-procs
     make bench BENCH_ARGS=--write-docs           # rewrite this page
 
 The suite creates its own databases (`bench_*`) on the throwaway cluster and drops them.

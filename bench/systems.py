@@ -387,6 +387,41 @@ def drain_sql_api(url: str, batch: int, wid: str, timings: bool, queue: str = QU
     return go
 
 
+def drain_queues(url: str, batch: int, wid: str, timings: bool, queues: list[str],
+                 offset: int) -> Callable[[], dict[str, Any]]:
+    """pgclaim's SQL API over many queues: claim_batch from each queue in turn (starting at
+    ``offset``), complete; done after a whole pass over the queues found nothing."""
+    claim = "select id, lease_token from pgclaim.claim_batch(%s, %s, %s)"
+    complete = "select pgclaim.complete(%s, %s, %s)"
+
+    def go() -> dict[str, Any]:
+        done = empties = 0
+        i = offset
+        lat: list[tuple[float, float, int]] = []
+        touched: set[str] = set()
+        last_done = None
+        with psycopg.connect(url, autocommit=True) as conn:
+            while empties < len(queues):
+                q = queues[i % len(queues)]
+                i += 1
+                t = time.monotonic()
+                rows = conn.execute(claim, (q, wid, batch)).fetchall()
+                if timings:
+                    lat.append((t, time.monotonic() - t, len(rows)))
+                if not rows:
+                    empties += 1
+                    continue
+                empties = 0
+                touched.add(q)
+                done += conn.execute(complete, (wid, [r[0] for r in rows],  # type: ignore[index]
+                                                [r[1] for r in rows])).fetchone()[0]
+                last_done = time.monotonic()
+        return {"done": done, "claim_latency": lat, "last_done": last_done,
+                "queues": sorted(touched)}
+
+    return go
+
+
 def drain_raw(url: str, batch: int, wid: str, timings: bool) -> Callable[[], dict[str, Any]]:
     """The raw-SQL ceiling: the bare claim and finish statements on a bare table."""
     claim = (

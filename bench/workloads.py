@@ -50,6 +50,12 @@ class Config:
     growth_workers: int = 4
     growth_batch: int = 100
     seed_records: int = 5_000
+    scale_pending: int = 1_000_000
+    scale_queues: int = 1_000
+    scale_queue_records: int = 100
+    scale_procs: int = 64
+    scale_procs_records: int = 100_000
+    scale_workers: int = 4
     peers: dict[str, str | None] = field(default_factory=dict)
     worker_skip: str | None = None
     peer_cfg: systems.PeerConfig = field(default_factory=systems.PeerConfig)
@@ -179,7 +185,8 @@ def enqueue(cfg: Config) -> dict[str, dict[str, Sample]]:
 
 
 def drain_once(cfg: Config, system: str, w: int, batch: int, n: int,
-               timings: bool = False, url: str | None = None) -> dict[str, Any]:
+               timings: bool = False, url: str | None = None, loaded: bool = False
+               ) -> dict[str, Any]:
     """Drains n pre-loaded records with system at W; both windows, counters per record, RSS.
 
     rate: records/s to the last completion; rate_exit: records/s to the last process exit."""
@@ -187,7 +194,8 @@ def drain_once(cfg: Config, system: str, w: int, batch: int, n: int,
     if url is None:
         url = systems.fresh_db(cfg.cluster, systems.base_system(system), _tag())
     try:
-        systems.load(url, system, n)
+        if not loaded:
+            systems.load(url, system, n)
         before = counters(url)
         poller = Poller(url, systems.unfinished_query(system), cfg.peer_cfg.poll_interval)
         lat: list[tuple[float, float, int]] = []
@@ -487,5 +495,119 @@ def seeds(cfg: Config) -> dict[str, Sample]:
     return out
 
 
+# ---------------------------------------------------------------------------- 7. scale
+
+
+def _claim_window(claims: list[tuple[float, float, int]], first: bool, share: float = 0.1
+                  ) -> list[float]:
+    """Latencies (s) of the first or last ``share`` of the claims that returned records."""
+    got = sorted((c for c in claims if c[2] > 0), key=lambda c: c[0])
+    k = max(1, int(len(got) * share))
+    return [c[1] for c in (got[:k] if first else got[-k:])]
+
+
+def scale_pending(cfg: Config) -> dict[str, Any]:
+    """Scale 1: a drain of cfg.scale_pending pending records through the SQL API; claim_batch
+    latency over the first and the last 10 % of the claims."""
+    out: dict[str, Any] = {"cell": DrainCell(records=cfg.scale_pending)}
+    for k in ("start_p50", "start_p99", "end_p50", "end_p99", "load_s"):
+        out[k] = Sample()
+    for r in range(cfg.repeat):
+        url = systems.fresh_db(cfg.cluster, "pgclaim", _tag())
+        try:
+            t = time.monotonic()
+            systems.load(url, "pgclaim", cfg.scale_pending)
+            out["load_s"].add(time.monotonic() - t)
+            res = drain_once(cfg, "pgclaim", cfg.scale_workers, cfg.compare_batch,
+                             cfg.scale_pending, timings=True, url=url, loaded=True)
+        finally:
+            drop_db(cfg.cluster, url.rsplit("/", 1)[1].split("?")[0])
+        _add(out["cell"], res)
+        for first, key in ((True, "start"), (False, "end")):
+            w = _claim_window(res["claims"], first)
+            out[f"{key}_p50"].add(percentile(w, 0.5) * 1000)
+            out[f"{key}_p99"].add(percentile(w, 0.99) * 1000)
+        _log_drain(f"scale-pending {cfg.scale_pending:,} run {r + 1}", res)
+        log(f"scale-pending claim p50/p99 ms: start {out['start_p50'].values[-1]:.2f}/"
+            f"{out['start_p99'].values[-1]:.2f}, end {out['end_p50'].values[-1]:.2f}/"
+            f"{out['end_p99'].values[-1]:.2f}")
+    return out
+
+
+def _drain_queues_once(cfg: Config, nq: int, per_queue: int, w: int) -> dict[str, Any]:
+    """Drains nq queues of per_queue records each with w SQL API clients cycling over them."""
+    url = systems.fresh_db(cfg.cluster, "pgclaim", _tag())
+    names = [systems.QUEUE] if nq == 1 else [f"q{i:04d}" for i in range(nq)]
+    n = nq * per_queue
+    try:
+        with connect(url) as conn:
+            for q in names:
+                conn.execute("select pgclaim.create_queue(queue => %s)", (q,))
+                conn.execute("select count(*) from pgclaim.enqueue_batch(%s, array(select"
+                             " '{}'::jsonb from generate_series(1, %s)))", (q, per_queue))
+            conn.execute("vacuum analyze pgclaim.records")
+            conn.execute("analyze pgclaim.queues")
+        before = counters(url)
+        outcome = run_group(systems.drain_queues, [
+            (url, cfg.compare_batch, f"bench-q-{i}", True, names, i * nq // w)
+            for i in range(w)])
+        after = counters_settled(url, before)
+        left = systems.remaining(url, "pgclaim")
+        if left:
+            raise RuntimeError(f"{nq} queues: {left} records unfinished")
+        claims = [c for res in outcome.results for c in res["claim_latency"]]
+        full = [c[1] for c in claims if c[2] > 0]
+        empty = [c[1] for c in claims if c[2] == 0]
+        last = outcome.client_last
+        assert last is not None
+        return {
+            "rate": n / last, "rate_exit": n / outcome.to_exit,
+            "commits": (after.commits - before.commits) / n,
+            "statements": (after.statements - before.statements) / n,
+            "claim_p50": percentile(full, 0.5) * 1000, "claim_p99": percentile(full, 0.99) * 1000,
+            "empty_p50": percentile(empty, 0.5) * 1000 if empty else float("nan"),
+            "claims": len(full), "empty_claims": len(empty),
+            "queues_touched": len({q for res in outcome.results for q in res["queues"]}),
+        }
+    finally:
+        drop_db(cfg.cluster, url.rsplit("/", 1)[1].split("?")[0])
+
+
+def scale_queues(cfg: Config) -> dict[str, Any]:
+    """Scale 2: cfg.scale_queues queues of cfg.scale_queue_records records, drained by W SQL API
+    clients that each cycle over every queue, against the same records in one queue."""
+    keys = ("rate", "rate_exit", "commits", "statements", "claim_p50", "claim_p99", "empty_p50",
+            "claims", "empty_claims", "queues_touched")
+    out: dict[str, dict[str, Sample]] = {
+        kind: {k: Sample() for k in keys} for kind in ("many", "one")}
+    nq, per = cfg.scale_queues, cfg.scale_queue_records
+    for r in range(cfg.repeat):
+        for kind in (("many", "one") if r % 2 == 0 else ("one", "many")):
+            res = (_drain_queues_once(cfg, nq, per, cfg.scale_workers) if kind == "many"
+                   else _drain_queues_once(cfg, 1, nq * per, cfg.scale_workers))
+            for k in keys:
+                if not isnan(res[k]):
+                    out[kind][k].add(res[k])
+            log(f"scale-queues {kind} run {r + 1}: {res['rate']:,.0f}/s to last completion,"
+                f" claim p50 {res['claim_p50']:.2f} ms p99 {res['claim_p99']:.2f} ms,"
+                f" {res['queues_touched']} queues claimed from, {res['empty_claims']} empty claims")
+    return out
+
+
+def scale_procs(cfg: Config) -> dict[tuple[str, int], DrainCell]:
+    """Scale 3: the SQL API and the Worker with cfg.scale_procs client processes, against the
+    same drain at cfg.scale_workers processes, interleaved."""
+    out: dict[tuple[str, int], DrainCell] = {}
+    n = cfg.scale_procs_records
+    names = ["pgclaim"] + (["worker"] if cfg.worker_skip is None else [])
+    for r in range(cfg.repeat):
+        for w in (cfg.scale_procs, cfg.scale_workers):
+            for s in names:
+                res = drain_once(cfg, s, w, cfg.compare_batch, n, timings=True)
+                _add(out.setdefault((s, w), DrainCell(records=n)), res)
+                _log_drain(f"scale-procs {s} W={w} run {r + 1}", res)
+    return out
+
+
 __all__ = ["Config", "Counters", "DrainCell", "compare", "drain", "enqueue", "growth", "latency",
-           "seeds"]
+           "scale_pending", "scale_procs", "scale_queues", "seeds"]
