@@ -472,13 +472,14 @@ figures start at that signal:
   SQL API and of the ceiling complete synchronously and report when their last completing
   statement returned. For every other system (the pgclaim Worker and the peers, which
   complete from a background loop or in batches) a separate connection asks the database
-  every {pc.poll_interval * 1000:.0f} ms whether a record is unfinished, each question answered from
-  an index or a table that empties (for the ceiling the same query only adds the same load);
-  the time the first answer "none" was asked is the last completion, so those systems carry
-  up to {pc.poll_interval * 1000:.0f} ms more than they took.
+  every {pc.poll_interval * 1000:.0f} ms whether a record is unfinished, each question answered
+  from an index; the time the first answer "none" was asked is the last completion, so those
+  systems carry up to {pc.poll_interval * 1000:.0f} ms more than they took. (The ceiling is polled too,
+  on its pending-records index, only so that every system carries the same load.)
 - *to exit*: until the last client process exited, as its parent sees it: this adds each
-  system's shut-down (the Worker's `run(until_empty=True)` waits for its listener, a
-  graphile-worker `runOnce` flushes and releases its pool).
+  system's shut-down (the Worker's `run(until_empty=True)` stops its heartbeat and listener
+  threads and deregisters; a graphile-worker `runOnce` flushes its batches and releases its
+  pool).
 
 Targets are judged on the time to the last completion; both ratios are printed.
 
@@ -488,9 +489,9 @@ Targets are judged on the time to the last completion; both ratios are printed.
    (…), …` and `select … from unnest(…)`). Peers use their own producer (procrastinate
    `defer_async`/`batch_defer_async`, pgqueuer `Queries.enqueue` on asyncpg, graphile-worker
    `add_job`/`add_jobs`).
-2. **Side by side**: {cfg.compare_records:,} pre-enqueued no-op records per system at each W
-   in {', '.join(map(str, cfg.compare_workers))}, batch {cfg.compare_batch}. Queue tables are
-   vacuumed and analyzed after loading.
+2. **Side by side**: {cfg.compare_records:,} pre-enqueued no-op records per system at each W in
+   {', '.join(map(str, cfg.compare_workers))}, batch {cfg.compare_batch}. Queue tables are vacuumed and analyzed after
+   loading.
    - *raw-SQL ceiling*: W processes, one connection each, the bare claim (`with c as (select
      id … for update skip locked) update … returning`) and `update … set status = 'done'
      where id = any(…)` on a two-column table with a partial index.
@@ -499,26 +500,31 @@ Targets are judged on the time to the last completion; both ratios are printed.
    - *pgclaim Worker*: W processes, one `pgclaim.Worker` each with its defaults
      (concurrency 4, LISTEN on) and `batch_size` {cfg.compare_batch}, `run(until_empty=True)`,
      a synchronous no-op handler.
-   - *pgqueuer*: `AsyncpgDriver` on one asyncpg connection per `QueueManager` (its
-     performance guide: the asyncpg driver for throughput, a dedicated connection for each
-     `QueueManager`), on uvloop as `pgq run` does, `run(batch_size={cfg.compare_batch},
-     mode=drain)` (its guide: raise `batch_size` for short jobs), `max_concurrent_tasks`
-     unset, `pgq autovac` table settings applied, durability `durable` (the same durability
-     as every other system here); W processes with one `QueueManager` each unless
-     `--pgqueuer-procs` says otherwise.
-   - *graphile-worker*: one node process, `runOnce` with `concurrency` W,
-     `maxPoolSize` max(10, W + 2) (its configuration reference), `localQueue.size`
-     max(W + 1, 500) (its performance page: W + 1 as a starting point, 500 in its own
-     performance test), `completeJobBatchDelay` and `failJobBatchDelay` 0 (its performance
-     test; the page advises everyone to enable them "even if they are set to 0").
-     `pollInterval` (2 s) and `useNodeTime` (false) stay at their defaults: a drain never
-     waits for a poll, and the page calls `useNodeTime` moot when clocks agree.
-   - *procrastinate*: one process, `run_worker_async(concurrency=W, wait=False)` (its
-     concurrency how-to), an async no-op task (its reference: do not use concurrency with
-     synchronous blocking tasks), a psycopg pool of W + 2 (its discussion of pool size: the
-     concurrency plus one, and the LISTEN connection is taken from the pool),
-     `listen_notify` and `fetch_job_polling_interval` at their defaults (a drain with
-     `wait=False` never waits for a poll).
+   - *pgqueuer*: W `QueueManager`s, each on its own asyncpg connection (`AsyncpgDriver`; its
+     performance guide recommends the asyncpg driver for throughput and a dedicated
+     connection, not a pool, for each `QueueManager`), on uvloop as `pgq run` does,
+     `run(batch_size={cfg.compare_batch}, mode=drain)` (its guide: raise `batch_size` for
+     short jobs), `max_concurrent_tasks` unset, the `pgq autovac` table settings applied,
+     durability `durable` (the same durability as every other system here). The W managers
+     are spread over one process per core (its own benchmark tool runs several managers in
+     one process; here one process per core drained faster than W processes or one).
+   - *graphile-worker*: one node process, `runOnce` with `concurrentJobs` W,
+     `maxPoolSize` max(10, W + 2) (its configuration reference: 10 or concurrency + 2,
+     whichever is larger), `localQueue.size` max(W + 1, 500) (its performance page: W + 1
+     as a starting point, 500 in its own performance test; 500 drained faster here),
+     `completeJobBatchDelay` and `failJobBatchDelay` 0 (its performance test; the page
+     advises everyone to enable them "even if they are set to 0"), all given in the preset
+     (graphile-worker reads its batching options from the preset only). `pollInterval`
+     (2 s) and `useNodeTime` (false) stay at their defaults: a drain never waits for a poll,
+     and the reference calls `useNodeTime` moot when the clocks agree.
+   - *procrastinate*: `run_worker_async(concurrency=…, wait=False)` (its concurrency how-to)
+     with W sub-workers in all, spread over one process per core like pgqueuer, an async
+     no-op task (its reference: do not use concurrency with synchronous blocking tasks), a
+     psycopg pool of the concurrency + 2 (its discussion of pool size: the concurrency plus
+     one, and the LISTEN connection comes from the pool), `listen_notify` and
+     `fetch_job_polling_interval` at their defaults (a drain with `wait=False` never waits
+     for a poll).
+
    Commits and statements per record come from `pg_stat_database` (xact_commit) and
    `pg_stat_statements` (top-level calls) before and after each run, minus the polls, so
    they include each client's start-up and shut-down. Client RSS is the largest of the
@@ -547,6 +553,25 @@ Targets are judged on the time to the last completion; both ratios are printed.
 """
 
 
+def how_to_run_text() -> str:
+    """The page's "How to run"."""
+    return """## How to run
+
+    make bench                                   # full suite, --repeat 3
+    make bench BENCH_ARGS=--quick                # smoke run, a few minutes
+    make bench BENCH_ARGS='--only compare,latency'
+    make bench BENCH_ARGS='--only scale-pending' # also scale-queues, scale-procs
+    make bench BENCH_ARGS=--write-docs           # rewrite this page
+
+The suite creates its own databases (`bench_*`) on the throwaway cluster and drops them.
+It installs the peers it compares with (`pip install -e '.[bench]'`: procrastinate,
+pgqueuer with asyncpg; `npm ci` in `bench/node` for graphile-worker when `node` is present).
+A `--quick` run with `--write-docs` writes `bench/out/performance-quick.md` instead of this
+page: smoke figures are never headline figures. The server settings, the machine and the
+version of every client are printed with the results.
+"""
+
+
 def write_docs(text: str, env: str, duration: float, cfg: wl.Config, argv: list[str]) -> Path:
     """Writes docs/performance.md from this run (a quick run: bench/out/performance-quick.md)."""
     quick = cfg.quick
@@ -570,18 +595,7 @@ fsync lowers everything that commits per record).
 
 Environment: {env}.
 
-## How to run
-
-    make bench                                   # full suite, --repeat 3
-    make bench BENCH_ARGS=--quick                # smoke run, a few minutes
-    make bench BENCH_ARGS='--only compare,latency'
-    make bench BENCH_ARGS='--only scale-pending' # also scale-queues, scale-procs
-    make bench BENCH_ARGS=--write-docs           # rewrite this page
-
-The suite creates its own databases (`bench_*`) on the throwaway cluster and drops them.
-It installs the peers it compares with (`pip install -e '.[bench]'`: procrastinate,
-pgqueuer with asyncpg; `npm ci` in `bench/node` for graphile-worker when `node` is present).
-
+{how_to_run_text()}
 {method_text(cfg)}
 """
     notes = "\n".join(f"- {s}" for s in skipped(cfg))

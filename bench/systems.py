@@ -64,7 +64,7 @@ def base_system(system: str) -> str:
 @dataclass(frozen=True)
 class PeerConfig:
     """How the peers are run; every value is the peer's documented recommendation for
-    throughput (see docs/performance.md, "How each system runs", for the references)."""
+    throughput (docs/performance.md, "What is measured", names where each is recommended)."""
 
     graphile_local_queue: int | None = None
     """graphile-worker ``localQueue.size``; None: the larger of concurrency + 1 and 500"""
