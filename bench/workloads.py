@@ -4,12 +4,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import isnan
 from typing import Any
 
-import psycopg
 import systems
 from common import (
     Counters,
@@ -22,7 +20,7 @@ from common import (
     percentile,
     rss_mb,
 )
-from procs import CTX, run_group
+from procs import CTX, Poller, run_group
 from psycopg.types.json import Jsonb
 
 
@@ -32,12 +30,15 @@ class Config:
 
     cluster: str
     repeat: int = 3
+    quick: bool = False
     enqueue_single: int = 5_000
     enqueue_batches: int = 100
     batch_of: int = 1_000
+    compare_records: int = 20_000
+    compare_workers: tuple[int, ...] = (4, 16)
+    compare_batch: int = 100
     drain_records: int = 20_000
     drain_per_batch: int = 2_000
-    peer_records: int = 2_000
     workers: tuple[int, ...] = (1, 4, 16)
     batches: tuple[int, ...] = (1, 10, 100, 1_000)
     latency_records: int = 300
@@ -49,8 +50,15 @@ class Config:
     growth_workers: int = 4
     growth_batch: int = 100
     seed_records: int = 5_000
+    scale_pending: int = 1_000_000
+    scale_queues: int = 1_000
+    scale_queue_records: int = 100
+    scale_procs: int = 64
+    scale_procs_records: int = 100_000
+    scale_workers: int = 4
     peers: dict[str, str | None] = field(default_factory=dict)
     worker_skip: str | None = None
+    peer_cfg: systems.PeerConfig = field(default_factory=systems.PeerConfig)
 
 
 @dataclass
@@ -58,6 +66,9 @@ class DrainCell:
     """Measurements of one system at one (W, batch)."""
 
     rate: Sample = field(default_factory=Sample)
+    """records/s to the last completion"""
+    rate_exit: Sample = field(default_factory=Sample)
+    """records/s to the last client process exit"""
     commits: Sample = field(default_factory=Sample)
     statements: Sample = field(default_factory=Sample)
     rss: Sample = field(default_factory=Sample)
@@ -136,10 +147,12 @@ async def _enqueue_peer(url: str, system: str, kind: str, cfg: Config) -> float:
                 for _ in range(cfg.enqueue_batches):
                     await task.batch_defer_async(*[{} for _ in range(cfg.batch_of)])
             return n / (time.perf_counter() - t)
-    from pgqueuer import PsycopgDriver, Queries
+    import asyncpg
+    from pgqueuer import AsyncpgDriver, Queries
 
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as aconn:
-        q = Queries(PsycopgDriver(aconn))
+    conn = await asyncpg.connect(url)
+    try:
+        q = Queries(AsyncpgDriver(conn))
         t = time.perf_counter()
         if kind == "single":
             for _ in range(n):
@@ -149,6 +162,8 @@ async def _enqueue_peer(url: str, system: str, kind: str, cfg: Config) -> float:
                 await q.enqueue(["noop"] * cfg.batch_of, [None] * cfg.batch_of,
                                 [0] * cfg.batch_of)
         return n / (time.perf_counter() - t)
+    finally:
+        await conn.close()
 
 
 def enqueue(cfg: Config) -> dict[str, dict[str, Sample]]:
@@ -170,113 +185,134 @@ def enqueue(cfg: Config) -> dict[str, dict[str, Sample]]:
 
 
 def drain_once(cfg: Config, system: str, w: int, batch: int, n: int,
-               timings: bool = False, url: str | None = None) -> dict[str, Any]:
-    """Drains n pre-loaded records with w processes; rate, counters per record, RSS."""
+               timings: bool = False, url: str | None = None, loaded: bool = False
+               ) -> dict[str, Any]:
+    """Drains n pre-loaded records with system at W; both windows, counters per record, RSS.
+
+    rate: records/s to the last completion; rate_exit: records/s to the last process exit."""
     own = url is None
     if url is None:
-        url = systems.fresh_db(cfg.cluster, "pgclaim" if system in ("raw", "worker")
-                               else system, _tag())
+        url = systems.fresh_db(cfg.cluster, systems.base_system(system), _tag())
     try:
-        systems.load(url, system, n)
+        if not loaded:
+            systems.load(url, system, n)
         before = counters(url)
-        rss: list[float]
-        lat: list[float] = []
+        poller = Poller(url, systems.unfinished_query(system), cfg.peer_cfg.poll_interval)
+        lat: list[tuple[float, float, int]] = []
+        client_last: float | None = None
         if system == "graphile":
-            elapsed, rss = systems.drain_graphile(url, w)
+            node = systems.drain_graphile(url, w, poller, cfg.peer_cfg)
+            t0, to_exit, rss = node.t0, max(node.exits) - node.t0, node.rss
         else:
-            setup, extra = _drain_setup(system, n)
-            outcome = run_group(setup, [(url, batch, f"bench-{system}-{i}", *extra(timings))
-                                        for i in range(w)])
-            elapsed = outcome.elapsed
-            if system == "worker":
-                # To its last completion: run(until_empty=True) returns about a second later
-                # (its listener's wait), which would otherwise dominate short runs.
-                with connect(url) as conn:
-                    row = conn.execute("select extract(epoch from max(finished_at))::float8"
-                                       " from pgclaim.records").fetchone()
-                assert row is not None
-                elapsed = row[0] - outcome.started_at
+            setup, extras = systems.drain_setup(system, w, cfg.peer_cfg)
+            outcome = run_group(setup, [(url, batch, f"bench-{system}-{i}", timings, *extra)
+                                        for i, extra in enumerate(extras)],
+                                on_start=poller.start)
+            t0, to_exit = outcome.t0, outcome.to_exit
+            client_last = outcome.client_last
             rss = [r["rss_mb"] for r in outcome.results]
             for res in outcome.results:
                 lat.extend(res.get("claim_latency", []))
+        done_at = poller.finish()
+        polled = None if done_at is None else done_at - t0
         after = counters_settled(url, before)
         left = systems.remaining(url, system)
         if left:
             raise RuntimeError(f"{system} drain left {left} records unfinished")
+        if system in CLIENT_TIMED:
+            if client_last is None:
+                raise RuntimeError(f"{system} clients reported no completion")
+            to_last = client_last
+        else:
+            if polled is None:
+                raise RuntimeError(f"{system}: the poll never saw the queue finished")
+            # The last completion comes before the exit of the process that made it.
+            to_last = min(polled, to_exit)
+        polls = poller.polls + 1
+        claims = [x[1] for x in lat if x[2] > 0]
         return {
-            "rate": n / elapsed,
-            "commits": (after.commits - before.commits) / n,
-            "statements": (after.statements - before.statements) / n,
+            "rate": n / to_last,
+            "rate_exit": n / to_exit,
+            "to_last": to_last,
+            "to_exit": to_exit,
+            "polled": polled,
+            "commits": (after.commits - before.commits - polls) / n,
+            "statements": (after.statements - before.statements - polls) / n,
             "rss": max(rss) if rss else float("nan"),
-            "claim_p50": percentile(lat, 0.5) * 1000 if lat else float("nan"),
-            "claim_p99": percentile(lat, 0.99) * 1000 if lat else float("nan"),
+            "claim_p50": percentile(claims, 0.5) * 1000 if claims else float("nan"),
+            "claim_p99": percentile(claims, 0.99) * 1000 if claims else float("nan"),
+            "claims": lat,
         }
     finally:
         if own:
             drop_db(cfg.cluster, url.rsplit("/", 1)[1].split("?")[0])
 
 
-def _drain_setup(system: str, n: int) -> tuple[Callable[..., Any], Callable[[bool], tuple[Any, ...]]]:
-    setup = {
-        "worker": systems.drain_worker,
-        "pgclaim": systems.drain_sql_api,
-        "raw": systems.drain_raw,
-        "procrastinate": systems.drain_procrastinate,
-        "pgqueuer": systems.drain_pgqueuer,
-    }[system]
-    return setup, lambda t: (t,)
+# The clients of these systems complete synchronously and report when their last completing
+# statement returned; the others are timed to the first poll that sees nothing unfinished.
+CLIENT_TIMED = ("raw", "pgclaim")
+DRAIN_KEYS = ("rate", "rate_exit", "commits", "statements", "rss", "claim_p50", "claim_p99")
 
 
 def _add(cell: DrainCell, res: dict[str, Any]) -> None:
-    for k in ("rate", "commits", "statements", "rss", "claim_p50", "claim_p99"):
+    for k in DRAIN_KEYS:
         v = res[k]
         if not isnan(v):
             getattr(cell, k).add(v)
 
 
-BATCHLESS = ("procrastinate", "graphile")
-PEERS = ("procrastinate", "pgqueuer", "graphile")
+def _log_drain(label: str, res: dict[str, Any]) -> None:
+    polled = res["polled"]
+    log(f"{label}: {res['rate']:,.0f}/s to last completion ({res['to_last']:.3f} s),"
+        f" {res['rate_exit']:,.0f}/s to exit ({res['to_exit']:.3f} s)"
+        + (f", poll saw it finished at {polled:.3f} s" if polled is not None else "")
+        + f"; {res['commits']:.3f} commits/rec, {res['statements']:.3f} stmts/rec")
 
 
-def drain_size(cfg: Config, system: str, batch: int) -> int:
-    """Records per drain run: fewer at batch 1 and for the (slower) peers, to bound the time."""
-    n = min(cfg.drain_records, cfg.drain_per_batch * batch)
-    if system in BATCHLESS:
-        n = min(n, cfg.peer_records)
-    elif system in PEERS:
-        # Enough batches to reach a steady state at the large batch sizes.
-        n = min(n, cfg.peer_records * max(1, batch // 10))
-    return n
+COMPARED = ("raw", "pgclaim", "worker", "pgqueuer", "graphile", "procrastinate")
+
+
+def compare(cfg: Config) -> dict[tuple[str, int], DrainCell]:
+    """Workload 2: the side-by-side drain, every system draining the same records at each W
+    (batch cfg.compare_batch), the systems interleaved and their order rotated each round."""
+    names = [s for s in COMPARED if (s != "worker" or cfg.worker_skip is None)
+             and cfg.peers.get(s) is None]
+    out: dict[tuple[str, int], DrainCell] = {}
+    n, b = cfg.compare_records, cfg.compare_batch
+    for r in range(cfg.repeat):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for w in cfg.compare_workers:
+            for s in order:
+                res = drain_once(cfg, s, w, b, n)
+                _add(out.setdefault((s, w), DrainCell(records=n)), res)
+                _log_drain(f"compare {s} W={w} run {r + 1}", res)
+    return out
 
 
 def drain(cfg: Config) -> dict[tuple[str, int, int], DrainCell]:
-    """Workload 2: the drain grid; systems interleaved inside each cell and repetition."""
-    names = ["pgclaim", "raw"]
-    if cfg.worker_skip is None:
-        names.append("worker")
-    names += [p for p in ("pgqueuer", "procrastinate", "graphile") if cfg.peers.get(p) is None]
+    """Workload 3: pgclaim's drain grid (SQL API, Worker, ceiling) over W and batch sizes."""
+    names = ["pgclaim", "raw"] + (["worker"] if cfg.worker_skip is None else [])
     out: dict[tuple[str, int, int], DrainCell] = {}
     for r in range(cfg.repeat):
         for w in cfg.workers:
             for b in cfg.batches:
+                n = min(cfg.drain_records, cfg.drain_per_batch * b)
                 for s in names:
-                    if s in BATCHLESS and b != cfg.batches[0]:
-                        continue  # no batch notion: one run per W
-                    key = (s, w, 0 if s in BATCHLESS else b)
-                    n = drain_size(cfg, s, b)
                     res = drain_once(cfg, s, w, b, n)
-                    cell = out.setdefault(key, DrainCell(records=n))
-                    _add(cell, res)
-                    log(f"drain {s} W={w} batch={b} run {r + 1}: {res['rate']:,.0f}/s, "
-                        f"{res['commits']:.2f} commits/rec, {res['statements']:.2f} stmts/rec")
+                    _add(out.setdefault((s, w, b), DrainCell(records=n)), res)
+                    _log_drain(f"drain {s} W={w} batch={b} run {r + 1}", res)
     return out
 
 
-# ---------------------------------------------------------------------------- 3. latency
+# ---------------------------------------------------------------------------- 4. latency
+
+
+LATENCY_SYSTEMS = ("worker", "pgclaim-listen", "pgclaim-poll", "graphile", "pgqueuer",
+                   "procrastinate")
 
 
 def _latency_once(cfg: Config, system: str) -> tuple[list[float], list[float]]:
-    base = "pgclaim" if system.startswith("pgclaim") else system
+    base = systems.base_system(system)
     url = systems.fresh_db(cfg.cluster, base, _tag())
     m = cfg.latency_records
     try:
@@ -284,6 +320,7 @@ def _latency_once(cfg: Config, system: str) -> tuple[list[float], list[float]]:
             return _latency_graphile(cfg, url)
         poll = cfg.poll_interval if system == "pgclaim-poll" else None
         setup = {
+            "worker": systems.listen_worker,
             "pgclaim-listen": systems.listen_pgclaim,
             "pgclaim-poll": systems.listen_pgclaim,
             "procrastinate": systems.listen_procrastinate,
@@ -302,7 +339,8 @@ def _latency_once(cfg: Config, system: str) -> tuple[list[float], list[float]]:
         if system == "pgqueuer":
             calls = asyncio.run(systems.produce_pgqueuer(url, m, cfg.latency_gap))
         else:
-            calls = systems.produce(url, base, m, cfg.latency_gap)
+            calls = systems.produce(url, "pgclaim" if base == "pgclaim" else base, m,
+                                    cfg.latency_gap)
         th.join(timeout=120)
         outcome = result["outcome"]
         return [x for res in outcome.results for x in res["lat"]], calls
@@ -311,7 +349,8 @@ def _latency_once(cfg: Config, system: str) -> tuple[list[float], list[float]]:
 
 
 def _latency_graphile(cfg: Config, url: str) -> tuple[list[float], list[float]]:
-    procs = systems.run_node_group(url, "listen", cfg.latency_consumers)
+    """graphile-worker's fast configuration at W = the number of consumers: one process."""
+    procs = systems.start_node(url, "listen", cfg.peer_cfg.graphile_options(cfg.latency_consumers))
     lat: list[float] = []
     lock = threading.Lock()
 
@@ -338,9 +377,10 @@ def _latency_graphile(cfg: Config, url: str) -> tuple[list[float], list[float]]:
 
 
 def latency(cfg: Config) -> dict[str, dict[str, Sample]]:
-    """Workload 3: pickup latency p50/p99 (ms), LISTEN/NOTIFY vs polling vs peers."""
-    names = ["pgclaim-listen", "pgclaim-poll"] + [
-        p for p in ("procrastinate", "pgqueuer", "graphile") if cfg.peers.get(p) is None]
+    """Workload 4: pickup latency p50/p99 (ms): the Worker, the SQL API with LISTEN/NOTIFY and
+    with polling, and the peers, interleaved."""
+    names = [s for s in LATENCY_SYSTEMS if cfg.peers.get(s) is None
+             and (s != "worker" or cfg.worker_skip is None)]
     out = {s: {"p50": Sample(), "p99": Sample(), "max": Sample(), "call": Sample()}
            for s in names}
     for r in range(cfg.repeat):
@@ -356,11 +396,11 @@ def latency(cfg: Config) -> dict[str, dict[str, Sample]]:
     return out
 
 
-# ---------------------------------------------------------------------------- 4. growth
+# ---------------------------------------------------------------------------- 5. growth
 
 
 def growth(cfg: Config) -> dict[int, dict[str, Any]]:
-    """Workload 4: drain rate and claim latency beside 0..millions of finished records."""
+    """Workload 5: drain rate and claim latency beside 0..millions of finished records."""
     dbs: dict[int, str] = {}
     out: dict[int, dict[str, Any]] = {}
     try:
@@ -408,7 +448,7 @@ def growth(cfg: Config) -> dict[int, dict[str, Any]]:
     return out
 
 
-# ---------------------------------------------------------------------------- 5. seeds
+# ---------------------------------------------------------------------------- 6. seeds
 
 
 def _memory_child(url: str, n: int, out: Any) -> None:
@@ -429,7 +469,7 @@ def _memory_child(url: str, n: int, out: Any) -> None:
 
 
 def seeds(cfg: Config) -> dict[str, Sample]:
-    """Workload 5: the seed figures."""
+    """Workload 6: the seed figures."""
     out = {k: Sample() for k in ("claim_rate", "status_updates", "ops_10", "memory")}
     n = cfg.seed_records
     for r in range(cfg.repeat):
@@ -455,4 +495,119 @@ def seeds(cfg: Config) -> dict[str, Sample]:
     return out
 
 
-__all__ = ["Config", "Counters", "DrainCell", "drain", "enqueue", "growth", "latency", "seeds"]
+# ---------------------------------------------------------------------------- 7. scale
+
+
+def _claim_window(claims: list[tuple[float, float, int]], first: bool, share: float = 0.1
+                  ) -> list[float]:
+    """Latencies (s) of the first or last ``share`` of the claims that returned records."""
+    got = sorted((c for c in claims if c[2] > 0), key=lambda c: c[0])
+    k = max(1, int(len(got) * share))
+    return [c[1] for c in (got[:k] if first else got[-k:])]
+
+
+def scale_pending(cfg: Config) -> dict[str, Any]:
+    """Scale 1: a drain of cfg.scale_pending pending records through the SQL API; claim_batch
+    latency over the first and the last 10 % of the claims."""
+    out: dict[str, Any] = {"cell": DrainCell(records=cfg.scale_pending)}
+    for k in ("start_p50", "start_p99", "end_p50", "end_p99", "load_s"):
+        out[k] = Sample()
+    for r in range(cfg.repeat):
+        url = systems.fresh_db(cfg.cluster, "pgclaim", _tag())
+        try:
+            t = time.monotonic()
+            systems.load(url, "pgclaim", cfg.scale_pending)
+            out["load_s"].add(time.monotonic() - t)
+            res = drain_once(cfg, "pgclaim", cfg.scale_workers, cfg.compare_batch,
+                             cfg.scale_pending, timings=True, url=url, loaded=True)
+        finally:
+            drop_db(cfg.cluster, url.rsplit("/", 1)[1].split("?")[0])
+        _add(out["cell"], res)
+        for first, key in ((True, "start"), (False, "end")):
+            w = _claim_window(res["claims"], first)
+            out[f"{key}_p50"].add(percentile(w, 0.5) * 1000)
+            out[f"{key}_p99"].add(percentile(w, 0.99) * 1000)
+        _log_drain(f"scale-pending {cfg.scale_pending:,} run {r + 1}", res)
+        log(f"scale-pending claim p50/p99 ms: start {out['start_p50'].values[-1]:.2f}/"
+            f"{out['start_p99'].values[-1]:.2f}, end {out['end_p50'].values[-1]:.2f}/"
+            f"{out['end_p99'].values[-1]:.2f}")
+    return out
+
+
+def _drain_queues_once(cfg: Config, nq: int, per_queue: int, w: int) -> dict[str, Any]:
+    """Drains nq queues of per_queue records each with w SQL API clients cycling over them."""
+    url = systems.fresh_db(cfg.cluster, "pgclaim", _tag())
+    names = [systems.QUEUE] if nq == 1 else [f"q{i:04d}" for i in range(nq)]
+    n = nq * per_queue
+    try:
+        with connect(url) as conn:
+            for q in names:
+                conn.execute("select pgclaim.create_queue(queue => %s)", (q,))
+                conn.execute("select count(*) from pgclaim.enqueue_batch(%s, array(select"
+                             " '{}'::jsonb from generate_series(1, %s)))", (q, per_queue))
+            conn.execute("vacuum analyze pgclaim.records")
+            conn.execute("analyze pgclaim.queues")
+        before = counters(url)
+        outcome = run_group(systems.drain_queues, [
+            (url, cfg.compare_batch, f"bench-q-{i}", True, names, i * nq // w)
+            for i in range(w)])
+        after = counters_settled(url, before)
+        left = systems.remaining(url, "pgclaim")
+        if left:
+            raise RuntimeError(f"{nq} queues: {left} records unfinished")
+        claims = [c for res in outcome.results for c in res["claim_latency"]]
+        full = [c[1] for c in claims if c[2] > 0]
+        empty = [c[1] for c in claims if c[2] == 0]
+        last = outcome.client_last
+        assert last is not None
+        return {
+            "rate": n / last, "rate_exit": n / outcome.to_exit,
+            "commits": (after.commits - before.commits) / n,
+            "statements": (after.statements - before.statements) / n,
+            "claim_p50": percentile(full, 0.5) * 1000, "claim_p99": percentile(full, 0.99) * 1000,
+            "empty_p50": percentile(empty, 0.5) * 1000 if empty else float("nan"),
+            "claims": len(full), "empty_claims": len(empty),
+            "queues_touched": len({q for res in outcome.results for q in res["queues"]}),
+        }
+    finally:
+        drop_db(cfg.cluster, url.rsplit("/", 1)[1].split("?")[0])
+
+
+def scale_queues(cfg: Config) -> dict[str, Any]:
+    """Scale 2: cfg.scale_queues queues of cfg.scale_queue_records records, drained by W SQL API
+    clients that each cycle over every queue, against the same records in one queue."""
+    keys = ("rate", "rate_exit", "commits", "statements", "claim_p50", "claim_p99", "empty_p50",
+            "claims", "empty_claims", "queues_touched")
+    out: dict[str, dict[str, Sample]] = {
+        kind: {k: Sample() for k in keys} for kind in ("many", "one")}
+    nq, per = cfg.scale_queues, cfg.scale_queue_records
+    for r in range(cfg.repeat):
+        for kind in (("many", "one") if r % 2 == 0 else ("one", "many")):
+            res = (_drain_queues_once(cfg, nq, per, cfg.scale_workers) if kind == "many"
+                   else _drain_queues_once(cfg, 1, nq * per, cfg.scale_workers))
+            for k in keys:
+                if not isnan(res[k]):
+                    out[kind][k].add(res[k])
+            log(f"scale-queues {kind} run {r + 1}: {res['rate']:,.0f}/s to last completion,"
+                f" claim p50 {res['claim_p50']:.2f} ms p99 {res['claim_p99']:.2f} ms,"
+                f" {res['queues_touched']} queues claimed from, {res['empty_claims']} empty claims")
+    return out
+
+
+def scale_procs(cfg: Config) -> dict[tuple[str, int], DrainCell]:
+    """Scale 3: the SQL API and the Worker with cfg.scale_procs client processes, against the
+    same drain at cfg.scale_workers processes, interleaved."""
+    out: dict[tuple[str, int], DrainCell] = {}
+    n = cfg.scale_procs_records
+    names = ["pgclaim"] + (["worker"] if cfg.worker_skip is None else [])
+    for r in range(cfg.repeat):
+        for w in (cfg.scale_procs, cfg.scale_workers):
+            for s in names:
+                res = drain_once(cfg, s, w, cfg.compare_batch, n, timings=True)
+                _add(out.setdefault((s, w), DrainCell(records=n)), res)
+                _log_drain(f"scale-procs {s} W={w} run {r + 1}", res)
+    return out
+
+
+__all__ = ["Config", "Counters", "DrainCell", "compare", "drain", "enqueue", "growth", "latency",
+           "scale_pending", "scale_procs", "scale_queues", "seeds"]
