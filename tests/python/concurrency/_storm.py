@@ -16,10 +16,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
+from pgdb import ROOT
 
 # --------------------------------------------------------------------------- ledger
 
@@ -440,7 +440,7 @@ def stats_vs_truth(conn: psycopg.Connection[Any], queue: str) -> tuple[dict[str,
 
 # Mutants are made from the real function files, one deliberate edit each, so that they
 # stay what the product is except for the one bug.
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = ROOT / "sql"
 
 
 def mutant(path: str, old: str, new: str) -> str:
