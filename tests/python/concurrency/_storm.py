@@ -13,7 +13,8 @@ import multiprocessing
 import random
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -88,9 +89,16 @@ def storm_worker(
     start: Any,
     results: Any,
     lease: str | None = None,
+    first_round: Any = None,
+    first_max: int = 1,
 ) -> None:
     """One claiming process: claims with ledger until the queue is empty, completes each
-    batch under its lease tokens, and puts a :class:`StormResult` on ``results``."""
+    batch under its lease tokens, and puts a :class:`StormResult` on ``results``.
+
+    With ``first_round`` (a barrier of all the processes), the first claim asks for at most
+    ``first_max`` records and the process holds them, uncompleted, until every process has
+    made its first claim: all of them claim at once and each takes part, whatever the
+    scheduler does."""
     res = StormResult(worker_id)
     rng = random.Random(seed)
     try:
@@ -99,6 +107,8 @@ def storm_worker(
             batch_no = 0
             while True:
                 size = draw_batch_size(rng, max_batch)
+                if first_round is not None and batch_no == 0:
+                    size = min(size, first_max)
                 params = {"queue": queue, "worker": worker_id, "size": size,
                           "batch": batch_no, "lease": lease}
                 rows = _execute(res, conn, CLAIM_WITH_LEDGER, params)
@@ -106,6 +116,8 @@ def storm_worker(
                 if len(rows) > size:
                     res.oversized.append((size, len(rows)))
                 res.max_batch_seen = max(res.max_batch_seen, len(rows))
+                if first_round is not None and batch_no == 0:
+                    first_round.wait(timeout=120)
                 if not rows:
                     break
                 batch_no += 1
@@ -117,6 +129,9 @@ def storm_worker(
                 res.completed += int(done[0])
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the test
         res.errors.append(f"{type(exc).__name__}: {exc}")
+        for barrier in (start, first_round):
+            if barrier is not None:
+                barrier.abort()  # the others stop waiting for this process
     results.put(res)
 
 
@@ -139,14 +154,23 @@ def run_storm(
     dsn: str, queue: str, processes: int, max_batch: int, seed: int = 1,
     lease: str | None = None, timeout: float = 600.0,
 ) -> list[StormResult]:
-    """Starts ``processes`` spawned OS processes that drain ``queue`` at once."""
+    """Starts ``processes`` spawned OS processes that drain ``queue`` at once.
+
+    Their first claims form one round: together they ask for at most the records pending
+    now, and none completes before all have claimed, so every process gets records."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("select count(*) from pgclaim.records where queue = %s"
+                           " and status = 'pending'", (queue,)).fetchone()
+    first_max = max(1, int(row[0]) // processes) if row else 1
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(processes)
+    first_round = ctx.Barrier(processes)
     results = ctx.Queue()
     procs = [
         ctx.Process(
             target=storm_worker,
-            args=(dsn, queue, f"storm-{i}", seed * 1000 + i, max_batch, start, results, lease),
+            args=(dsn, queue, f"storm-{i}", seed * 1000 + i, max_batch, start, results, lease,
+                  first_round, first_max),
         )
         for i in range(processes)
     ]
@@ -480,3 +504,29 @@ def freeze_clock(conn: psycopg.Connection[Any], ts: datetime | str) -> None:
         "create or replace function pgclaim._now() returns timestamptz language sql volatile"
         f" set search_path = pg_catalog, pg_temp as $clk${body}$clk$"
     )
+
+
+# ------------------------------------------------------------ forced interleavings
+
+
+def in_thread(fn: Callable[[], Any]) -> Future[Any]:
+    """Runs ``fn`` in a thread of its own; its result (or exception) comes in the future."""
+    ex = ThreadPoolExecutor(max_workers=1)
+    fut = ex.submit(fn)
+    ex.shutdown(wait=False)
+    return fut
+
+
+def wait_blocked(observer: psycopg.Connection[Any], pid: int, fut: Future[Any],
+                 timeout: float = 60.0) -> None:
+    """Waits until backend ``pid`` waits on a lock (and its call has not returned): the
+    interleaving is then known, whatever the machine's speed. ``timeout`` only bounds a
+    call that never waits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert not fut.done(), f"expected the call to wait, it returned {fut.result()!r}"
+        if observer.execute("select 1 from pg_stat_activity where pid = %s"
+                            " and wait_event_type = 'Lock'", (pid,)).fetchone():
+            return
+        time.sleep(0.01)
+    raise AssertionError("the call never waited on a lock")

@@ -11,13 +11,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
-from _storm import check_history, freeze_clock, install_history
+from _storm import check_history, freeze_clock, in_thread, install_history, wait_blocked
 from psycopg.types.json import Jsonb
 
 pytestmark = pytest.mark.concurrent
@@ -41,25 +40,6 @@ def one(conn: psycopg.Connection[Any], sql: str, args: Any = None) -> Any:
     row = conn.execute(sql, args).fetchone()
     assert row is not None
     return row[0]
-
-
-def in_thread(fn: Callable[[], Any]) -> Future[Any]:
-    ex = ThreadPoolExecutor(max_workers=1)
-    fut = ex.submit(fn)
-    ex.shutdown(wait=False)
-    return fut
-
-
-def wait_blocked(observer: psycopg.Connection[Any], pid: int, fut: Future[Any]) -> None:
-    """Waits until backend ``pid`` waits on a lock (and has not finished)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert not fut.done(), f"expected the call to wait, it returned {fut.result()!r}"
-        if observer.execute("select 1 from pg_stat_activity where pid = %s"
-                            " and wait_event_type = 'Lock'", (pid,)).fetchone():
-            return
-        time.sleep(0.01)
-    raise AssertionError("the call never waited on a lock")
 
 
 def setup_queue(conn: psycopg.Connection[Any], records: int = 1, lease: str = "30 seconds") -> list[int]:
@@ -100,7 +80,7 @@ def test_reclaim_first_then_complete_learns_it_lost(dsn: str) -> None:
         fut = in_thread(lambda: one(w1, "select pgclaim.complete('w1', %s, %s)", ([rid], [tok])))
         wait_blocked(admin, w1.info.backend_pid, fut)
         op.execute("commit")
-        assert fut.result(timeout=20) == 0
+        assert fut.result(timeout=60) == 0
         assert status(admin, rid) == "pending"
         with pytest.raises(psycopg.Error) as err:
             w1.execute("select pgclaim.fail('w1', %s, 'late', lease_token => %s)", (rid, tok))
@@ -245,7 +225,7 @@ def test_cancel_racing_complete_one_wins(dsn: str, first: str) -> None:
         fut = in_thread(lambda: one(c2, sql2, ([rid],)))
         wait_blocked(admin, c2.info.backend_pid, fut)
         c1.execute("commit")
-        assert fut.result(timeout=20) == 0
+        assert fut.result(timeout=60) == 0
         assert status(admin, rid) == ("completed" if first == "complete" else "cancelled")
         history_ok(admin, {"w1"})
 
@@ -263,7 +243,7 @@ def test_dedup_enqueue_waits_for_the_first_and_adds_nothing(dsn: str, outcome: s
         fut = in_thread(lambda: one(p2, sql))
         wait_blocked(admin, p2.info.backend_pid, fut)
         p1.execute(outcome)
-        second = fut.result(timeout=20)
+        second = fut.result(timeout=60)
         rows = admin.execute("select id from pgclaim.records where dedup_key = 'k'").fetchall()
         assert rows == [(second,)]
         if outcome == "commit":
@@ -286,7 +266,7 @@ def test_dedup_enqueues_at_once_make_one_record(dsn: str) -> None:
                 return int(one(c, "select pgclaim.enqueue('q', '{}', dedup_key => %s)", (key,)))
 
             futs = [in_thread(lambda c=c: go(c)) for c in prods]
-            got = {f.result(timeout=30) for f in futs}
+            got = {f.result(timeout=60) for f in futs}
             rows = admin.execute("select id from pgclaim.records where dedup_key = %s",
                                  (key,)).fetchall()
             assert len(got) == 1 and rows == [(got.pop(),)]
@@ -303,7 +283,7 @@ def test_drop_queue_waits_for_an_open_claim_and_deletes_its_records(dsn: str) ->
         fut = in_thread(lambda: one(op, "select pgclaim.drop_queue('q', force => true)"))
         wait_blocked(admin, op.info.backend_pid, fut)
         w1.execute("commit")
-        assert fut.result(timeout=20) == 5
+        assert fut.result(timeout=60) == 5
         assert one(w1, "select pgclaim.complete('w1', %s)", (ids,)) == 0
         with pytest.raises(psycopg.Error) as err:
             w1.execute("select pgclaim.claim_batch('q', 'w1', 3)")
@@ -326,10 +306,10 @@ def test_drop_queue_racing_enqueue_leaves_no_orphan(dsn: str, first: str) -> Non
         wait_blocked(admin, c2.info.backend_pid, fut)
         c1.execute("commit")
         if first == "enqueue":
-            assert fut.result(timeout=20) == 3  # the drop waited and took the new record too
+            assert fut.result(timeout=60) == 3  # the drop waited and took the new record too
         else:
             with pytest.raises(psycopg.Error) as err:
-                fut.result(timeout=20)
+                fut.result(timeout=60)
             assert err.value.sqlstate == "PC001"
         assert one(admin, "select count(*) from pgclaim.records") == 0
         assert one(admin, "select count(*) from pgclaim.queues") == 0
@@ -344,10 +324,12 @@ def test_drop_queue_while_workers_claim(dsn: str) -> None:
                       ([Jsonb({"i": i}) for i in range(3000)],))
         errors: list[str] = []
         pc001: list[str] = []
-        stop = threading.Event()
 
         def loop(c: psycopg.Connection[Any], name: str, body: Callable[[], None]) -> None:
-            while not stop.is_set():
+            # Each actor runs until it learns the queue is gone (the drop comes, so this
+            # ends; the deadline only bounds a hang).
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
                 try:
                     body()
                 except psycopg.Error as exc:
@@ -370,12 +352,15 @@ def test_drop_queue_while_workers_claim(dsn: str) -> None:
                 for c, n in zip(conns[:4], names[:4], strict=True)]
         futs.append(in_thread(lambda: loop(p1, "p1", lambda: p1.execute(
             "select pgclaim.enqueue('q', '{}')") and None)))
-        time.sleep(0.7)
+        # Drop while the claimers are busy: once they have completed some records.
+        deadline = time.monotonic() + 120
+        while one(admin, "select count(*) from pgclaim.records"
+                  " where status = 'completed'") < 100 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not errors, errors
         dropped = one(op, "select pgclaim.drop_queue('q', force => true)")
-        time.sleep(0.3)
-        stop.set()
         for f in futs:
-            f.result(timeout=30)
+            f.result(timeout=150)
         assert errors == []
         assert len(pc001) == 5, "every claimer and the producer learn the queue is gone"
         assert dropped > 0
@@ -404,7 +389,7 @@ def test_purge_racing_retry_failed_loses_nothing(dsn: str) -> None:
         fut = in_thread(lambda: one(op, "select pgclaim.purge('q', '1 minute')"))
         wait_blocked(w1, op.info.backend_pid, fut)
         admin.execute("commit")
-        purged = fut.result(timeout=20)
+        purged = fut.result(timeout=60)
         assert admin.execute("select status::text from pgclaim.records where id = %s",
                              (rid,)).fetchall() == [("pending",)]
         assert purged == 0
