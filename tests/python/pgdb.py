@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -26,3 +28,13 @@ def drop_database(cluster_url: str, name: str) -> None:
     """Drops database ``name``, disconnecting whoever is still on it."""
     with psycopg.connect(cluster_url, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def freeze_clock(conn: psycopg.Connection[Any], ts: datetime | str) -> None:
+    """Replaces pgclaim._now() in this (test) database with a frozen clock at ``ts``."""
+    lit = ts.isoformat() if isinstance(ts, datetime) else ts
+    body = f"select '{lit}'::timestamptz"
+    conn.execute(
+        "create or replace function pgclaim._now() returns timestamptz language sql volatile"
+        f" set search_path = pg_catalog, pg_temp as $clk${body}$clk$"
+    )

@@ -496,16 +496,6 @@ def mutant_complete_no_holder() -> str:
                   "              and r.worker_id = _report.worker_id\n", "")
 
 
-def freeze_clock(conn: psycopg.Connection[Any], ts: datetime | str) -> None:
-    """Replaces pgclaim._now() in this (test) database with a frozen clock at ``ts``."""
-    lit = ts.isoformat() if isinstance(ts, datetime) else ts
-    body = f"select '{lit}'::timestamptz"
-    conn.execute(
-        "create or replace function pgclaim._now() returns timestamptz language sql volatile"
-        f" set search_path = pg_catalog, pg_temp as $clk${body}$clk$"
-    )
-
-
 # ------------------------------------------------------------ forced interleavings
 
 

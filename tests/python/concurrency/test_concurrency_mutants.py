@@ -17,7 +17,6 @@ from _storm import (
     check_history,
     check_ledger,
     fill_queue,
-    freeze_clock,
     in_thread,
     install_history,
     install_ledger,
@@ -29,6 +28,7 @@ from _storm import (
 )
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
+from pgdb import freeze_clock
 from test_concurrency_mixed import run_mixed
 from test_model import PgclaimModel
 

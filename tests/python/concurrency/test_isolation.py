@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from _storm import freeze_clock
+from pgdb import freeze_clock
 from psycopg.types.json import Jsonb
 
 pytestmark = pytest.mark.concurrent

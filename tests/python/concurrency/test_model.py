@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 
 import psycopg
 import pytest
-from _storm import freeze_clock
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from pgdb import freeze_clock
 
 pytestmark = pytest.mark.concurrent
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from _storm import check_history, freeze_clock, in_thread, install_history, wait_blocked
+from _storm import check_history, in_thread, install_history, wait_blocked
+from pgdb import freeze_clock
 from psycopg.types.json import Jsonb
 
 pytestmark = pytest.mark.concurrent
