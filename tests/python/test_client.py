@@ -5,6 +5,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -333,19 +334,36 @@ def test_pool_checks_only_connections_that_sat_idle(
         real(conn)
 
     monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(counting))
+    # The client's idle clock is a fake one the test moves: "just returned" and "idle past
+    # check_idle_after" do not depend on how fast the calls run.
+    now = [1000.0]
+    monkeypatch.setattr(pgclaim.client, "time", SimpleNamespace(monotonic=lambda: now[0]))
     with pgclaim.QueueClient(dsn, max_size=1, check_idle_after=0.5) as client:
+        assert client.pool is not None
+        pool = client.pool
+
+        def idle_for(seconds: float) -> None:
+            # The pool takes a connection back in a thread of its own: wait until it is
+            # back (its return time noted), then move the clock.
+            deadline = time.monotonic() + 30
+            while pool.get_stats().get("pool_available") != 1:
+                assert time.monotonic() < deadline, "the connection never came back"
+                time.sleep(0.01)
+            now[0] += seconds
+
         client.create_queue("chk")
         first = len(checked)
         for _ in range(5):
             client.stats()
         assert len(checked) == first, "a connection just returned is lent without a probe"
-        time.sleep(0.7)
+        idle_for(0.7)
         client.stats()
         assert len(checked) == first + 1, "a connection idle past check_idle_after is probed"
         # A connection whose server side died while idle is replaced, not lent broken.
         with psycopg.connect(dsn, autocommit=True) as admin:
-            admin.execute("select pg_terminate_backend(%s)", (checked[-1],))
-        time.sleep(0.7)
+            assert admin.execute("select pg_terminate_backend(%s, 10000)",
+                                 (checked[-1],)).fetchone() == (True,)
+        idle_for(0.7)
         assert [s.queue for s in client.stats()] == ["chk"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -173,7 +173,8 @@ def test_permanent_errors_and_foreign_exceptions_pass_at_once() -> None:
 
 @pytest.fixture
 def fast_client(dsn: str) -> Iterator[pgclaim.QueueClient]:
-    policy = RetryPolicy(attempts=3, base=0.05, cap=0.1, deadline=10)
+    # No deadline: the number of tries is then the same however slow the machine is.
+    policy = RetryPolicy(attempts=3, base=0.05, cap=0.1, deadline=None)
     with pgclaim.QueueClient(dsn, retry=policy, statement_timeout=0.3, lock_timeout=None) as c:
         c.create_queue("q")
         yield c
@@ -198,36 +199,73 @@ def test_statement_timeout_on_a_locked_record(fast_client: pgclaim.QueueClient, 
     assert fast_client.complete("w", [rid], [claimed[0].lease_token]) == 1
 
 
+class _OnRetry(logging.Handler):
+    """Calls ``action`` once, at the first retry the client logs."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.action: Callable[[], None] | None = action
+        self.retries: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "retry" in record.getMessage():
+            self.retries.append(getattr(record, "sqlstate", None) or "")
+            if self.action is not None:
+                action, self.action = self.action, None
+                action()
+
+
 def test_lock_timeout_retried_until_the_lock_goes(dsn: str) -> None:
-    policy = RetryPolicy(attempts=30, base=0.05, cap=0.1, deadline=20)
+    policy = RetryPolicy(attempts=5, base=0.05, cap=0.1, deadline=None)
+    log = logging.getLogger("pgclaim")
     with pgclaim.QueueClient(dsn, retry=policy, lock_timeout=0.1) as c:
         c.create_queue("q")
         rid = c.enqueue("q", {})
         claimed = c.claim("q", "w", 1)
         locker = psycopg.connect(dsn)
         locker.execute("select 1 from pgclaim.records where id = %s for update", [rid])
-        threading.Timer(0.6, locker.close).start()
-        # fail is not idempotent, but 55P03 means the statement did not run: retried
-        assert c.fail("w", rid, "x", lease_token=claimed[0].lease_token) == "pending"
+        # The lock goes when the client logs its first retry: the first try always meets
+        # the lock, the second never does.
+        on_retry = _OnRetry(locker.close)
+        log.addHandler(on_retry)
+        try:
+            # fail is not idempotent, but 55P03 means the statement did not run: retried
+            assert c.fail("w", rid, "x", lease_token=claimed[0].lease_token) == "pending"
+        finally:
+            log.removeHandler(on_retry)
+            locker.close()
+        assert on_retry.retries == ["55P03"]
 
 
 def test_terminated_backend_is_retried(dsn: str, cluster_url: str,
                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="pgclaim")
-    policy = RetryPolicy(attempts=3, base=0.05, cap=0.1, deadline=10)
+    policy = RetryPolicy(attempts=3, base=0.05, cap=0.1, deadline=None)
     with pgclaim.QueueClient(dsn, retry=policy, max_size=1) as c:
         c.create_queue("q")
         pid = c.run(lambda k: k.info.backend_pid)
+        killed: list[int] = []
 
-        def kill() -> None:
-            time.sleep(0.3)
+        def kill() -> None:  # once the statement is seen sleeping on the server
             with psycopg.connect(cluster_url, autocommit=True) as admin:
-                admin.execute("select pg_terminate_backend(%s)", [pid])
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    if admin.execute("select 1 from pg_stat_activity where pid = %s"
+                                     " and wait_event = 'PgSleep'", [pid]).fetchone():
+                        killed.append(admin.execute("select pg_terminate_backend(%s)",
+                                                    [pid]).fetchone()[0])
+                        return
+                    time.sleep(0.01)
 
-        threading.Thread(target=kill).start()
-        started = time.monotonic()
-        c.run(lambda k: k.execute("select pg_sleep(1)"), operation="sleep", idempotent=True)
-        assert time.monotonic() - started > 1.0  # ran twice
+        killer = threading.Thread(target=kill)
+        killer.start()
+        # On the first backend the statement sleeps until it is terminated; the retry, on
+        # a new backend, does not sleep.
+        c.run(lambda k: k.execute(
+            "select pg_sleep(case when pg_backend_pid() = %s then 60 else 0 end)", [pid]),
+            operation="sleep", idempotent=True)
+        killer.join(30)
+        assert killed == [True]
         assert c.run(lambda k: k.info.backend_pid) != pid
     warned = [r for r in caplog.records if getattr(r, "operation", None) == "sleep"]
     assert warned and warned[0].sqlstate in ("57P01", None)  # type: ignore[attr-defined]
