@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages pgclaim's tests need, when missing: the PostgreSQL
-# server, pgTAP, pg_prove and plpgsql_check. apt-get when root; else says what to run.
+# server, pgTAP, pg_prove, plpgsql_check, and iptables and iproute2 (ip) for the
+# network-namespace faults of the chaos suite. apt-get when root; else says what to run.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -8,14 +9,22 @@ command -v psql >/dev/null || need+=(postgresql-client)
 ls /usr/share/postgresql/*/extension/pgtap.control >/dev/null 2>&1 || need+=(postgresql-15-pgtap)
 command -v pg_prove >/dev/null || need+=(libtap-parser-sourcehandler-pgtap-perl)
 ls /usr/share/postgresql/*/extension/plpgsql_check.control >/dev/null 2>&1 || need+=(postgresql-15-plpgsql-check)
-[ ${#need[@]} -eq 0 ] && exit 0
+# Network namespaces need root anyway: without root these two are only worth a note.
+optional=()
+has() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+has iptables || optional+=(iptables)
+has ip || optional+=(iproute2)
+[ ${#need[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && exit 0
+all=("${need[@]}" "${optional[@]}")
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "deps: installing ${need[*]}"
+    echo "deps: installing ${all[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq "${need[@]}" >/dev/null
-else
-    echo "deps: missing ${need[*]}; install them with:" >&2
-    echo "  sudo apt-get install -y ${need[*]}" >&2
+    apt-get install -y -qq "${all[@]}" >/dev/null
+elif [ ${#need[@]} -gt 0 ]; then
+    echo "deps: missing ${all[*]}; install them with:" >&2
+    echo "  sudo apt-get install -y ${all[*]}" >&2
     exit 1
+else
+    echo "deps: ${optional[*]} missing: the network-namespace chaos rows will be skipped" >&2
 fi
