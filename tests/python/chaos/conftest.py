@@ -39,39 +39,62 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def chaos(dsn: str, engine: str) -> Iterator[Callable[..., ChaosRun]]:
-    """A factory of ``ChaosRun`` on the test's fresh database; every run is closed after."""
+def chaos_runs() -> Iterator[list[ChaosRun]]:
+    """The runs of a test; closed last, after the proxy and the private cluster (which stop
+    the workers first, while the path to the database still works)."""
     runs: list[ChaosRun] = []
-
-    def make(db: str | None = None, **kw: Any) -> ChaosRun:
-        kw.setdefault("engine", engine)
-        run = ChaosRun(db or dsn, **kw)
-        runs.append(run)
-        return run
-
-    yield make
+    yield runs
     for run in runs:
         run.close()
 
 
 @pytest.fixture
-def proxy(dsn: str) -> Iterator[FaultProxy]:
+def chaos(dsn: str, engine: str,
+          chaos_runs: list[ChaosRun]) -> Callable[..., ChaosRun]:
+    """A factory of ``ChaosRun`` on the test's fresh database; every run is closed after."""
+
+    def make(db: str | None = None, **kw: Any) -> ChaosRun:
+        kw.setdefault("engine", engine)
+        run = ChaosRun(db or dsn, **kw)
+        chaos_runs.append(run)
+        return run
+
+    return make
+
+
+@pytest.fixture
+def proxy(dsn: str, chaos_runs: list[ChaosRun]) -> Iterator[FaultProxy]:
     """A fault proxy in front of the shared cluster (pass mode to start with)."""
     host_port = dsn.split("@", 1)[1].split("/", 1)[0]
     host, port = host_port.rsplit(":", 1)
     p = FaultProxy(host, int(port))
     yield p
+    p.set("pass", delay=0.0, fail_every=0)
+    for run in chaos_runs:  # workers deregister through the proxy, then it goes
+        run.stop_all()
     p.close()
 
 
 @pytest.fixture
-def private_cluster() -> Iterator[PrivateCluster]:
+def private_cluster(chaos_runs: list[ChaosRun]) -> Iterator[PrivateCluster]:
     """A cluster of the test's own, to crash at will; stopped and deleted afterwards."""
     cluster = PrivateCluster()
     try:
         yield cluster
     finally:
+        for run in chaos_runs:  # workers stop while their database is still there
+            run.stop_all()
         cluster.close()
+
+
+@pytest.fixture
+def orphan_slack(request: pytest.FixtureRequest) -> float:
+    """Seconds allowed on top of lease + reclaim interval for a dead worker's records to
+    come back. With --heavy (make chaos, which writes docs/reliability.md): 1 s, the bound
+    that page states for a quiet machine. In make test, where the machine may be busy with
+    other work: 15 s, a bound on a hang rather than on speed, still far below the 60 s
+    worker_timeout after which the records would come back without any lease expiry."""
+    return 1.0 if request.config.getoption("--heavy") else 15.0
 
 
 @pytest.fixture

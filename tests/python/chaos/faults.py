@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import shutil
 import socket
 import struct
@@ -47,7 +46,8 @@ class FaultProxy:
     (connections are accepted and every byte in either direction is dropped, so the peer
     waits forever); ``partition`` (bytes are held back and delivered when the mode changes,
     as TCP does across a healed partition). Independently: ``delay`` seconds added to every
-    chunk in each direction, ``fail_share`` of new connections reset at once, and
+    chunk in each direction, every ``fail_every``-th new connection reset at once (a fixed
+    pattern, so that a run always sees failures once it opened that many connections), and
     ``reset_all()`` resets every open connection (mid-statement when one is in flight).
     """
 
@@ -58,10 +58,9 @@ class FaultProxy:
         self.listen_port = listen_port or free_port(listen_host)
         self.mode = "pass"
         self.delay = 0.0
-        self.fail_share = 0.0
+        self.fail_every = 0
         self.accepted = 0
         self.failed = 0
-        self._rng = random.Random(7)
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -91,11 +90,12 @@ class FaultProxy:
         return f"{scheme}://{auth + '@' if auth else ''}{host}/{path}"
 
     def set(self, mode: str | None = None, *, delay: float | None = None,
-            fail_share: float | None = None) -> None:
-        """Switches the mode and/or the delay and the share of new connections to fail."""
+            fail_every: int | None = None) -> None:
+        """Switches the mode and/or the delay and which new connections fail (every
+        ``fail_every``-th; 0 for none)."""
         if mode is not None and mode not in ("pass", "refuse", "blackhole", "partition"):
             raise ValueError(f"unknown proxy mode {mode!r}")
-        self._call(self._set(mode, delay, fail_share))
+        self._call(self._set(mode, delay, fail_every))
 
     def reset_all(self) -> int:
         """Resets (RST) every open connection; returns how many."""
@@ -124,11 +124,11 @@ class FaultProxy:
             self._server = None
 
     async def _set(self, mode: str | None, delay: float | None,
-                   fail_share: float | None) -> None:
+                   fail_every: int | None) -> None:
         if delay is not None:
             self.delay = delay
-        if fail_share is not None:
-            self.fail_share = fail_share
+        if fail_every is not None:
+            self.fail_every = fail_every
         if mode is not None and mode != self.mode:
             self.mode = mode
             if mode == "refuse":
@@ -152,7 +152,7 @@ class FaultProxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
-        if self.fail_share and self._rng.random() < self.fail_share:
+        if self.fail_every and self.accepted % self.fail_every == 0:
             self.failed += 1
             _abort_with_rst(writer)
             return
@@ -341,10 +341,11 @@ class NetNamespace:
         """Runs ``cmd`` inside the namespace."""
         _run([*self.prefix(), *cmd])
 
-    def drop(self, port: int, probability: float = 1.0) -> None:
-        """Drops packets to and from ``port`` (all, or a random share)."""
-        stat = ([] if probability >= 1.0 else
-                ["-m", "statistic", "--mode", "random", "--probability", str(probability)])
+    def drop(self, port: int, every: int = 1) -> None:
+        """Drops packets to and from ``port``: all of them, or every ``every``-th one in each
+        direction (iptables' statistic match in nth mode: a fixed pattern, not a draw)."""
+        stat = ([] if every <= 1 else
+                ["-m", "statistic", "--mode", "nth", "--every", str(every), "--packet", "0"])
         for chain, direction in (("OUTPUT", "--dport"), ("INPUT", "--sport")):
             rule = [chain, "-p", "tcp", direction, str(port), *stat, "-j", "DROP"]
             self.exec(["iptables", "-A", *rule])

@@ -56,6 +56,10 @@ begin
     return null;
 end;
 $fn$;
+-- A handler whose payload has "gate" waits until a row is here (ChaosRun.open_gate).
+create table chaos_audit.gate (opened_at timestamptz not null default clock_timestamp());
+-- The naive engine's first read of each worker, met before any of them writes.
+create table chaos_audit.rendezvous (worker_id text not null);
 create trigger chaos_audit_transitions after update of status on pgclaim.records
 for each row when (old.status is distinct from new.status)
 execute function chaos_audit.log_transition();
@@ -299,6 +303,11 @@ class ChaosRun:
                 if text.strip():
                     parts.append(f"--- {w.label} (rc={w.popen.poll()})\n{text}")
         return "\n".join(parts)
+
+    def open_gate(self) -> None:
+        """Lets every handler waiting on a ``gate`` payload finish."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute("insert into chaos_audit.gate default values")
 
     # -- waiting -----------------------------------------------------------------------
 

@@ -61,6 +61,14 @@ class Ledger:
         self.worker_id = worker_id
         self.local = threading.local()
 
+    def gate_open(self) -> bool:
+        """True once the test opened the gate (a row in ``chaos_audit.gate``)."""
+        conn = getattr(self.local, "conn", None)
+        if conn is None or conn.closed:
+            conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=3)
+            self.local.conn = conn
+        return conn.execute("select 1 from chaos_audit.gate limit 1").fetchone() is not None
+
     def write(self, record_id: int, lease_token: int | None) -> None:
         """Writes the ledger row, retrying until the audit database takes it."""
         deadline = time.monotonic() + 120
@@ -98,6 +106,12 @@ class Handler:
             hog = bytearray(alloc * 1024 * 1024)
             for i in range(0, len(hog), 4096):
                 hog[i] = 1
+        if payload.get("gate"):
+            deadline = time.monotonic() + 120
+            while not self.ledger.gate_open():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the gate was never opened")
+                time.sleep(0.02)
         time.sleep(float(payload.get("sleep", self.args.sleep)))
         self.ledger.write(record.id, record.lease_token)
         self.effects += 1
@@ -239,6 +253,7 @@ def run_naive(args: argparse.Namespace, worker_id: str, handler: Handler) -> Non
             self.id, self.payload, self.lease_token = id, payload, token
 
     with psycopg.connect(args.dsn, autocommit=True) as conn:
+        first = True
         while not STOP.is_set():
             rows = conn.execute(
                 "select id, payload from pgclaim.records where queue = %s"
@@ -247,6 +262,17 @@ def run_naive(args: argparse.Namespace, worker_id: str, handler: Handler) -> Non
             if not rows:
                 STOP.wait(args.poll)
                 continue
+            if first and args.rendezvous:
+                # The gap a naive read-then-write leaves open, made certain: no worker
+                # writes before all of them have read (the same pending records).
+                first = False
+                conn.execute("insert into chaos_audit.rendezvous values (%s)", (worker_id,))
+                deadline = time.monotonic() + 120
+                while conn.execute("select count(*) from chaos_audit.rendezvous"
+                                   ).fetchone()[0] < args.rendezvous:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the other naive workers never came")
+                    time.sleep(0.02)
             time.sleep(0.01)  # the gap a naive read-then-write leaves open
             token = conn.execute("select pgclaim._lease_token()").fetchone()[0]
             ids = [r[0] for r in rows]
@@ -282,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                    choices=(None, "before_claim", "after_claim", "after_effect",
                             "during_complete"))
     p.add_argument("--die-after", type=int, default=1)
+    p.add_argument("--rendezvous", type=int, default=0,
+                   help="naive engine: wait after the first read until this many workers read")
     p.add_argument("--connect-timeout", type=int, default=3)
     p.add_argument("--statement-timeout", type=float, default=5.0)
     p.add_argument("--tcp-user-timeout", type=float, default=5.0)

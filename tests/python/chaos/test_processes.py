@@ -5,11 +5,14 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from faults import Cgroup, cgroup_available
 from harness import ChaosRun
+from pgdb import freeze_clock
 
 pytestmark = pytest.mark.chaos
 
@@ -18,7 +21,7 @@ pytestmark = pytest.mark.chaos
     5, pytest.param(10, marks=pytest.mark.slow), pytest.param(20, marks=pytest.mark.slow)])
 def test_no_duplicates(chaos: Callable[..., ChaosRun], report: Callable[..., None],
                        processors: int) -> None:
-    run = chaos()
+    run = chaos(lease=30.0)  # no fault: no lease may expire, however slow the machine
     run.enqueue(60 * processors)
     run.start_workers(processors, sleep=0.002, batch_size=5)
     assert run.wait_done(120), run.logs()
@@ -29,10 +32,12 @@ def test_no_duplicates(chaos: Callable[..., ChaosRun], report: Callable[..., Non
 
 def test_negative_control_naive_claim_is_caught(
         chaos: Callable[..., ChaosRun], report: Callable[..., None]) -> None:
-    """A claim without SKIP LOCKED and without the status check: the audit must object."""
+    """A claim without SKIP LOCKED and without the status check: the audit must object.
+    The naive workers meet after their first read, before any of them writes, so they
+    always hand out the same records (the race is forced, not hoped for)."""
     run = chaos(engine="naive")
     run.enqueue(200)
-    run.start_workers(5, sleep=0.002, batch_size=10)
+    run.start_workers(5, sleep=0.002, batch_size=10, rendezvous=5)
     assert run.wait_done(60), run.logs()
     result = run.audit(allowed_twice=0)
     assert result.violations, "the audit missed a naive claim that hands records out twice"
@@ -46,34 +51,43 @@ STEPS = ["before_claim", "after_claim", "after_effect", "during_complete"]
 
 @pytest.mark.parametrize("step", STEPS)
 def test_sigkill_at_each_step(chaos: Callable[..., ChaosRun], report: Callable[..., None],
-                              step: str) -> None:
+                              orphan_slack: float, step: str) -> None:
     lease, poll = 1.5, 0.2
     run = chaos(lease=lease, poll=poll)
     run.enqueue(300)
-    run.start_workers(3, sleep=0.02, batch_size=5)
+    # The dying worker starts first and claims before the others start: its batch is
+    # certain, not left to whoever is faster. The others hold long leases, so only the
+    # dying worker's records can expire.
     dying = run.start_workers(1, sleep=0.02, batch_size=5, die_at=step, die_after=1)[0]
+    assert run.wait_until(lambda: any(e["ev"] in ("claimed", "dying")
+                                      for e in dying.events()), 30), run.logs()
+    run.start_workers(3, sleep=0.02, batch_size=5, lease=30.0)
     assert run.wait_until(lambda: not dying.alive(), 30), run.logs()
     assert any(e["ev"] == "dying" for e in dying.events())
     assert run.wait_done(60), run.logs()
     in_flight = sum(len(k.held) for k in run.self_kills())
-    result = run.audit(allowed_twice=in_flight, orphan_bound=lease + poll + 1.0)
+    result = run.audit(allowed_twice=in_flight, orphan_bound=lease + poll + orphan_slack)
     report(f"SIGKILL {step.replace('_', ' ')}", result, run)
 
 
 def test_sigkill_random_workers(chaos: Callable[..., ChaosRun],
-                                report: Callable[..., None]) -> None:
+                                report: Callable[..., None], orphan_slack: float) -> None:
     lease, poll = 1.5, 0.2
     run = chaos(lease=lease, poll=poll)
     run.enqueue(300)
-    workers = run.start_workers(5, sleep=0.02, batch_size=5)
+    # The two to be killed hold short leases, the three that live on long ones: only
+    # the killed workers' records can expire.
+    victims = run.start_workers(2, sleep=0.02, batch_size=5)
+    run.start_workers(3, sleep=0.02, batch_size=5, lease=30.0)
     time.sleep(1.0)
     in_flight = 0
-    for w in workers[:2]:
+    for w in victims:
         in_flight += len(run.kill(w).held)
         time.sleep(0.3)
     end = time.time()
     assert run.wait_done(60), run.logs()
-    result = run.audit(allowed_twice=in_flight, orphan_bound=lease + poll + 1.0, fault_end=end)
+    result = run.audit(allowed_twice=in_flight, orphan_bound=lease + poll + orphan_slack,
+                       fault_end=end)
     report("SIGKILL 2 of 5 workers", result, run)
 
 
@@ -85,11 +99,18 @@ def test_paused_worker_reports_are_refused(chaos: Callable[..., ChaosRun],
     run.enqueue(20, lambda i: {"sleep": 0.3})
     run.enqueue(100)
     paused = run.start_workers(1, batch_size=5, heartbeat_every=0.3)[0]
-    assert run.wait_until(lambda: bool(run.held_by(paused.worker_id())), 10), run.logs()
-    time.sleep(0.1)
-    ev = run.kill(paused, signal.SIGSTOP, "SIGSTOP")
+    assert run.wait_until(lambda: bool(run.held_by(paused.worker_id())), 30), run.logs()
+    # Paused while it holds records: between a complete and its next claim it holds
+    # none, so pause again until it is caught holding some.
+    for _ in range(200):
+        ev = run.kill(paused, signal.SIGSTOP, "SIGSTOP")
+        if ev.held:
+            break
+        run.kills.remove(ev)
+        paused.signal(signal.SIGCONT)
+        time.sleep(0.05)
     assert ev.held
-    run.start_workers(2, batch_size=5)
+    run.start_workers(2, batch_size=5, lease=30.0)  # long leases: only the paused one's expire
     stolen = {rid for rid, _ in ev.held}
     assert run.wait_until(lambda: int(run.scalar(
         "select count(*) from chaos_audit.transitions where old_status = 'running'"
@@ -109,14 +130,34 @@ def test_paused_worker_reports_are_refused(chaos: Callable[..., ChaosRun],
     assert refused >= 1, late
 
 
-def test_heartbeats_keep_a_long_handler(chaos: Callable[..., ChaosRun],
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def test_heartbeats_keep_a_long_handler(chaos: Callable[..., ChaosRun], dsn: str,
                                         report: Callable[..., None]) -> None:
-    """A handler running 4 leases long keeps its record: nobody else handles it."""
+    """A handler running 4 leases long keeps its record: nobody else handles it.
+
+    The database clock is frozen and the test moves it 0.6 lease at a time, 7 times (4.2
+    leases), waiting after each move until a heartbeat extended every lease from the new
+    time; the handlers wait at a gate until then. Without heartbeats the leases would
+    expire at the second move; no step depends on how fast the machine is."""
     lease = 1.0
     run = chaos(lease=lease, poll=0.1)
-    ids = run.enqueue(3, lambda i: {"sleep": 4 * lease})
-    run.start_workers(3, batch_size=1, heartbeat_every=0.25)
-    assert run.wait_done(60), run.logs()
+    with psycopg.connect(dsn, autocommit=True) as clock:
+        freeze_clock(clock, T0)
+        ids = run.enqueue(3, lambda i: {"gate": True})
+        run.start_workers(3, batch_size=1, heartbeat_every=0.25)
+        running = ("select count(*) from pgclaim.records where status = 'running'"
+                   " and lease_until = pgclaim._now() + %s * interval '1 second'")
+        assert run.wait_until(lambda: clock.execute(running, (lease,)).fetchone() == (3,),
+                              60), run.logs()
+        for step in range(1, 8):
+            freeze_clock(clock, T0 + timedelta(milliseconds=600 * step))
+            assert run.wait_until(lambda: clock.execute(running, (lease,)).fetchone() == (3,),
+                                  60), f"no heartbeat after move {step}\n{run.logs()}"
+            assert clock.execute("select pgclaim.reclaim_orphans()").fetchone() == (0,)
+        run.open_gate()
+        assert run.wait_done(60), run.logs()
     result = run.audit(allowed_twice=0)
     report("long handler, heartbeats (4 x lease)", result, run)
     reclaimed = run.scalar("select count(*) from chaos_audit.transitions"
