@@ -7,12 +7,18 @@ PY := $(VENV)/bin/python
 CLUSTER := scripts/cluster.sh
 # The throwaway cluster's URL (started on demand); DATABASE_URL overrides it for demo/migrate.
 cluster_url = $(shell $(CLUSTER) start)
+# make test-repeat: how many rounds, and what each round runs (the concurrency, model, race
+# and chaos tests of make test: the fast subset, without --heavy).
+N ?= 5
+REPEAT_TESTS := tests/python/concurrency tests/python/chaos
 
-.PHONY: help venv deps db db-stop migrate demo test lint pgtap pytest bench chaos clean migration
+.PHONY: help venv deps db db-stop migrate demo test test-repeat lint pgtap pytest bench chaos \
+	clean migration
 
 help:
 	@echo "make demo     run the whole job end to end on a throwaway cluster (or DATABASE_URL)"
-	@echo "make test     lint, pgTAP (pg_prove) and pytest"
+	@echo "make test     lint, pgTAP (pg_prove) and pytest (docs/testing.md)"
+	@echo "make test-repeat N=5  the concurrency and chaos tests of make test, N rounds in a row"
 	@echo "make migrate  install or upgrade pgclaim in DATABASE_URL (default: the throwaway cluster)"
 	@echo "make bench    benchmarks;  make chaos  fault-injection suite"
 	@echo "make db-stop / make clean  stop the throwaway cluster / and remove the venv"
@@ -61,6 +67,17 @@ pytest: venv deps
 	  --cov=pgclaim --cov-report=term-missing:skip-covered tests/python
 
 test: venv deps lint pgtap pytest
+
+test-repeat: venv deps
+	@url="$$($(CLUSTER) start)"; start=$$(date +%s); \
+	for i in $$(seq 1 $(N)); do \
+	  echo "test-repeat: round $$i of $(N)"; \
+	  if ! PGCLAIM_TEST_URL="$$url" $(VENV)/bin/pytest -q -x $(REPEAT_TESTS); then \
+	    echo "test-repeat: round $$i of $(N) FAILED (after $$(( $$(date +%s) - start )) s)"; \
+	    exit 1; \
+	  fi; \
+	done; \
+	echo "test-repeat: $(N) of $(N) rounds passed in a row in $$(( $$(date +%s) - start )) s"
 
 migration: venv
 	$(PY) scripts/build_migration.py

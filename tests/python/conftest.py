@@ -24,7 +24,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--heavy"):
         return
-    skip = pytest.mark.skip(reason="long variant: run with --heavy (make chaos / make bench)")
+    skip = pytest.mark.skip(reason="long variant: needs --heavy (make chaos, or pytest --heavy)")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
