@@ -58,7 +58,9 @@ select is(
     'the error of the last attempt is kept'
 );
 
--- Many first attempts: every delay within [5 s, 10 s], and jittered.
+-- Many first attempts: every delay within [5 s, 10 s], and jittered. The jitter is
+-- seeded, so this file draws the same delays in every run.
+select pg_catalog.setseed(0.25);
 select pgclaim.create_queue('bo_many', backoff_base => '10 seconds');
 select pgclaim.enqueue_batch(
     'bo_many', array(select '{}'::jsonb from pg_catalog.generate_series(1, 200))
