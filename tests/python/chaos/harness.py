@@ -339,9 +339,12 @@ class ChaosRun:
             time.sleep(0.05)
         return False
 
-    def wait_done(self, timeout: float = 60.0, *, restart: dict[str, Any] | None = None) -> bool:
+    def wait_done(self, timeout: float = 60.0, *,
+                  restart: dict[str, Any] | Callable[[WorkerProc], object] | None = None,
+                  ) -> bool:
         """Waits until no record is pending or running; with ``restart``, dead workers are
-        replaced (flags from ``restart``), as a container orchestrator would."""
+        replaced, as a container orchestrator would: started with the flags ``restart``
+        holds, or by ``restart(dead_worker)`` itself."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(psycopg.OperationalError):
@@ -351,7 +354,10 @@ class ChaosRun:
                 for w in list(self.workers):
                     if not w.alive() and not getattr(w, "replaced", False):
                         w.replaced = True  # type: ignore[attr-defined]
-                        self.start_workers(1, wait_started=False, **restart)
+                        if callable(restart):
+                            restart(w)
+                        else:
+                            self.start_workers(1, wait_started=False, **restart)
             time.sleep(0.1)
         return False
 

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 from faults import Cgroup, cgroup_available
-from harness import ChaosRun
+from harness import ChaosRun, WorkerProc
 from pgdb import freeze_clock
 
 pytestmark = pytest.mark.chaos
@@ -174,25 +174,41 @@ MEM_REASON = cgroup_available("memory")
 def test_oom_killed_worker_dead_letters_the_poison_record(
         chaos: Callable[..., ChaosRun], report: Callable[..., None]) -> None:
     """A record whose handler blows the memory limit kills its worker each time; after
-    max_attempts it ends failed (dead letter), the rest complete, and restarts stop."""
+    max_attempts it ends failed (dead letter), the rest complete, and restarts stop.
+
+    Each worker has a memory cgroup of its own, as a container would: the kernel then
+    kills the process that ran out, never a bystander that shares its limit, so there is
+    exactly one kill (and one restart) per attempt at the poison record."""
     lease, poll = 1.0, 0.2
     run = chaos(lease=lease, poll=poll, max_attempts=3)
-    group = Cgroup("memory", memory_bytes=150 * 1024 * 1024)
+    groups: list[Cgroup] = []
+    group_of: dict[str, Cgroup] = {}
+    opts: dict[str, Any] = {"sleep": 0.02, "batch_size": 1}
+
+    def start(group: Cgroup, wait_started: bool = True) -> None:
+        (w,) = run.start_workers(1, preexec=group.join_self, wait_started=wait_started, **opts)
+        group_of[w.label] = group
+
+    def restart(dead: WorkerProc) -> None:  # a replacement in the dead worker's cgroup
+        start(group_of[dead.label], wait_started=False)
+
     try:
-        opts: dict[str, Any] = {"sleep": 0.02, "batch_size": 1, "preexec": group.join_self}
         run.enqueue(30)
         poison = run.enqueue(1, lambda i: {"alloc_mb": 400})
         run.enqueue(30)
-        run.start_workers(3, **opts)
-        assert run.wait_done(90, restart=opts), run.logs()
-        oom = group.oom_kills()
+        for _ in range(3):
+            groups.append(Cgroup("memory", memory_bytes=150 * 1024 * 1024))
+            start(groups[-1])
+        assert run.wait_done(90, restart=restart), run.logs()
+        oom = sum(g.oom_kills() for g in groups)
         result = run.audit(expect_failed=poison, allowed_twice=None)
         report("OOM kill in a memory cgroup (poison record)", result, run, oom_kills=oom)
         attempts = run.scalar("select attempt from pgclaim.records where id = %s", (poison[0],))
         assert attempts == 3
-        assert 1 <= oom <= 3
-        restarts = len(run.workers) - 3
-        assert restarts <= 3, f"{restarts} restarts: a crash loop"
+        assert oom == 3, "one kill per attempt at the poison record"
+        died = [w.label for w in run.workers if not w.alive()]
+        assert len(died) == 3, f"workers {died} died: one per kill, no crash loop"
     finally:
         run.stop_all()
-        group.close()
+        for g in groups:
+            g.close()
