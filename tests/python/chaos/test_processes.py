@@ -72,23 +72,33 @@ def test_sigkill_at_each_step(chaos: Callable[..., ChaosRun], report: Callable[.
 
 def test_sigkill_random_workers(chaos: Callable[..., ChaosRun],
                                 report: Callable[..., None], orphan_slack: float) -> None:
+    """Two of five workers are killed mid-run while they hold records.
+
+    The two start first and claim the ten gated records (the oldest): their handlers wait
+    at the gate, so each is certain to hold five records when it is killed. The three that
+    live on hold long leases, so only the killed workers' records can expire; the gate opens
+    after the kills, and records added after the fault measure the recovery."""
     lease, poll = 1.5, 0.2
     run = chaos(lease=lease, poll=poll)
+    run.enqueue(10, lambda i: {"gate": True})
     run.enqueue(300)
-    # The two to be killed hold short leases, the three that live on long ones: only
-    # the killed workers' records can expire.
     victims = run.start_workers(2, sleep=0.02, batch_size=5)
+    assert run.wait_until(lambda: all(len(run.held_by(v.worker_id())) == 5 for v in victims),
+                          30), run.logs()
     run.start_workers(3, sleep=0.02, batch_size=5, lease=30.0)
-    time.sleep(1.0)
+    assert run.wait_until(lambda: run.completed() >= 20, 30), run.logs()  # mid-run
     in_flight = 0
     for w in victims:
         in_flight += len(run.kill(w).held)
         time.sleep(0.3)
+    run.open_gate()
     end = time.time()
+    run.enqueue(20)
     assert run.wait_done(60), run.logs()
     result = run.audit(allowed_twice=in_flight, orphan_bound=lease + poll + orphan_slack,
                        fault_end=end)
     report("SIGKILL 2 of 5 workers", result, run)
+    assert in_flight == 10
 
 
 def test_paused_worker_reports_are_refused(chaos: Callable[..., ChaosRun],
@@ -118,6 +128,7 @@ def test_paused_worker_reports_are_refused(chaos: Callable[..., ChaosRun],
         (list(stolen), ev.held[0][1]))) == len(stolen), 30), run.logs()
     paused.signal(signal.SIGCONT)
     end = time.time()
+    run.enqueue(20)  # completed after the fault, whatever was left before it
     assert run.wait_done(60), run.logs()
     run.wait_until(lambda: any(e["ev"] in ("complete", "complete_error")
                                and set(e.get("ids", [])) & stolen for e in paused.events()), 10)
