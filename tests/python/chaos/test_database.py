@@ -123,7 +123,7 @@ def test_idle_in_transaction(chaos: Callable[..., ChaosRun], dsn: str,
     ids = run.enqueue(100)
     idle = psycopg.connect(dsn)
     idle.execute("set idle_in_transaction_session_timeout = '1500ms'")
-    # Taken before the lock: the session goes idle after it, so the server ends it (and
+    # Taken before the lock: the connection goes idle after it, so the server ends it (and
     # the lock goes) 1.5 s after this at the earliest.
     start = time.time()
     idle.execute("select id from pgclaim.records where id = any(%s) for update", (ids[:20],))
