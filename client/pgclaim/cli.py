@@ -498,7 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reclaim-every", type=float, default=worker["reclaim_every"],
                    metavar="SECONDS", help="default: %(default)s")
     p.add_argument("--grace", type=float, default=worker["grace"], metavar="SECONDS",
-                   help="on SIGTERM, how long running handlers may take (default: %(default)s)")
+                   help="on SIGTERM, how long running handlers may take; a second SIGTERM stops "
+                   "waiting (default: %(default)s)")
     p.add_argument("--log-payloads", action="store_true", default=worker["log_payloads"],
                    help="log a failed record's payload and error text (default: only its id, "
                    "attempt and the exception's type)")

@@ -5,7 +5,8 @@ a polling fallback), claims batches, runs ``handler(record)`` on a thread pool (
 handlers on an event loop), completes successes in batches under their lease tokens, fails the
 records whose handler raised, heartbeats while handlers run, reclaims orphans now and then,
 and on SIGTERM/SIGINT (or ``stop()``) stops claiming, lets running handlers finish within a
-grace period, releases what it did not start and deregisters.
+grace period, releases what it did not start and deregisters. A second signal (or
+``stop(now=True)``) stops waiting for running handlers (``pgclaim._signals``).
 
 A handler signals an outcome other than success by raising: ``Retry(after=...)`` retries the
 record after a delay, ``Fatal(...)`` fails it for good, any other exception fails the attempt
@@ -21,17 +22,16 @@ import logging
 import math
 import queue as queue_mod
 import random
-import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 
 import psycopg
 
 from . import _sql
+from ._signals import StopSignals
 from .client import MAX_BATCH_SIZE, Claimed, Duration, QueueClient, as_interval
 from .errors import NotHolder, OutcomeUnknown, PgclaimError, RecordNotFound, TransientError
 from .retry import RetryPolicy, log_extra
@@ -156,6 +156,7 @@ class Worker:
         self._async = inspect.iscoroutinefunction(handler)
         self.stats = WorkerStats()
         self._stop = threading.Event()
+        self._stop_now = threading.Event()  # do not wait for running handlers
         self._wake = threading.Event()
         self._notified = threading.Event()
         self._listening = threading.Event()
@@ -168,10 +169,18 @@ class Worker:
 
     # -- public ---------------------------------------------------------------------------
 
-    def stop(self) -> None:
-        """Asks the worker to stop: no more claims, running handlers get ``grace`` seconds."""
+    def stop(self, *, now: bool = False) -> None:
+        """Asks the worker to stop: no more claims, running handlers get ``grace`` seconds.
+
+        With ``now=True`` it does not wait for running handlers (nor retry reports): their
+        records are released by the deregistration while the handlers themselves go on in
+        their threads (their outcomes are dropped), so another worker may start them again.
+        """
         if not self._stop.is_set():
             self._info("stopping")
+        if now and not self._stop_now.is_set():
+            self._info("stopping now: not waiting for running handlers")
+            self._stop_now.set()
         self._stop.set()
         self._wake.set()
 
@@ -188,30 +197,32 @@ class Worker:
     def run(self, *, until_empty: bool = False) -> WorkerStats:
         """Runs until stopped (or, with ``until_empty``, until no record is due and none runs).
 
-        Returns what it did. Installs SIGTERM/SIGINT handlers when called from the main thread
-        (and ``install_signals``); they are restored on return.
+        Returns what it did. Takes SIGTERM/SIGINT when called from the main thread (and
+        ``install_signals``): the first stops the worker, a second stops it now
+        (``stop(now=True)``); the previous handlers are restored on return.
         """
-        previous = self._install_signals()
         executor = cf.ThreadPoolExecutor(self.concurrency,
                                          thread_name_prefix=f"pgclaim-{self.queue}")
         inflight: dict[int, cf.Future[_Outcome]] = {}
-        try:
-            if not self._register():
-                return self.stats
-            self._start_thread(self._heartbeat_loop, "heartbeat")
-            if self.listen:
-                self._start_thread(self._listen_loop, "listen")
-            self._main_loop(executor, inflight, until_empty)
-            self._shutdown(inflight, self._records)
-        finally:
-            self._stop.set()
-            self._wake.set()
-            for t in self._threads:
-                t.join(timeout=5)
-            executor.shutdown(wait=False, cancel_futures=True)
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-            _restore_signals(previous)
+        signals = StopSignals(self._on_first_signal, self._on_second_signal,
+                              enabled=self.install_signals)
+        with signals:
+            try:
+                if not self._register():
+                    return self.stats
+                self._start_thread(self._heartbeat_loop, "heartbeat")
+                if self.listen:
+                    self._start_thread(self._listen_loop, "listen")
+                self._main_loop(executor, inflight, until_empty)
+                self._shutdown(inflight, self._records)
+            finally:
+                self._stop.set()
+                self._wake.set()
+                for t in self._threads:
+                    t.join(timeout=5)
+                executor.shutdown(wait=False, cancel_futures=True)
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(self._loop.stop)
         return self.stats
 
     # -- logging --------------------------------------------------------------------------
@@ -229,17 +240,13 @@ class Worker:
 
     # -- signals --------------------------------------------------------------------------
 
-    def _install_signals(self) -> dict[int, Any]:
-        if not self.install_signals:
-            return {}
+    def _on_first_signal(self, name: str) -> None:
+        self._info("received %s", name)
+        self.stop()
 
-        def on_signal(signum: int) -> None:
-            if self._stop.is_set():
-                self.grace = 0  # a second signal: stop waiting for handlers
-            self._info("received %s", signal.Signals(signum).name)
-            self.stop()
-
-        return _install_stop_signals(on_signal)
+    def _on_second_signal(self, name: str) -> None:
+        self._info("received %s again", name)
+        self.stop(now=True)
 
     # -- helper threads -------------------------------------------------------------------
 
@@ -498,50 +505,38 @@ class Worker:
             except PgclaimError as exc:
                 self._warn("release failed (the records come back after their lease): %s", exc,
                            operation="release")
-        if inflight:
+        if inflight and not self._stop_now.is_set():
             self._info("waiting up to %.1fs for %d running handler(s)", self.grace,
                        len(inflight))
-            cf.wait(list(inflight.values()), timeout=self.grace)
+            # Woken by each handler's end and by stop(now=True).
+            grace_end = time.monotonic() + self.grace
+            while (not self._stop_now.is_set() and time.monotonic() < grace_end
+                   and not all(f.done() for f in inflight.values())):
+                self._wake.wait(max(0.0, grace_end - time.monotonic()))
+                self._wake.clear()
         successes: list[Claimed] = []
         failures: list[_Outcome] = []
         self._collect(inflight, successes, failures)
         deadline = time.monotonic() + max(self.grace, 5.0)
         tries = 0
-        while not self._report(successes, failures) and time.monotonic() < deadline:
+        while not self._report(successes, failures):
             tries += 1
-            time.sleep(self.backoff.backoff(tries))
+            if self._stop_now.is_set() or time.monotonic() >= deadline:
+                break
+            self._stop_now.wait(self.backoff.backoff(tries))
         if successes or failures:
             self._warn("could not report %d outcome(s): they come back after the lease",
                        len(successes) + len(failures))
         if inflight:
             self.stats.abandoned = len(inflight)
-            self._warn("%d handler(s) still running after the grace period: their records "
-                       "are released", len(inflight))
+            self._warn("%d handler(s) still running, not waited for: their records are "
+                       "released", len(inflight))
         try:
             n = self.client.deregister_worker(self.worker_id, queue=self.queue)
             self.stats.released += n
             self._info("deregistered (released %d)", n, operation="deregister_worker")
         except PgclaimError as exc:
             self._warn("deregister failed: %s", exc, operation="deregister_worker")
-
-
-def _install_stop_signals(on_signal: Callable[[int], None]) -> dict[int, Any]:
-    """Routes SIGTERM and SIGINT to ``on_signal(signum)``; returns the handlers it replaced
-    (for ``_restore_signals``). Does nothing outside the main thread, where Python cannot
-    take signals."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        on_signal(signum)
-
-    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-
-def _restore_signals(previous: dict[int, Any]) -> None:
-    """Puts back the signal handlers ``_install_stop_signals`` replaced."""
-    for sig, old in previous.items():
-        signal.signal(sig, old)
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:

@@ -19,6 +19,7 @@ import pytest
 
 import pgclaim
 from pgclaim import Claimed, Fatal, Retry, RetryPolicy, Worker
+from pgclaim._signals import StopSignals
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -366,3 +367,79 @@ def test_sigkill_records_come_back_after_the_lease(client: pgclaim.QueueClient, 
     attempts = dict(conn.execute("select id, attempt from pgclaim.records").fetchall())
     assert all(attempts[rid] == 2 for rid in held)
     assert set(ids) >= set(seen)
+
+
+class Output:
+    """Reads a process's output as it comes, so a test can wait for a line."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stdout is not None
+        stream = proc.stdout
+        self.thread = threading.Thread(target=lambda: self.lines.extend(iter(stream.readline, "")),
+                                       daemon=True)
+        self.thread.start()
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in list(self.lines))
+
+    def text(self) -> str:
+        self.thread.join(10)
+        return "".join(self.lines)
+
+
+@pytest.mark.concurrent
+def test_second_sigterm_stops_now(client: pgclaim.QueueClient, dsn: str,
+                                  conn: psycopg.Connection[Any]) -> None:
+    from workers_fixture.handlers import CREATE
+    conn.execute(CREATE)
+    ids = client.enqueue_many("q", [{"n": i, "sleep": 600} for i in range(4)])
+    proc = worker_process(dsn, "--concurrency", "2", "--batch-size", "4", "--grace", "600")
+    out = Output(proc)
+    try:
+        wait_for(lambda: sum(processed(conn).values()) == 2, what="two running handlers")
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: out.count("waiting up to 600.0s for 2 running handler(s)") == 1,
+                 what="the grace period")
+        proc.send_signal(signal.SIGTERM)  # the handlers would run for ten more minutes
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    text = out.text()
+    assert proc.returncode == 0, text
+    assert "received SIGTERM again" in text and "deregistered (released 2)" in text, text
+    # nothing is running, nothing is lost: every record is pending, attempt not counted
+    rows = conn.execute("select id, status::text, attempt from pgclaim.records order by id")
+    assert rows.fetchall() == [(i, "pending", 0) for i in ids]
+    assert conn.execute("select count(*) from pgclaim.workers").fetchone() == (0,)
+    started = set(processed(conn))
+    assert len(started) == 2 and started <= set(ids)
+    Worker(client, "q", lambda rec: None, poll_interval=0.2).run(until_empty=True)
+    assert counts(conn) == {"completed": 4}
+
+
+def test_stop_signals_first_graceful_then_now() -> None:
+    calls: list[tuple[str, str]] = []
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with StopSignals(lambda name: calls.append(("graceful", name)),
+                     lambda name: calls.append(("now", name))) as signals:
+        assert signals.installed
+        for n, sig in enumerate((signal.SIGTERM, signal.SIGINT, signal.SIGTERM), start=1):
+            os.kill(os.getpid(), sig)
+            wait_for(lambda n=n: len(calls) == n, what=f"signal {n}")  # type: ignore[misc]
+    assert calls == [("graceful", "SIGTERM"), ("now", "SIGINT"), ("now", "SIGTERM")]
+    assert signals.received == 3
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    # disabled, or outside the main thread: nothing is installed
+    with StopSignals(print, print, enabled=False) as off:
+        assert not off.installed and signal.getsignal(signal.SIGTERM) == before[0]
+    elsewhere: list[bool] = []
+
+    def other_thread() -> None:
+        with StopSignals(print, print) as s:
+            elsewhere.append(s.installed)
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    t.join()
+    assert elsewhere == [False]
