@@ -2,20 +2,65 @@
 
 ``Worker(client, queue, handler)`` registers, listens for wake-ups on ``pgclaim_<queue>`` (with
 a polling fallback), claims batches, runs ``handler(record)`` on a thread pool (coroutine
-handlers on an event loop), completes successes in batches under their lease tokens, fails the
-records whose handler raised, heartbeats while handlers run, reclaims orphans now and then,
-and on SIGTERM/SIGINT (or ``stop()``) stops claiming, lets running handlers finish within a
-grace period, releases what it did not start and deregisters. A second signal (or
-``stop(now=True)``) stops waiting for running handlers (``pgclaim._signals``).
+handlers on an event loop), completes successes in batches under their lease tokens, fails
+the records whose handler raised, heartbeats the records it holds,
+reclaims orphans now and then, and on SIGTERM/SIGINT (or ``stop()``) stops claiming, releases
+what it did not start, lets running handlers finish within a grace period and deregisters.
 
 A handler signals an outcome other than success by raising: ``Retry(after=...)`` retries the
 record after a delay, ``Fatal(...)`` fails it for good, any other exception fails the attempt
 (with the queue's backoff) and its text is kept as the record's ``last_error``.
+
+States
+------
+``Worker.state`` is one ``WorkerState``; the loop moves between them so::
+
+    STARTING ──> WAITING <──> CLAIMING <──> RUNNING ──> DRAINING ──> STOPPING ──> STOPPED
+                    \\____________ BACKING_OFF ___________/
+
+``STARTING``
+    checks the schema version (``SchemaMismatch`` or ``SchemaMissing`` end ``run``) and
+    registers, waiting with backoff for a database it cannot reach; then starts the heartbeat
+    and the listener and goes to ``WAITING``.
+``WAITING``
+    holds no record. Claims when a notification comes, when the poll timer runs out
+    (``poll_interval`` after a claim that got less than it asked for), or at once when the
+    last claim got all it asked for; runs ``reclaim_orphans`` every ``reclaim_every``.
+``CLAIMING``
+    one ``claim_batch`` call for up to ``batch_size`` records (fewer when fewer slots are
+    free). Records go to the handler pool and into the set the heartbeat keeps alive; then
+    ``RUNNING``, or ``WAITING`` when it got none.
+``RUNNING``
+    holds records: handlers running or queued for a thread, outcomes not yet reported. It
+    claims again when half a batch of slots is free and a claim is due (as in ``WAITING``). At
+    each pass it reports the outcomes gathered since the last one: successes with one
+    ``complete``, failures with one ``fail`` each, under the records' lease tokens. A record
+    stays in the heartbeat set until its outcome is reported. Back to ``WAITING`` once
+    nothing is held.
+``BACKING_OFF``
+    a claim, a report or ``reclaim_orphans`` failed (a transient error, or one the worker
+    cannot fix such as revoked rights): it waits ``backoff`` (longer after each failure in
+    a row), keeping its outcomes for the next report while the heartbeat keeps their leases,
+    then carries on. A database error never ends ``run``.
+``DRAINING``
+    ``stop()`` or the first SIGTERM/SIGINT: claims nothing more, releases the records whose
+    handler had not started, waits up to ``grace`` for the running handlers (reporting as
+    they end), then reports what is left, trying again until ``max(grace, 5 s)`` has passed.
+    ``stop(now=True)`` or a second signal ends the wait for handlers and the retries.
+``STOPPING``
+    stops the heartbeat and the listener and deregisters, which releases whatever is still
+    held (records of handlers still running, outcomes that could not be reported).
+``STOPPED``
+    ``run`` has returned.
+
+Only records the worker knows it holds are heartbeaten: a record whose claim reply was lost
+is not kept alive and comes back when its lease expires.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import enum
 import inspect
 import json
 import logging
@@ -24,8 +69,9 @@ import queue as queue_mod
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -59,6 +105,27 @@ class Fatal(Exception):
     """Raise from a handler to fail its record for good, whatever attempts remain."""
 
 
+class WorkerState(enum.Enum):
+    """Where a ``Worker`` is in its life (module docstring: what each state does)."""
+
+    STARTING = "starting"
+    """checking the schema version, registering"""
+    WAITING = "waiting"
+    """holding nothing, waiting for a notification or the poll timer"""
+    CLAIMING = "claiming"
+    """a ``claim_batch`` call is under way"""
+    RUNNING = "running"
+    """holding records: handlers running, outcomes waiting for their report"""
+    BACKING_OFF = "backing off"
+    """a database call failed: waiting before the next try"""
+    DRAINING = "draining"
+    """stop requested: releasing what did not start, waiting for running handlers"""
+    STOPPING = "stopping"
+    """deregistering"""
+    STOPPED = "stopped"
+    """``run`` has returned"""
+
+
 @dataclass
 class WorkerStats:
     """What a worker did during ``run``."""
@@ -81,8 +148,33 @@ class WorkerStats:
 class _Outcome:
     record: Claimed
     error: str | None = None
-    retry_after: Any = None
+    retry_after: timedelta | None = None
     fatal: bool = False
+
+
+@dataclass
+class _Loop:
+    """The main loop's bookkeeping, in one place."""
+
+    limit: int
+    """the most records held at once: max(concurrency, batch_size)"""
+    threshold: int
+    """claim only while at most this many handlers run (half a batch of slots free)"""
+    inflight: dict[int, cf.Future[_Outcome]] = field(default_factory=dict)
+    """records whose handler runs or waits for a thread"""
+    done: list[_Outcome] = field(default_factory=list)
+    """outcomes not reported yet, oldest first"""
+    next_claim: float = 0.0
+    """no claim before this time (the poll timer), unless woken; 0: as soon as slots free"""
+    empty_at: float | None = None
+    """when the last claim came back empty (None: it found records)"""
+    next_reclaim: float = 0.0
+    db_failures: int = 0
+    """database errors in a row (the backoff grows with them)"""
+
+    def room(self) -> bool:
+        """Whether half a batch of slots is free."""
+        return len(self.inflight) <= self.threshold
 
 
 def _error_text(exc: BaseException) -> str:
@@ -132,6 +224,8 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if grace < 0:
+            raise ValueError(f"grace must not be negative, got {grace}")
         self.client = client
         self.queue = queue
         self.handler = handler
@@ -155,22 +249,26 @@ class Worker:
         self.log_payloads = log_payloads
         self._async = inspect.iscoroutinefunction(handler)
         self.stats = WorkerStats()
-        self._stop = threading.Event()
+        self._state = WorkerState.STARTING
+        self._stop = threading.Event()      # no more claims: drain and deregister
         self._stop_now = threading.Event()  # do not wait for running handlers
-        self._wake = threading.Event()
-        self._notified = threading.Event()
+        self._halt = threading.Event()      # the heartbeat and listener threads end
+        self._wake = threading.Event()      # the main loop has something to look at
+        self._notified = threading.Event()  # a notification came (or the listener reconnected)
         self._listening = threading.Event()
         self._done: queue_mod.SimpleQueue[_Outcome] = queue_mod.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         # Records claimed and not yet reported: the heartbeat keeps their leases alive.
         self._records: dict[int, Claimed] = {}
+        self._records_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
     # -- public ---------------------------------------------------------------------------
 
     def stop(self, *, now: bool = False) -> None:
-        """Asks the worker to stop: no more claims, running handlers get ``grace`` seconds.
+        """Asks the worker to stop: no more claims, the records not started are released,
+        running handlers get ``grace`` seconds and the outcomes are reported.
 
         With ``now=True`` it does not wait for running handlers (nor retry reports): their
         records are released by the deregistration while the handlers themselves go on in
@@ -190,6 +288,11 @@ class Worker:
         return self._stop.is_set()
 
     @property
+    def state(self) -> WorkerState:
+        """The state the worker is in (``WorkerState``)."""
+        return self._state
+
+    @property
     def listening(self) -> bool:
         """True while the LISTEN connection is up."""
         return self._listening.is_set()
@@ -201,9 +304,12 @@ class Worker:
         ``install_signals``): the first stops the worker, a second stops it now
         (``stop(now=True)``); the previous handlers are restored on return.
         """
+        self._state = WorkerState.STARTING
         executor = cf.ThreadPoolExecutor(self.concurrency,
                                          thread_name_prefix=f"pgclaim-{self.queue}")
-        inflight: dict[int, cf.Future[_Outcome]] = {}
+        limit = max(self.concurrency, self.batch_size)
+        loop = _Loop(limit=limit, threshold=limit - math.ceil(self.batch_size / 2),
+                     next_reclaim=time.monotonic() + self.reclaim_every * random.random())
         signals = StopSignals(self._on_first_signal, self._on_second_signal,
                               enabled=self.install_signals)
         with signals:
@@ -213,16 +319,19 @@ class Worker:
                 self._start_thread(self._heartbeat_loop, "heartbeat")
                 if self.listen:
                     self._start_thread(self._listen_loop, "listen")
-                self._main_loop(executor, inflight, until_empty)
-                self._shutdown(inflight, self._records)
+                self._main_loop(executor, loop, until_empty)
+                self._drain(loop)
+                self._deregister()
             finally:
                 self._stop.set()
+                self._halt.set()
                 self._wake.set()
                 for t in self._threads:
                     t.join(timeout=5)
                 executor.shutdown(wait=False, cancel_futures=True)
                 if self._loop is not None:
                     self._loop.call_soon_threadsafe(self._loop.stop)
+                self._state = WorkerState.STOPPED
         return self.stats
 
     # -- logging --------------------------------------------------------------------------
@@ -248,6 +357,22 @@ class Worker:
         self._info("received %s again", name)
         self.stop(now=True)
 
+    # -- the records held -----------------------------------------------------------------
+
+    def _hold(self, records: Sequence[Claimed]) -> None:
+        with self._records_lock:
+            for record in records:
+                self._records[record.id] = record
+
+    def _let_go(self, records: Sequence[Claimed]) -> None:
+        with self._records_lock:
+            for record in records:
+                self._records.pop(record.id, None)
+
+    def _held_ids(self) -> list[int]:
+        with self._records_lock:
+            return list(self._records)
+
     # -- helper threads -------------------------------------------------------------------
 
     def _start_thread(self, target: Callable[[], None], name: str) -> None:
@@ -256,11 +381,13 @@ class Worker:
         self._threads.append(t)
 
     def _heartbeat_loop(self) -> None:
-        while not self._stop.wait(self.heartbeat_every):
+        # Runs until the worker deregisters, draining included: a handler finishing within
+        # ``grace`` keeps its lease even when ``grace`` is longer than the lease.
+        while not self._halt.wait(self.heartbeat_every):
             try:
                 # Only the records this worker knows it holds: one whose claim reply was
                 # lost must not be kept alive by these heartbeats.
-                self.client.heartbeat(self.worker_id, list(self._records), queue=self.queue)
+                self.client.heartbeat(self.worker_id, self._held_ids(), queue=self.queue)
             except PgclaimError as exc:
                 self.stats.db_errors += 1
                 self._warn("heartbeat failed: %s", exc, sqlstate=exc.sqlstate)
@@ -297,7 +424,7 @@ class Worker:
                 self._stop.wait(wait)
         self._listening.clear()
 
-    # -- main loop ------------------------------------------------------------------------
+    # -- STARTING -------------------------------------------------------------------------
 
     def _register(self) -> bool:
         failures = 0
@@ -316,6 +443,8 @@ class Worker:
                            sqlstate=exc.sqlstate)
                 self._stop.wait(wait)
         return False
+
+    # -- handlers -------------------------------------------------------------------------
 
     def _run_handler(self, record: Claimed) -> _Outcome:
         try:
@@ -351,67 +480,74 @@ class Worker:
             self._done.put(future.result())
             self._wake.set()
 
-    def _main_loop(self, executor: cf.ThreadPoolExecutor,
-                   inflight: dict[int, cf.Future[_Outcome]], until_empty: bool) -> None:
-        successes: list[Claimed] = []
-        failures: list[_Outcome] = []
-        limit = max(self.concurrency, self.batch_size)
-        threshold = limit - math.ceil(self.batch_size / 2)
-        idle_until = 0.0
-        next_reclaim = time.monotonic() + self.reclaim_every * random.random()
-        db_failures = 0
-        while not self._stop.is_set():
-            self._collect(inflight, successes, failures)
-            if self._notified.is_set() or (until_empty and not inflight):
-                self._notified.clear()
-                idle_until = 0.0
-            now = time.monotonic()
-            ok = self._report(successes, failures)
-            if ok and now >= next_reclaim:
-                ok = self._reclaim()
-                next_reclaim = now + self.reclaim_every
-            claimed_full = empty = False
-            if ok and len(inflight) <= threshold and now >= idle_until:
-                want = min(self.batch_size, limit - len(inflight))
-                records = self._claim(want)
-                if records is None:
-                    ok = False
-                else:
-                    for record in records:
-                        future = executor.submit(self._run_handler, record)
-                        inflight[record.id] = future
-                        self._records[record.id] = record
-                        future.add_done_callback(self._on_done)
-                    claimed_full = len(records) == want
-                    empty = not records
-                    if not claimed_full:
-                        idle_until = now + self.poll_interval
-            if not ok:
-                db_failures += 1
-                self._stop.wait(self.backoff.backoff(db_failures))
-                continue
-            db_failures = 0
-            if until_empty and empty and not inflight and not successes and not failures:
-                self._info("no record due: done")
-                return
-            if claimed_full and len(inflight) <= threshold:
-                continue
-            timeout = idle_until - now if idle_until > now else self.poll_interval
-            self._wake.wait(min(timeout, 1.0) if inflight else timeout)
-            self._wake.clear()
-
-    def _collect(self, inflight: dict[int, cf.Future[_Outcome]],
-                 successes: list[Claimed], failures: list[_Outcome]) -> None:
+    def _collect(self, loop: _Loop) -> None:
+        """Moves the outcomes of finished handlers to ``loop.done``."""
         while True:
             try:
                 outcome = self._done.get_nowait()
             except queue_mod.Empty:
                 break
-            inflight.pop(outcome.record.id, None)
-            if outcome.error is None:
-                successes.append(outcome.record)
-            else:
-                failures.append(outcome)
+            loop.inflight.pop(outcome.record.id, None)
+            loop.done.append(outcome)
+
+    # -- WAITING, CLAIMING, RUNNING, BACKING_OFF ------------------------------------------
+
+    def _main_loop(self, executor: cf.ThreadPoolExecutor, loop: _Loop,
+                   until_empty: bool) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            self._collect(loop)
+            if self._notified.is_set() or (until_empty and not loop.inflight):
+                self._notified.clear()
+                loop.next_claim = 0.0
+            ok = True
+            if loop.done:
+                ok = self._report(loop.done)
+            if ok and now >= loop.next_reclaim:
+                ok = self._reclaim()
+                loop.next_reclaim = now + self.reclaim_every
+            claimed_full = False
+            if ok and loop.room() and now >= loop.next_claim:
+                want = min(self.batch_size, loop.limit - len(loop.inflight))
+                self._state = WorkerState.CLAIMING
+                records = self._claim(want)
+                ended = time.monotonic()
+                if records is None:
+                    ok = False
+                else:
+                    self._hold(records)
+                    for record in records:
+                        future = executor.submit(self._run_handler, record)
+                        loop.inflight[record.id] = future
+                        future.add_done_callback(self._on_done)
+                    claimed_full = len(records) == want
+                    loop.empty_at = None if records else ended
+                    if not claimed_full:
+                        loop.next_claim = ended + self.poll_interval
+            if not ok:
+                loop.db_failures += 1
+                self._state = WorkerState.BACKING_OFF
+                self._stop.wait(self.backoff.backoff(loop.db_failures))
+                continue
+            loop.db_failures = 0
+            held = bool(loop.inflight or loop.done)
+            self._state = WorkerState.RUNNING if held else WorkerState.WAITING
+            if until_empty and loop.empty_at is not None and not held:
+                self._info("no record due: done")
+                return
+            if claimed_full and loop.room():
+                continue
+            self._wake.wait(max(0.0, self._next_deadline(loop) - time.monotonic()))
+            self._wake.clear()
+
+    def _next_deadline(self, loop: _Loop) -> float:
+        """When the loop has something to do unless woken before (by a handler's end, a
+        notification or ``stop``): a claim, or at the latest ``poll_interval`` from now (a
+        reclaim that fell due meanwhile runs then)."""
+        deadline = time.monotonic() + self.poll_interval
+        if loop.room():
+            deadline = min(deadline, loop.next_claim)
+        return deadline
 
     def _claim(self, want: int) -> list[Claimed] | None:
         try:
@@ -442,28 +578,32 @@ class Worker:
             self._info("took back %d orphaned record(s)", n, operation="reclaim_orphans")
         return True
 
-    def _report(self, successes: list[Claimed], failures: list[_Outcome]) -> bool:
-        """Sends the outcomes gathered so far; keeps those a transient error held back."""
+    def _report(self, done: list[_Outcome]) -> bool:
+        """Reports the outcomes in ``done``: successes with one ``complete``, failures with
+        one ``fail`` each, under their lease tokens.
+
+        Reported outcomes leave ``done`` and the heartbeat set; on a database error the rest
+        stay for the next try and it returns False.
+        """
+        successes = [o for o in done if o.error is None]
+        failures = [o for o in done if o.error is not None]
         if successes:
-            batch = list(successes)
+            records = [o.record for o in successes]
             try:
-                n = self.client.complete(self.worker_id, [r.id for r in batch],
-                                         [r.lease_token for r in batch], queue=self.queue)
+                n = self.client.complete(self.worker_id, [r.id for r in records],
+                                         [r.lease_token for r in records], queue=self.queue)
             except PgclaimError as exc:
                 self.stats.db_errors += 1
-                self._warn("complete of %d record(s) failed, kept for later: %s", len(batch),
-                           exc, operation="complete", sqlstate=exc.sqlstate)
+                self._warn("complete of %d record(s) failed, kept for later: %s",
+                           len(records), exc, operation="complete", sqlstate=exc.sqlstate)
                 return False
-            del successes[:len(batch)]
-            for r in batch:
-                self._records.pop(r.id, None)
+            self._reported(done, successes)
             self.stats.completed += n
-            if n < len(batch):
-                self.stats.lost += len(batch) - n
+            if n < len(records):
+                self.stats.lost += len(records) - n
                 self._warn("%d of %d record(s) were no longer held (lease taken back)",
-                           len(batch) - n, len(batch), operation="complete")
-        while failures:
-            outcome = failures[0]
+                           len(records) - n, len(records), operation="complete")
+        for outcome in failures:
             record = outcome.record
             try:
                 status = self.client.fail(
@@ -485,52 +625,73 @@ class Worker:
                     self.stats.failed += 1
                 else:
                     self.stats.retried += 1
-            failures.pop(0)
-            self._records.pop(record.id, None)
+            self._reported(done, [outcome])
         return True
 
-    # -- shutdown -------------------------------------------------------------------------
+    def _reported(self, done: list[_Outcome], batch: list[_Outcome]) -> None:
+        ids = {o.record.id for o in batch}
+        done[:] = [o for o in done if o.record.id not in ids]
+        self._let_go([o.record for o in batch])
 
-    def _shutdown(self, inflight: dict[int, cf.Future[_Outcome]],
-                  records: dict[int, Claimed]) -> None:
-        unstarted = [records[i] for i, future in list(inflight.items()) if future.cancel()]
-        for record in unstarted:
-            del inflight[record.id]
-        if unstarted:
+    # -- DRAINING, STOPPING ---------------------------------------------------------------
+
+    def _drain(self, loop: _Loop) -> None:
+        """Releases the records not started, waits for running handlers (up to ``grace``,
+        unless stopping now) while reporting, then reports what is left."""
+        self._state = WorkerState.DRAINING
+        self._stop.set()  # after until_empty too: the listener ends, nothing more is claimed
+        unstarted = [record_id for record_id, future in list(loop.inflight.items())
+                     if future.cancel()]
+        for record_id in unstarted:
+            del loop.inflight[record_id]
+        with self._records_lock:
+            records = [self._records[i] for i in unstarted if i in self._records]
+        if records:
             try:
-                n = self.client.release(self.worker_id, [r.id for r in unstarted],
-                                        [r.lease_token for r in unstarted], queue=self.queue)
+                n = self.client.release(self.worker_id, [r.id for r in records],
+                                        [r.lease_token for r in records], queue=self.queue)
                 self.stats.released += n
                 self._info("released %d record(s) it had not started", n, operation="release")
             except PgclaimError as exc:
-                self._warn("release failed (the records come back after their lease): %s", exc,
+                self._warn("release failed (deregistering releases them): %s", exc,
                            operation="release")
-        if inflight and not self._stop_now.is_set():
+            self._let_go(records)
+        grace_end = time.monotonic() + self.grace
+        if loop.inflight and not self._stop_now.is_set():
             self._info("waiting up to %.1fs for %d running handler(s)", self.grace,
-                       len(inflight))
-            # Woken by each handler's end and by stop(now=True).
-            grace_end = time.monotonic() + self.grace
-            while (not self._stop_now.is_set() and time.monotonic() < grace_end
-                   and not all(f.done() for f in inflight.values())):
-                self._wake.wait(max(0.0, grace_end - time.monotonic()))
-                self._wake.clear()
-        successes: list[Claimed] = []
-        failures: list[_Outcome] = []
-        self._collect(inflight, successes, failures)
+                       len(loop.inflight))
+        reporting = True
+        while True:
+            now = time.monotonic()
+            self._collect(loop)
+            if not loop.inflight or self._stop_now.is_set() or now >= grace_end:
+                break
+            if reporting and loop.done:
+                reporting = self._report(loop.done)  # on failure: once more at the end
+            self._wake.wait(max(0.0, grace_end - now))
+            self._wake.clear()
         deadline = time.monotonic() + max(self.grace, 5.0)
         tries = 0
-        while not self._report(successes, failures):
+        while loop.done and not self._report(loop.done):
             tries += 1
             if self._stop_now.is_set() or time.monotonic() >= deadline:
                 break
             self._stop_now.wait(self.backoff.backoff(tries))
-        if successes or failures:
-            self._warn("could not report %d outcome(s): they come back after the lease",
-                       len(successes) + len(failures))
-        if inflight:
-            self.stats.abandoned = len(inflight)
+        if loop.done:
+            self._warn("could not report %d outcome(s): deregistering releases them",
+                       len(loop.done))
+        if loop.inflight:
+            self.stats.abandoned = len(loop.inflight)
             self._warn("%d handler(s) still running, not waited for: their records are "
-                       "released", len(inflight))
+                       "released", len(loop.inflight))
+
+    def _deregister(self) -> None:
+        """Stops the heartbeat (a heartbeat after the deregistration would register the
+        worker again) and deregisters, releasing whatever is still held."""
+        self._state = WorkerState.STOPPING
+        self._halt.set()
+        for t in self._threads:
+            t.join(timeout=5)
         try:
             n = self.client.deregister_worker(self.worker_id, queue=self.queue)
             self.stats.released += n
@@ -543,4 +704,4 @@ async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-__all__ = ["Fatal", "Handler", "Retry", "Worker", "WorkerStats"]
+__all__ = ["Fatal", "Handler", "Retry", "Worker", "WorkerState", "WorkerStats"]

@@ -20,6 +20,7 @@ import pytest
 import pgclaim
 from pgclaim import Claimed, Fatal, Retry, RetryPolicy, Worker
 from pgclaim._signals import StopSignals
+from pgclaim.worker import WorkerState
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -45,6 +46,12 @@ def wait_for(cond: Callable[[], bool], timeout: float = 20.0, what: str = "condi
 def counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
     rows = conn.execute("select status::text, count(*) from pgclaim.records group by 1")
     return dict(rows.fetchall())
+
+
+def status_of(conn: psycopg.Connection[Any], rid: int) -> str:
+    row = conn.execute("select status::text from pgclaim.records where id = %s", [rid]).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
 
 
 def test_outcomes_of_handlers(client: pgclaim.QueueClient, conn: psycopg.Connection[Any],
@@ -288,6 +295,87 @@ def test_survives_database_outage(client: pgclaim.QueueClient, dsn: str, cluster
     repeated = [i for i, n in collections.Counter(seen).items() if n > 1]
     assert set(seen) == set(ids)
     assert repeated == []  # nothing processed twice: every lease held through the outage
+
+
+# -- states ------------------------------------------------------------------------------------
+
+def test_states_of_the_loop(client: pgclaim.QueueClient, conn: psycopg.Connection[Any]) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def handler(rec: Claimed) -> None:
+        started.set()
+        release.wait(30)
+
+    worker = Worker(client, "q", handler, concurrency=1, batch_size=2, grace=30,
+                    poll_interval=60.0)
+    assert worker.state is WorkerState.STARTING
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: worker.state is WorkerState.WAITING and worker.listening,
+                 what="an idle worker")
+        first, second = client.enqueue_many("q", [1, 2])  # the notification wakes it
+        assert started.wait(10)
+        wait_for(lambda: worker.state is WorkerState.RUNNING, what="running")
+        worker.stop()
+        # the record not started is released; the worker waits for the running handler
+        wait_for(lambda: worker.state is WorkerState.DRAINING and status_of(conn, second)
+                 == "pending", what="draining")
+        assert status_of(conn, first) == "running"
+        release.set()
+    finally:
+        release.set()
+        worker.stop()
+        thread.join(20)
+    assert worker.state is WorkerState.STOPPED
+    assert counts(conn) == {"completed": 1, "pending": 1}
+
+
+def test_backs_off_and_never_exits_on_a_database_error(client: pgclaim.QueueClient,
+                                                       conn: psycopg.Connection[Any]) -> None:
+    client.drop_queue("q")  # every claim fails with QueueNotFound, an error no retry fixes
+    done = threading.Event()
+    worker = Worker(client, "q", lambda rec: done.set(), poll_interval=0.2,
+                    backoff=RetryPolicy(attempts=10**6, base=0.3, cap=0.3, jitter="none",
+                                        deadline=None))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: worker.state is WorkerState.BACKING_OFF and worker.stats.db_errors >= 3,
+                 what="backing off")
+        assert thread.is_alive()
+        client.create_queue("q")
+        client.enqueue("q", {})
+        assert done.wait(20), "the worker did not come back once the queue was there"
+    finally:
+        worker.stop()
+        thread.join(20)
+    wait_for(lambda: counts(conn) == {"completed": 1}, what="the record completed")
+
+
+def test_heartbeat_keeps_leases_while_draining(client: pgclaim.QueueClient,
+                                               conn: psycopg.Connection[Any]) -> None:
+    """A grace period longer than the lease: the running handler keeps its record."""
+    client.alter_queue("q", lease=2)
+    rid = client.enqueue("q", {})
+    started = threading.Event()
+    reclaims: list[int] = []
+
+    def long(rec: Claimed) -> None:
+        started.set()
+        for _ in range(5):  # 3.5 s in all, well past the 2 s lease, while the worker drains
+            time.sleep(0.7)
+            reclaims.append(client.reclaim_orphans())
+
+    worker = Worker(client, "q", long, heartbeat_every=0.2, grace=30)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    assert started.wait(10)
+    worker.stop()
+    thread.join(30)
+    assert reclaims == [0] * 5
+    assert (worker.stats.completed, worker.stats.lost) == (1, 0)
+    assert status_of(conn, rid) == "completed"
 
 
 # -- a real worker process --------------------------------------------------------------------
