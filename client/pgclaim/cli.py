@@ -201,7 +201,8 @@ def cmd_worker(args: argparse.Namespace, dsns: Sequence[str]) -> int:
     options: dict[str, Any] = {
         "concurrency": args.concurrency, "batch_size": args.batch_size, "lease": args.lease,
         "heartbeat_every": args.heartbeat_every, "poll_interval": args.poll_interval,
-        "reclaim_every": args.reclaim_every, "grace": args.grace,
+        "reclaim_every": args.reclaim_every, "report_delay": args.report_delay,
+        "grace": args.grace,
         "log_payloads": args.log_payloads,
     }
     client_options: dict[str, Any] = {
@@ -497,6 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="SECONDS", help="default: %(default)s")
     p.add_argument("--reclaim-every", type=float, default=worker["reclaim_every"],
                    metavar="SECONDS", help="default: %(default)s")
+    p.add_argument("--report-delay", type=float, default=worker["report_delay"],
+                   metavar="SECONDS", help="how long an outcome may wait for others to share "
+                   "its report while handlers run (default: %(default)s)")
     p.add_argument("--grace", type=float, default=worker["grace"], metavar="SECONDS",
                    help="on SIGTERM, how long running handlers may take; a second SIGTERM stops "
                    "waiting (default: %(default)s)")

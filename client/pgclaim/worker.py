@@ -1,9 +1,9 @@
-"""The worker loop: claim batches, run a handler per record, report outcomes.
+"""The worker loop: claim batches, run a handler per record, report outcomes in batches.
 
 ``Worker(client, queue, handler)`` registers, listens for wake-ups on ``pgclaim_<queue>`` (with
 a polling fallback), claims batches, runs ``handler(record)`` on a thread pool (coroutine
-handlers on an event loop), completes successes in batches under their lease tokens, fails
-the records whose handler raised, heartbeats the records it holds,
+handlers on an event loop), reports outcomes in batches under their lease tokens (successes
+with one ``complete``, failures with one ``fail_batch``), heartbeats the records it holds,
 reclaims orphans now and then, and on SIGTERM/SIGINT (or ``stop()``) stops claiming, releases
 what it did not start, lets running handlers finish within a grace period and deregisters.
 
@@ -32,11 +32,11 @@ States
     ``RUNNING``, or ``WAITING`` when it got none.
 ``RUNNING``
     holds records: handlers running or queued for a thread, outcomes not yet reported. It
-    claims again when half a batch of slots is free and a claim is due (as in ``WAITING``). At
-    each pass it reports the outcomes gathered since the last one: successes with one
-    ``complete``, failures with one ``fail`` each, under the records' lease tokens. A record
-    stays in the heartbeat set until its outcome is reported. Back to ``WAITING`` once
-    nothing is held.
+    claims again when half a batch of slots is free and a claim is due (as in ``WAITING``). It
+    reports the outcomes gathered so far when no handler is left running, or when the oldest
+    has waited ``report_delay``: successes with one ``complete`` and failures with one
+    ``fail_batch``, each under the records' lease tokens. A record stays in the heartbeat set
+    until its outcome is reported. Back to ``WAITING`` once nothing is held.
 ``BACKING_OFF``
     a claim, a report or ``reclaim_orphans`` failed (a transient error, or one the worker
     cannot fix such as revoked rights): it waits ``backoff`` (longer after each failure in
@@ -45,7 +45,7 @@ States
 ``DRAINING``
     ``stop()`` or the first SIGTERM/SIGINT: claims nothing more, releases the records whose
     handler had not started, waits up to ``grace`` for the running handlers (reporting as
-    they end), then reports what is left, trying again until ``max(grace, 5 s)`` has passed.
+    above), then reports what is left, trying again until ``max(grace, 5 s)`` has passed.
     ``stop(now=True)`` or a second signal ends the wait for handlers and the retries.
 ``STOPPING``
     stops the heartbeat and the listener and deregisters, which releases whatever is still
@@ -79,7 +79,7 @@ import psycopg
 from . import _sql
 from ._signals import StopSignals
 from .client import MAX_BATCH_SIZE, Claimed, Duration, QueueClient, as_interval
-from .errors import NotHolder, OutcomeUnknown, PgclaimError, RecordNotFound, TransientError
+from .errors import OutcomeUnknown, PgclaimError, TransientError
 from .retry import RetryPolicy, log_extra
 from .retry import logger as _default_logger
 
@@ -93,12 +93,15 @@ MAX_ERROR_LENGTH = 2000
 class Retry(Exception):
     """Raise from a handler to retry its record after ``after`` (default: the queue's backoff).
 
-    The attempt still counts: a record out of attempts is failed.
+    ``after`` counts from the moment the failure is reported. The attempt still counts: a
+    record out of attempts is failed.
     """
 
     def __init__(self, message: str = "retry requested", *, after: Duration | None = None):
         super().__init__(message)
         self.after = as_interval(after)
+        if self.after is not None and self.after < timedelta(0):
+            raise ValueError(f"Retry after must not be negative, got {self.after}")
 
 
 class Fatal(Exception):
@@ -164,6 +167,8 @@ class _Loop:
     """records whose handler runs or waits for a thread"""
     done: list[_Outcome] = field(default_factory=list)
     """outcomes not reported yet, oldest first"""
+    done_since: float = 0.0
+    """when the oldest of ``done`` arrived"""
     next_claim: float = 0.0
     """no claim before this time (the poll timer), unless woken; 0: as soon as slots free"""
     empty_at: float | None = None
@@ -176,14 +181,23 @@ class _Loop:
         """Whether half a batch of slots is free."""
         return len(self.inflight) <= self.threshold
 
+    def report_due(self, now: float, report_delay: float) -> bool:
+        """Whether the gathered outcomes go out now: no handler left running, or the oldest
+        has waited ``report_delay``."""
+        return bool(self.done) and (not self.inflight or now >= self.done_since + report_delay)
+
 
 def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    text = f"{type(exc).__name__}: {exc}".replace("\x00", "\\x00")  # text cannot hold NUL
     return text[:MAX_ERROR_LENGTH]
 
 
 def _payload_text(payload: Any) -> str:
     return json.dumps(payload, default=str)[:MAX_ERROR_LENGTH]
+
+
+def _chunks(items: Sequence[_Outcome]) -> list[list[_Outcome]]:
+    return [list(items[i:i + MAX_BATCH_SIZE]) for i in range(0, len(items), MAX_BATCH_SIZE)]
 
 
 class Worker:
@@ -194,7 +208,8 @@ class Worker:
     heartbeat). ``lease`` overrides the queue's lease; ``heartbeat_every`` (seconds) should be
     well under both the lease and the server's ``worker_timeout``. ``poll_interval`` bounds
     the wait when no notification comes; ``reclaim_every`` spaces ``reclaim_orphans`` calls;
-    ``grace`` is how long ``stop`` waits for running handlers.
+    ``report_delay`` is how long an outcome may wait for others to share its report while
+    handlers still run; ``grace`` is how long ``stop`` waits for running handlers.
 
     A handler's failure is logged with the record's id, attempt and the exception's type; its
     text (which may quote the payload) stays in the record's ``last_error``. With
@@ -213,6 +228,7 @@ class Worker:
         heartbeat_every: float = 10.0,
         poll_interval: float = 5.0,
         reclaim_every: float = 60.0,
+        report_delay: float = 0.1,
         grace: float = 30.0,
         worker_id: str | None = None,
         info: dict[str, Any] | None = None,
@@ -224,8 +240,9 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        if grace < 0:
-            raise ValueError(f"grace must not be negative, got {grace}")
+        for name, value in (("report_delay", report_delay), ("grace", grace)):
+            if value < 0:
+                raise ValueError(f"{name} must not be negative, got {value}")
         self.client = client
         self.queue = queue
         self.handler = handler
@@ -238,6 +255,7 @@ class Worker:
         self.heartbeat_every = heartbeat_every
         self.poll_interval = poll_interval
         self.reclaim_every = reclaim_every
+        self.report_delay = report_delay
         self.grace = grace
         self.worker_id = worker_id or client.instance_id
         self.info = {"queue": queue, "concurrency": concurrency, **(info or {})}
@@ -480,7 +498,7 @@ class Worker:
             self._done.put(future.result())
             self._wake.set()
 
-    def _collect(self, loop: _Loop) -> None:
+    def _collect(self, loop: _Loop, now: float) -> None:
         """Moves the outcomes of finished handlers to ``loop.done``."""
         while True:
             try:
@@ -488,6 +506,8 @@ class Worker:
             except queue_mod.Empty:
                 break
             loop.inflight.pop(outcome.record.id, None)
+            if not loop.done:
+                loop.done_since = now
             loop.done.append(outcome)
 
     # -- WAITING, CLAIMING, RUNNING, BACKING_OFF ------------------------------------------
@@ -496,12 +516,12 @@ class Worker:
                    until_empty: bool) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
-            self._collect(loop)
+            self._collect(loop, now)
             if self._notified.is_set() or (until_empty and not loop.inflight):
                 self._notified.clear()
                 loop.next_claim = 0.0
             ok = True
-            if loop.done:
+            if loop.report_due(now, self.report_delay):
                 ok = self._report(loop.done)
             if ok and now >= loop.next_reclaim:
                 ok = self._reclaim()
@@ -542,11 +562,13 @@ class Worker:
 
     def _next_deadline(self, loop: _Loop) -> float:
         """When the loop has something to do unless woken before (by a handler's end, a
-        notification or ``stop``): a claim, or at the latest ``poll_interval`` from now (a
-        reclaim that fell due meanwhile runs then)."""
+        notification or ``stop``): a claim, a report, or at the latest ``poll_interval``
+        from now (a reclaim that fell due meanwhile runs then)."""
         deadline = time.monotonic() + self.poll_interval
         if loop.room():
             deadline = min(deadline, loop.next_claim)
+        if loop.done and loop.inflight:
+            deadline = min(deadline, loop.done_since + self.report_delay)
         return deadline
 
     def _claim(self, want: int) -> list[Claimed] | None:
@@ -579,16 +601,16 @@ class Worker:
         return True
 
     def _report(self, done: list[_Outcome]) -> bool:
-        """Reports the outcomes in ``done``: successes with one ``complete``, failures with
-        one ``fail`` each, under their lease tokens.
+        """Reports the outcomes in ``done``: successes with ``complete``, failures with
+        ``fail_batch`` (one call each, per ``MAX_BATCH_SIZE``), under their lease tokens.
 
         Reported outcomes leave ``done`` and the heartbeat set; on a database error the rest
         stay for the next try and it returns False.
         """
         successes = [o for o in done if o.error is None]
         failures = [o for o in done if o.error is not None]
-        if successes:
-            records = [o.record for o in successes]
+        for batch in _chunks(successes):
+            records = [o.record for o in batch]
             try:
                 n = self.client.complete(self.worker_id, [r.id for r in records],
                                          [r.lease_token for r in records], queue=self.queue)
@@ -597,35 +619,34 @@ class Worker:
                 self._warn("complete of %d record(s) failed, kept for later: %s",
                            len(records), exc, operation="complete", sqlstate=exc.sqlstate)
                 return False
-            self._reported(done, successes)
+            self._reported(done, batch)
             self.stats.completed += n
             if n < len(records):
                 self.stats.lost += len(records) - n
                 self._warn("%d of %d record(s) were no longer held (lease taken back)",
                            len(records) - n, len(records), operation="complete")
-        for outcome in failures:
-            record = outcome.record
+        for batch in _chunks(failures):
+            records = [o.record for o in batch]
+            retry_after = [o.retry_after for o in batch]
+            fatal = [o.fatal for o in batch]
             try:
-                status = self.client.fail(
-                    self.worker_id, record.id, outcome.error or "", retry_after=outcome.retry_after,
-                    lease_token=record.lease_token, fatal=outcome.fatal, queue=self.queue)
-            except (NotHolder, RecordNotFound) as exc:
-                self.stats.lost += 1
-                self._warn("fail of record %d refused: %s", record.id, exc, operation="fail")
-            except OutcomeUnknown as exc:
-                self._warn("fail of record %d outcome unknown: %s", record.id, exc,
-                           operation="fail")
+                statuses = self.client.fail_batch(
+                    self.worker_id, records, [o.error or "" for o in batch],
+                    retry_after=retry_after if any(a is not None for a in retry_after) else None,
+                    fatal=fatal if any(fatal) else None, queue=self.queue)
             except PgclaimError as exc:
                 self.stats.db_errors += 1
-                self._warn("fail of record %d failed, kept for later: %s", record.id, exc,
-                           operation="fail", sqlstate=exc.sqlstate)
+                self._warn("fail_batch of %d record(s) failed, kept for later: %s",
+                           len(records), exc, operation="fail_batch", sqlstate=exc.sqlstate)
                 return False
-            else:
-                if status == "failed":
-                    self.stats.failed += 1
-                else:
-                    self.stats.retried += 1
-            self._reported(done, [outcome])
+            self._reported(done, batch)
+            failed = sum(1 for s in statuses.values() if s == "failed")
+            self.stats.failed += failed
+            self.stats.retried += len(statuses) - failed
+            if len(statuses) < len(records):
+                self.stats.lost += len(records) - len(statuses)
+                self._warn("%d of %d failed record(s) were no longer held (lease taken back)",
+                           len(records) - len(statuses), len(records), operation="fail_batch")
         return True
 
     def _reported(self, done: list[_Outcome], batch: list[_Outcome]) -> None:
@@ -663,12 +684,15 @@ class Worker:
         reporting = True
         while True:
             now = time.monotonic()
-            self._collect(loop)
+            self._collect(loop, now)
             if not loop.inflight or self._stop_now.is_set() or now >= grace_end:
                 break
-            if reporting and loop.done:
+            if reporting and loop.report_due(now, self.report_delay):
                 reporting = self._report(loop.done)  # on failure: once more at the end
-            self._wake.wait(max(0.0, grace_end - now))
+            deadline = grace_end
+            if reporting and loop.done:
+                deadline = min(deadline, loop.done_since + self.report_delay)
+            self._wake.wait(max(0.0, deadline - now))
             self._wake.clear()
         deadline = time.monotonic() + max(self.grace, 5.0)
         tries = 0

@@ -10,7 +10,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,60 @@ def counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
     return dict(rows.fetchall())
 
 
+def db_clock(conn: psycopg.Connection[Any]) -> datetime:
+    """The database's clock (``pgclaim._now()`` reads ``clock_timestamp()``)."""
+    row = conn.execute("select clock_timestamp()").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
 def status_of(conn: psycopg.Connection[Any], rid: int) -> str:
     row = conn.execute("select status::text from pgclaim.records where id = %s", [rid]).fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
+
+
+class CountingClient(pgclaim.QueueClient):
+    """A QueueClient that notes the claims and reports a worker sends through it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lock = threading.Lock()
+        self.claims: list[tuple[float, float, int]] = []  # (sent, returned, records), monotonic
+        self.reports: list[tuple[str, list[int]]] = []    # (method, record ids)
+
+    def claim(self, queue: str, worker_id: str, batch_size: int = 100,
+              lease: Any = None) -> list[Claimed]:
+        sent = time.monotonic()
+        records = super().claim(queue, worker_id, batch_size, lease)
+        with self.lock:
+            self.claims.append((sent, time.monotonic(), len(records)))
+        return records
+
+    def _note(self, method: str, ids: Sequence[Any]) -> None:
+        with self.lock:
+            self.reports.append((method, [i.id if isinstance(i, Claimed) else i for i in ids]))
+
+    def complete(self, worker_id: str, ids: Any, lease_tokens: Any = None,
+                 **kwargs: Any) -> int:
+        self._note("complete", ids)
+        return super().complete(worker_id, ids, lease_tokens, **kwargs)
+
+    def fail(self, worker_id: str, id: Any, error: str, **kwargs: Any) -> str:
+        self._note("fail", [id])
+        return super().fail(worker_id, id, error, **kwargs)
+
+    def fail_batch(self, worker_id: str, records: Sequence[Claimed], errors: Sequence[str],
+                   **kwargs: Any) -> dict[int, str]:
+        self._note("fail_batch", records)
+        return super().fail_batch(worker_id, records, errors, **kwargs)
+
+
+@pytest.fixture
+def counting(dsn: str) -> Iterator[CountingClient]:
+    policy = RetryPolicy(attempts=3, base=0.05, cap=0.2, deadline=5)
+    with CountingClient(dsn, retry=policy, pool_timeout=1.0) as c:
+        yield c
 
 
 def test_outcomes_of_handlers(client: pgclaim.QueueClient, conn: psycopg.Connection[Any],
@@ -376,6 +427,137 @@ def test_heartbeat_keeps_leases_while_draining(client: pgclaim.QueueClient,
     assert reclaims == [0] * 5
     assert (worker.stats.completed, worker.stats.lost) == (1, 0)
     assert status_of(conn, rid) == "completed"
+
+
+# -- failures reported in batches -----------------------------------------------------------------
+
+def test_failures_are_reported_in_one_batch(counting: CountingClient,
+                                            conn: psycopg.Connection[Any]) -> None:
+    counting.create_queue("b", lease=60, max_attempts=3, backoff_base=3600, backoff_max=7200)
+    kinds = ["error"] * 4 + ["retry"] * 4 + ["fatal"] * 3 + ["ok"]
+    ids = counting.enqueue_many("b", [{"kind": k} for k in kinds])
+
+    def handler(rec: Claimed) -> None:
+        kind = rec.payload["kind"]
+        if kind == "error":
+            raise ValueError("bad record")
+        if kind == "retry":
+            raise Retry("busy", after=timedelta(minutes=10))
+        if kind == "fatal":
+            raise Fatal("never")
+
+    before = db_clock(conn)
+    # One claim takes the twelve records; with report_delay an hour, their outcomes go out
+    # once no handler runs any more: one complete and one fail_batch.
+    stats = Worker(counting, "b", handler, concurrency=12, batch_size=12, report_delay=3600,
+                   poll_interval=0.2).run(until_empty=True)
+    after = db_clock(conn)
+    assert len(counting.reports) == 2
+    assert {m: sorted(i) for m, i in counting.reports} == {"complete": [ids[11]],
+                                                           "fail_batch": ids[:11]}
+    assert (stats.completed, stats.retried, stats.failed, stats.lost) == (1, 8, 3, 0)
+    rows = {r[0]: r[1:] for r in conn.execute(
+        "select id, status::text, attempt, last_error, run_at from pgclaim.records")}
+    for rid in ids[:4]:  # the queue's backoff: 3600 s * [0.5, 1] for a first attempt
+        status, attempt, error, run_at = rows[rid]
+        assert (status, attempt, error) == ("pending", 1, "ValueError: bad record")
+        assert before + timedelta(seconds=1800) <= run_at <= after + timedelta(seconds=3600)
+    for rid in ids[4:8]:  # Retry(after=10 min), counted from the report
+        status, attempt, error, run_at = rows[rid]
+        assert (status, attempt, error) == ("pending", 1, "Retry: busy")
+        assert before + timedelta(minutes=10) <= run_at <= after + timedelta(minutes=10)
+    for rid in ids[8:11]:
+        assert rows[rid][:3] == ("failed", 1, "Fatal: never")
+    assert rows[ids[11]][0] == "completed"
+
+
+@pytest.mark.parametrize("report_delay", [3600.0, 0.2])
+def test_an_outcome_waits_for_running_handlers_at_most_report_delay(
+        counting: CountingClient, conn: psycopg.Connection[Any], report_delay: float) -> None:
+    counting.create_queue("b", lease=2, max_attempts=3, backoff_base=3600, backoff_max=3600)
+    fast, slow = counting.enqueue_many("b", [{"kind": "fail"}, {"kind": "slow"}])
+    failed, release = threading.Event(), threading.Event()
+
+    def handler(rec: Claimed) -> None:
+        if rec.payload["kind"] == "fail":
+            failed.set()
+            raise ValueError("no")
+        release.wait(30)
+
+    worker = Worker(counting, "b", handler, concurrency=2, batch_size=2, heartbeat_every=0.2,
+                    report_delay=report_delay, poll_interval=0.2)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert failed.wait(10)
+        if report_delay > 60:
+            # Past the 2 s lease: the failed record waits for its report in the heartbeat
+            # set, so its lease is kept and nobody takes it back.
+            time.sleep(3.0)
+            assert counting.reclaim_orphans() == 0
+            assert status_of(conn, fast) == "running" and counting.reports == []
+        else:
+            wait_for(lambda: status_of(conn, fast) == "pending", what="the failure reported")
+            assert status_of(conn, slow) == "running"
+            assert counting.reports == [("fail_batch", [fast])]
+        release.set()
+        wait_for(lambda: status_of(conn, slow) == "completed", what="the slow record")
+    finally:
+        release.set()
+        worker.stop()
+        thread.join(20)
+    assert sorted(counting.reports) == [("complete", [slow]), ("fail_batch", [fast])]
+    assert (worker.stats.completed, worker.stats.retried, worker.stats.lost) == (1, 1, 0)
+    assert status_of(conn, fast) == "pending"
+
+
+def test_a_late_failure_report_counts_as_lost(client: pgclaim.QueueClient,
+                                              conn: psycopg.Connection[Any],
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="pgclaim")
+    rid = client.enqueue("q", {})
+
+    def steal(rec: Claimed) -> None:  # the lease is taken back, then the handler fails
+        if rec.attempt == 1:
+            conn.execute("update pgclaim.records set lease_until = now() - interval '1s'"
+                         " where id = %s", [rec.id])
+            client.reclaim_orphans()  # (or the worker's own reclaim takes it back first)
+            raise ValueError("too late")
+
+    stats = Worker(client, "q", steal, poll_interval=0.2).run(until_empty=True)
+    assert (stats.lost, stats.retried, stats.failed) == (1, 0, 0)
+    assert any("failed record(s) were no longer held" in r.getMessage() for r in caplog.records)
+    row = conn.execute("select last_error from pgclaim.records where id = %s", [rid]).fetchone()
+    assert row is not None and "too late" not in (row[0] or "")  # the report changed nothing
+
+
+def test_retry_after_is_honoured(client: pgclaim.QueueClient,
+                                 conn: psycopg.Connection[Any]) -> None:
+    after = 0.5
+    ended: list[float] = []
+    started: list[float] = []
+
+    def handler(rec: Claimed) -> None:
+        started.append(time.time())
+        if rec.attempt == 1:
+            ended.append(time.time())
+            raise Retry("later", after=after)
+
+    rid = client.enqueue("q", {})
+    worker = Worker(client, "q", handler, poll_interval=0.05, report_delay=0)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: status_of(conn, rid) == "completed", what="the second attempt")
+    finally:
+        worker.stop()
+        thread.join(20)
+    # The failure is reported after the first attempt ended; the record is due `after` later,
+    # and a claim takes only records that are due.
+    assert len(started) == 2 and started[1] - ended[0] >= after
+    assert (worker.stats.retried, worker.stats.completed) == (1, 1)
+    with pytest.raises(ValueError, match="negative"):
+        Retry(after=-1)
 
 
 # -- a real worker process --------------------------------------------------------------------
