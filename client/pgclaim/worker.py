@@ -23,13 +23,15 @@ States
     registers, waiting with backoff for a database it cannot reach; then starts the heartbeat
     and the listener and goes to ``WAITING``.
 ``WAITING``
-    holds no record. Claims when a notification comes, when the poll timer runs out
+    holds no record. Claims when a notification comes (but no sooner than
+    ``min_wake_interval`` after a claim that found nothing), when the poll timer runs out
     (``poll_interval`` after a claim that got less than it asked for), or at once when the
     last claim got all it asked for; runs ``reclaim_orphans`` every ``reclaim_every``.
 ``CLAIMING``
     one ``claim_batch`` call for up to ``batch_size`` records (fewer when fewer slots are
     free). Records go to the handler pool and into the set the heartbeat keeps alive; then
-    ``RUNNING``, or ``WAITING`` when it got none.
+    ``RUNNING``, or ``WAITING`` when it got none (noting the time: a notification cannot
+    make it claim again before ``min_wake_interval`` has passed since).
 ``RUNNING``
     holds records: handlers running or queued for a thread, outcomes not yet reported. It
     claims again when half a batch of slots is free and a claim is due (as in ``WAITING``). It
@@ -181,6 +183,10 @@ class _Loop:
         """Whether half a batch of slots is free."""
         return len(self.inflight) <= self.threshold
 
+    def wake_floor(self, min_wake_interval: float) -> float:
+        """The earliest time a notification may make the worker claim."""
+        return 0.0 if self.empty_at is None else self.empty_at + min_wake_interval
+
     def report_due(self, now: float, report_delay: float) -> bool:
         """Whether the gathered outcomes go out now: no handler left running, or the oldest
         has waited ``report_delay``."""
@@ -207,9 +213,12 @@ class Worker:
     ``concurrency``; more means records wait locally, their leases kept alive by the
     heartbeat). ``lease`` overrides the queue's lease; ``heartbeat_every`` (seconds) should be
     well under both the lease and the server's ``worker_timeout``. ``poll_interval`` bounds
-    the wait when no notification comes; ``reclaim_every`` spaces ``reclaim_orphans`` calls;
-    ``report_delay`` is how long an outcome may wait for others to share its report while
-    handlers still run; ``grace`` is how long ``stop`` waits for running handlers.
+    the wait when no notification comes; ``min_wake_interval`` is the least time between a
+    claim that found nothing and the next claim a notification prompts (so a flood of
+    notifications costs an idle worker at most one claim per ``min_wake_interval``);
+    ``reclaim_every`` spaces ``reclaim_orphans`` calls; ``report_delay`` is how long an
+    outcome may wait for others to share its report while handlers still run; ``grace`` is
+    how long ``stop`` waits for running handlers.
 
     A handler's failure is logged with the record's id, attempt and the exception's type; its
     text (which may quote the payload) stays in the record's ``last_error``. With
@@ -227,6 +236,7 @@ class Worker:
         lease: Duration | None = None,
         heartbeat_every: float = 10.0,
         poll_interval: float = 5.0,
+        min_wake_interval: float = 0.05,
         reclaim_every: float = 60.0,
         report_delay: float = 0.1,
         grace: float = 30.0,
@@ -240,7 +250,8 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        for name, value in (("report_delay", report_delay), ("grace", grace)):
+        for name, value in (("min_wake_interval", min_wake_interval),
+                            ("report_delay", report_delay), ("grace", grace)):
             if value < 0:
                 raise ValueError(f"{name} must not be negative, got {value}")
         self.client = client
@@ -254,6 +265,7 @@ class Worker:
         self.lease = as_interval(lease)
         self.heartbeat_every = heartbeat_every
         self.poll_interval = poll_interval
+        self.min_wake_interval = min_wake_interval
         self.reclaim_every = reclaim_every
         self.report_delay = report_delay
         self.grace = grace
@@ -431,8 +443,11 @@ class Worker:
                     self._wake.set()
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.25):
-                            self._notified.set()
-                            self._wake.set()
+                            # One wake-up until the main loop takes it: a flood of
+                            # notifications does not spin the loop.
+                            if not self._notified.is_set():
+                                self._notified.set()
+                                self._wake.set()
             except psycopg.Error as exc:
                 self._listening.clear()
                 failures += 1
@@ -517,7 +532,12 @@ class Worker:
         while not self._stop.is_set():
             now = time.monotonic()
             self._collect(loop, now)
-            if self._notified.is_set() or (until_empty and not loop.inflight):
+            if until_empty and not loop.inflight:
+                loop.next_claim = 0.0
+            elif (self._notified.is_set() and loop.room()
+                  and now >= loop.wake_floor(self.min_wake_interval)):
+                # Taken only when it can lead to a claim: left set, it keeps the listener
+                # from waking the loop again for every notification of a flood.
                 self._notified.clear()
                 loop.next_claim = 0.0
             ok = True
@@ -567,6 +587,8 @@ class Worker:
         deadline = time.monotonic() + self.poll_interval
         if loop.room():
             deadline = min(deadline, loop.next_claim)
+            if self._notified.is_set():
+                deadline = min(deadline, loop.wake_floor(self.min_wake_interval))
         if loop.done and loop.inflight:
             deadline = min(deadline, loop.done_since + self.report_delay)
         return deadline

@@ -560,6 +560,102 @@ def test_retry_after_is_honoured(client: pgclaim.QueueClient,
         Retry(after=-1)
 
 
+# -- wake-ups -------------------------------------------------------------------------------------
+
+def test_a_notification_after_real_work_is_not_held_back(counting: CountingClient,
+                                                         conn: psycopg.Connection[Any]) -> None:
+    """min_wake_interval applies only after a claim that found nothing."""
+    counting.create_queue("b")
+    release = threading.Event()
+    seen: list[int] = []
+
+    def handler(rec: Claimed) -> None:
+        seen.append(rec.id)
+        if rec.payload["block"]:
+            release.wait(30)
+
+    # 3 handlers, claims of 4: the first claim takes 3 records (fewer than asked, so the next
+    # claim waits for the hour-long poll timer or a notification) and leaves no room
+    blocked = counting.enqueue_many("b", [{"block": True}] * 3)
+    worker = Worker(counting, "b", handler, concurrency=3, batch_size=4, poll_interval=3600,
+                    min_wake_interval=3600, reclaim_every=3600)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: len(seen) == 3 and worker.listening, what="three blocked handlers")
+        late = counting.enqueue("b", {"block": False})
+        release.set()  # room again: the notification is taken at once, not an hour later
+        wait_for(lambda: late in seen, what="the record enqueued later")
+    finally:
+        release.set()
+        worker.stop()
+        thread.join(20)
+    assert [n for _, _, n in counting.claims][:2] == [3, 1]
+    assert sorted(seen) == sorted([*blocked, late])
+
+
+@pytest.mark.concurrent
+def test_a_flood_of_notifications_costs_an_idle_worker_little(
+        dsn: str, conn: psycopg.Connection[Any]) -> None:
+    """Two idle workers under a NOTIFY flood: each claims at most once per min_wake_interval.
+
+    Run with ``-s`` to see the measured figures (docs/security.md quotes them).
+    """
+    flood_for, min_wake = 2.0, 0.05
+    clients = [CountingClient(dsn, pool_timeout=5.0) for _ in range(2)]
+    clients[0].create_queue("q")
+    workers = [Worker(c, "q", lambda rec: None, worker_id=f"idle-{i}", poll_interval=3600,
+                      reclaim_every=3600, min_wake_interval=min_wake)
+               for i, c in enumerate(clients)]
+    threads = [threading.Thread(target=w.run) for w in workers]
+    for t in threads:
+        t.start()
+    stop_flood = threading.Event()
+    sent = 0
+
+    def flood() -> None:
+        nonlocal sent
+        with psycopg.connect(dsn, autocommit=True) as c:
+            while not stop_flood.is_set():
+                c.execute("notify pgclaim_q")
+                sent += 1
+
+    flooder = threading.Thread(target=flood)
+    try:
+        wait_for(lambda: all(w.listening and w.state is WorkerState.WAITING for w in workers),
+                 what="idle workers")
+        start = time.monotonic()
+        flooder.start()
+        # the flood does wake them ...
+        wait_for(lambda: all(sum(1 for s, _, _ in c.claims if s >= start) >= 2 for c in clients),
+                 what="claims prompted by the flood")
+        time.sleep(max(0.0, start + flood_for - time.monotonic()))
+        stop_flood.set()
+        flooder.join(10)
+        end = time.monotonic()
+    finally:
+        stop_flood.set()
+        for w in workers:
+            w.stop()
+        for t in threads:
+            t.join(20)
+        for c in clients:
+            c.close()
+    window = end - start
+    rates = []
+    for c in clients:
+        claims = [(s, r, n) for s, r, n in c.claims if start <= s <= end]
+        assert all(n == 0 for _, _, n in claims)
+        # ... but no claim starts sooner than min_wake_interval after an empty one ended
+        gaps = [b[0] - a[1] for a, b in zip(c.claims, c.claims[1:], strict=False) if a[2] == 0]
+        assert min(gaps) >= min_wake, gaps
+        # hence at most one claim per min_wake_interval in the window
+        assert len(claims) <= window / min_wake + 1
+        rates.append(len(claims) / window)
+    print(f"\nflood: {sent / window:,.0f} NOTIFY/s for {window:.1f} s; claims per idle worker: "
+          + ", ".join(f"{r:.1f}/s" for r in rates) + f" (min_wake_interval {min_wake} s)")
+
+
 # -- a real worker process --------------------------------------------------------------------
 
 def worker_process(dsn: str, *args: str, sleep: float = 0.3) -> subprocess.Popen[str]:
