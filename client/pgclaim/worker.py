@@ -38,7 +38,9 @@ States
     reports the outcomes gathered so far when no handler is left running, or when the oldest
     has waited ``report_delay``: successes with one ``complete`` and failures with one
     ``fail_batch``, each under the records' lease tokens. A record stays in the heartbeat set
-    until its outcome is reported. Back to ``WAITING`` once nothing is held.
+    until its outcome is reported; a heartbeat and a report never cover the same record at
+    once (the report waits for the heartbeat under way, the heartbeat leaves out the records
+    of a report under way). Back to ``WAITING`` once nothing is held.
 ``BACKING_OFF``
     a claim, a report or ``reclaim_orphans`` failed (a transient error, or one the worker
     cannot fix such as revoked rights): it waits ``backoff`` (longer after each failure in
@@ -178,6 +180,8 @@ class _Loop:
     next_reclaim: float = 0.0
     db_failures: int = 0
     """database errors in a row (the backoff grows with them)"""
+    held_back: bool = False
+    """outcomes wait for a heartbeat under way to end (it wakes the loop)"""
 
     def room(self) -> bool:
         """Whether half a batch of slots is free."""
@@ -289,9 +293,15 @@ class Worker:
         self._done: queue_mod.SimpleQueue[_Outcome] = queue_mod.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
-        # Records claimed and not yet reported: the heartbeat keeps their leases alive.
+        # Records claimed and not yet reported: the heartbeat keeps their leases alive. A
+        # heartbeat and a report of this worker never update the same records at once: they
+        # lock rows in different orders, and the two would deadlock (found by the chaos
+        # suite's SIGSTOP row: the deadlock detector's second made 1 s leases lapse).
         self._records: dict[int, Claimed] = {}
         self._records_lock = threading.Lock()
+        self._heartbeat_ended = threading.Condition(self._records_lock)
+        self._reporting: set[int] = set()        # ids in a report under way
+        self._beating: frozenset[int] = frozenset()  # ids in a heartbeat under way
         self._threads: list[threading.Thread] = []
 
     # -- public ---------------------------------------------------------------------------
@@ -399,9 +409,39 @@ class Worker:
             for record in records:
                 self._records.pop(record.id, None)
 
-    def _held_ids(self) -> list[int]:
+    def _reserve(self, records: Sequence[Claimed], wait: float = 0.0) -> list[Claimed]:
+        """Marks the records a report is about to send, leaving out those in a heartbeat under
+        way (after waiting up to ``wait`` seconds for it to end); returns the marked ones."""
+        deadline = time.monotonic() + wait
+        with self._heartbeat_ended:
+            while any(r.id in self._beating for r in records):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._heartbeat_ended.wait(remaining)
+            ready = [r for r in records if r.id not in self._beating]
+            self._reporting.update(r.id for r in ready)
+        return ready
+
+    def _unreserve(self, records: Sequence[Claimed]) -> None:
         with self._records_lock:
-            return list(self._records)
+            self._reporting.difference_update(r.id for r in records)
+
+    def _heartbeat(self) -> None:
+        """One heartbeat for the records held, except those in a report under way (which
+        ends their leases, or leaves them to the next heartbeat if it fails)."""
+        with self._records_lock:
+            ids = [i for i in self._records if i not in self._reporting]
+            self._beating = frozenset(ids)
+        try:
+            # Only the records this worker knows it holds: one whose claim reply was lost
+            # must not be kept alive by these heartbeats.
+            self.client.heartbeat(self.worker_id, ids, queue=self.queue)
+        finally:
+            with self._heartbeat_ended:
+                self._beating = frozenset()
+                self._heartbeat_ended.notify_all()
+            self._wake.set()  # a report held back for this heartbeat may go now
 
     # -- helper threads -------------------------------------------------------------------
 
@@ -415,9 +455,7 @@ class Worker:
         # ``grace`` keeps its lease even when ``grace`` is longer than the lease.
         while not self._halt.wait(self.heartbeat_every):
             try:
-                # Only the records this worker knows it holds: one whose claim reply was
-                # lost must not be kept alive by these heartbeats.
-                self.client.heartbeat(self.worker_id, self._held_ids(), queue=self.queue)
+                self._heartbeat()
             except PgclaimError as exc:
                 self.stats.db_errors += 1
                 self._warn("heartbeat failed: %s", exc, sqlstate=exc.sqlstate)
@@ -542,7 +580,7 @@ class Worker:
                 loop.next_claim = 0.0
             ok = True
             if loop.report_due(now, self.report_delay):
-                ok = self._report(loop.done)
+                ok = self._report(loop)
             if ok and now >= loop.next_reclaim:
                 ok = self._reclaim()
                 loop.next_reclaim = now + self.reclaim_every
@@ -589,7 +627,7 @@ class Worker:
             deadline = min(deadline, loop.next_claim)
             if self._notified.is_set():
                 deadline = min(deadline, loop.wake_floor(self.min_wake_interval))
-        if loop.done and loop.inflight:
+        if loop.done and loop.inflight and not loop.held_back:
             deadline = min(deadline, loop.done_since + self.report_delay)
         return deadline
 
@@ -622,15 +660,27 @@ class Worker:
             self._info("took back %d orphaned record(s)", n, operation="reclaim_orphans")
         return True
 
-    def _report(self, done: list[_Outcome]) -> bool:
-        """Reports the outcomes in ``done``: successes with ``complete``, failures with
+    def _report(self, loop: _Loop, wait: float = 0.0) -> bool:
+        """Reports the outcomes in ``loop.done``: successes with ``complete``, failures with
         ``fail_batch`` (one call each, per ``MAX_BATCH_SIZE``), under their lease tokens.
 
-        Reported outcomes leave ``done`` and the heartbeat set; on a database error the rest
-        stay for the next try and it returns False.
+        Reported outcomes leave ``loop.done`` and the heartbeat set. Outcomes whose records a
+        heartbeat is extending at that moment are held back (``loop.held_back``; ``wait``
+        seconds are waited for it first); on a database error the rest stay for the next try
+        and it returns False.
         """
-        successes = [o for o in done if o.error is None]
-        failures = [o for o in done if o.error is not None]
+        ready = {r.id for r in self._reserve([o.record for o in loop.done], wait)}
+        outcomes = [o for o in loop.done if o.record.id in ready]
+        loop.held_back = len(outcomes) < len(loop.done)
+        try:
+            return self._send(loop.done, outcomes)
+        finally:
+            self._unreserve([o.record for o in outcomes])
+
+    def _send(self, done: list[_Outcome], outcomes: list[_Outcome]) -> bool:
+        """Sends ``outcomes`` (part of ``done``); those reported leave ``done``."""
+        successes = [o for o in outcomes if o.error is None]
+        failures = [o for o in outcomes if o.error is not None]
         for batch in _chunks(successes):
             records = [o.record for o in batch]
             try:
@@ -690,14 +740,17 @@ class Worker:
         with self._records_lock:
             records = [self._records[i] for i in unstarted if i in self._records]
         if records:
+            ready = self._reserve(records, wait=5.0)  # deregistering releases any left out
             try:
-                n = self.client.release(self.worker_id, [r.id for r in records],
-                                        [r.lease_token for r in records], queue=self.queue)
+                n = self.client.release(self.worker_id, [r.id for r in ready],
+                                        [r.lease_token for r in ready], queue=self.queue)
                 self.stats.released += n
                 self._info("released %d record(s) it had not started", n, operation="release")
             except PgclaimError as exc:
                 self._warn("release failed (deregistering releases them): %s", exc,
                            operation="release")
+            finally:
+                self._unreserve(ready)
             self._let_go(records)
         grace_end = time.monotonic() + self.grace
         if loop.inflight and not self._stop_now.is_set():
@@ -710,15 +763,20 @@ class Worker:
             if not loop.inflight or self._stop_now.is_set() or now >= grace_end:
                 break
             if reporting and loop.report_due(now, self.report_delay):
-                reporting = self._report(loop.done)  # on failure: once more at the end
+                reporting = self._report(loop)  # on failure: once more at the end
             deadline = grace_end
-            if reporting and loop.done:
+            if reporting and loop.done and not loop.held_back:
                 deadline = min(deadline, loop.done_since + self.report_delay)
             self._wake.wait(max(0.0, deadline - now))
             self._wake.clear()
         deadline = time.monotonic() + max(self.grace, 5.0)
         tries = 0
-        while loop.done and not self._report(loop.done):
+        while loop.done:
+            # waits for a heartbeat under way to end rather than hold outcomes back
+            if self._report(loop, wait=max(0.0, deadline - time.monotonic())):
+                if loop.held_back and time.monotonic() < deadline:
+                    continue
+                break
             tries += 1
             if self._stop_now.is_set() or time.monotonic() >= deadline:
                 break

@@ -511,6 +511,64 @@ def test_an_outcome_waits_for_running_handlers_at_most_report_delay(
     assert status_of(conn, fast) == "pending"
 
 
+def test_heartbeats_and_reports_never_cover_the_same_record_at_once(
+        dsn: str, conn: psycopg.Connection[Any]) -> None:
+    """A heartbeat and a report lock their rows in different orders: run at once on the same
+    records they could deadlock, and the deadlock detector's wait can outlast a short lease."""
+    calls: list[tuple[str, float, float, set[int]]] = []  # (call, start, end, record ids)
+    beaten: set[int] = set()
+
+    class Timed(CountingClient):
+        def _timed(self, call: str, ids: Sequence[Any], fn: Callable[[], Any]) -> Any:
+            start = time.monotonic()
+            time.sleep(0.05)  # widen each call, so that overlaps would show
+            try:
+                return fn()
+            finally:
+                ids = {i.id if isinstance(i, Claimed) else i for i in ids}
+                with self.lock:
+                    calls.append((call, start, time.monotonic(), ids))
+                    if call == "heartbeat":
+                        beaten.update(ids)
+
+        def heartbeat(self, worker_id: str, ids: Sequence[int] | None = None,
+                      **kwargs: Any) -> int:
+            return self._timed("heartbeat", ids or [],  # type: ignore[no-any-return]
+                               lambda: super(Timed, self).heartbeat(worker_id, ids, **kwargs))
+
+        def complete(self, worker_id: str, ids: Any, lease_tokens: Any = None,
+                     **kwargs: Any) -> int:
+            return self._timed("complete", ids,  # type: ignore[no-any-return]
+                               lambda: super(Timed, self).complete(worker_id, ids, lease_tokens,
+                                                                   **kwargs))
+
+        def fail_batch(self, worker_id: str, records: Sequence[Claimed], errors: Sequence[str],
+                       **kwargs: Any) -> dict[int, str]:
+            return self._timed("fail_batch", records,  # type: ignore[no-any-return]
+                               lambda: super(Timed, self).fail_batch(worker_id, records, errors,
+                                                                     **kwargs))
+
+    def handler(rec: Claimed) -> None:
+        # every record is heartbeaten while held, so heartbeats cover records awaiting reports
+        wait_for(lambda: rec.id in beaten, timeout=10, what="a heartbeat")
+        if rec.payload % 2:
+            raise ValueError("odd")
+
+    with Timed(dsn, pool_timeout=5.0) as client:
+        client.create_queue("b", max_attempts=1)
+        ids = client.enqueue_many("b", list(range(24)))
+        stats = Worker(client, "b", handler, concurrency=4, heartbeat_every=0.02,
+                       report_delay=0, poll_interval=0.2).run(until_empty=True)
+    assert (stats.completed, stats.failed, stats.lost) == (12, 12, 0)
+    beats = [c for c in calls if c[0] == "heartbeat"]
+    reports = [c for c in calls if c[0] != "heartbeat"]
+    assert {i for r in reports for i in r[3]} == set(ids)
+    for _, b_start, b_end, b_ids in beats:
+        for call, r_start, r_end, r_ids in reports:
+            if b_ids & r_ids:
+                assert b_end <= r_start or r_end <= b_start, (call, sorted(b_ids & r_ids))
+
+
 def test_a_late_failure_report_counts_as_lost(client: pgclaim.QueueClient,
                                               conn: psycopg.Connection[Any],
                                               caplog: pytest.LogCaptureFixture) -> None:
