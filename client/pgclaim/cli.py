@@ -201,7 +201,8 @@ def cmd_worker(args: argparse.Namespace, dsns: Sequence[str]) -> int:
     options: dict[str, Any] = {
         "concurrency": args.concurrency, "batch_size": args.batch_size, "lease": args.lease,
         "heartbeat_every": args.heartbeat_every, "poll_interval": args.poll_interval,
-        "reclaim_every": args.reclaim_every, "grace": args.grace,
+        "min_wake_interval": args.min_wake_interval, "reclaim_every": args.reclaim_every,
+        "report_delay": args.report_delay, "grace": args.grace,
         "log_payloads": args.log_payloads,
     }
     client_options: dict[str, Any] = {
@@ -495,10 +496,17 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="SECONDS", help="default: %(default)s")
     p.add_argument("--poll-interval", type=float, default=worker["poll_interval"],
                    metavar="SECONDS", help="default: %(default)s")
+    p.add_argument("--min-wake-interval", type=float, default=worker["min_wake_interval"],
+                   metavar="SECONDS", help="after a claim that found nothing, no claim on a "
+                   "notification before this long (default: %(default)s)")
     p.add_argument("--reclaim-every", type=float, default=worker["reclaim_every"],
                    metavar="SECONDS", help="default: %(default)s")
+    p.add_argument("--report-delay", type=float, default=worker["report_delay"],
+                   metavar="SECONDS", help="how long an outcome may wait for others to share "
+                   "its report while handlers run (default: %(default)s)")
     p.add_argument("--grace", type=float, default=worker["grace"], metavar="SECONDS",
-                   help="on SIGTERM, how long running handlers may take (default: %(default)s)")
+                   help="on SIGTERM, how long running handlers may take; a second SIGTERM stops "
+                   "waiting (default: %(default)s)")
     p.add_argument("--log-payloads", action="store_true", default=worker["log_payloads"],
                    help="log a failed record's payload and error text (default: only its id, "
                    "attempt and the exception's type)")

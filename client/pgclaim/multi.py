@@ -3,17 +3,21 @@
 Each database gets its own claims, handler threads, heartbeat and listener, so the databases
 are served fairly and one that fails or is slow does not hold the others back: its worker
 retries with backoff while the others keep draining.
+
+Signals are handled as a single ``Worker`` handles them (``pgclaim._signals``): the first
+SIGTERM/SIGINT stops every worker (each releases what it did not start, lets its running
+handlers finish within ``grace`` and deregisters), a second one stops them all now.
 """
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Sequence
 from typing import Any
 
+from ._signals import StopSignals
 from .client import QueueClient
 from .retry import log_extra, logger
-from .worker import Handler, Worker, WorkerStats, _install_stop_signals, _restore_signals
+from .worker import Handler, Worker, WorkerStats
 
 
 class MultiWorker:
@@ -49,27 +53,19 @@ class MultiWorker:
         self.workers = [Worker(c, queue, handler, install_signals=False, **worker_options)
                         for c in self.clients]
 
-    def stop(self) -> None:
-        """Stops every worker (each one lets its running handlers finish)."""
+    def stop(self, *, now: bool = False) -> None:
+        """Stops every worker: each lets its running handlers finish (``Worker.stop``), or,
+        with ``now=True``, does not wait for them."""
         for worker in self.workers:
-            worker.stop()
+            worker.stop(now=now)
 
     def run(self, *, until_empty: bool = False) -> list[WorkerStats]:
         """Runs every worker until stopped (or each finds its database empty).
 
-        Returns each worker's stats, in the order of ``targets``. SIGTERM/SIGINT stop them all
-        when called from the main thread.
+        Returns each worker's stats, in the order of ``targets``. Called from the main thread
+        (and ``install_signals``), it takes SIGTERM/SIGINT: the first stops every worker, a
+        second stops them now; the previous handlers are restored on return.
         """
-        previous: dict[int, Any] = {}
-        if self.install_signals:
-            def on_signal(signum: int) -> None:
-                logger.info("pgclaim: received %s, stopping %d worker(s)",
-                            signal.Signals(signum).name, len(self.workers),
-                            extra=log_extra(self.queue))
-                self.stop()
-
-            previous = _install_stop_signals(on_signal)
-
         results: list[WorkerStats | None] = [None] * len(self.workers)
 
         def serve(i: int, worker: Worker) -> None:
@@ -77,20 +73,32 @@ class MultiWorker:
 
         threads = [threading.Thread(target=serve, args=(i, w), name=f"pgclaim-db{i}", daemon=True)
                    for i, w in enumerate(self.workers)]
-        try:
-            for t in threads:
-                t.start()
-            while any(t.is_alive() for t in threads):
+        signals = StopSignals(self._on_first_signal, self._on_second_signal,
+                              enabled=self.install_signals)
+        with signals:
+            try:
                 for t in threads:
-                    t.join(timeout=0.2)
-        finally:
-            self.stop()
-            for t in threads:
-                t.join()
-            _restore_signals(previous)
-            for client in self._owned:
-                client.close()
+                    t.start()
+                while any(t.is_alive() for t in threads):
+                    for t in threads:
+                        t.join(timeout=0.2)
+            finally:
+                self.stop()
+                for t in threads:
+                    t.join()
+                for client in self._owned:
+                    client.close()
         return [r if r is not None else WorkerStats() for r in results]
+
+    def _on_first_signal(self, name: str) -> None:
+        logger.info("pgclaim: received %s, stopping %d worker(s)", name, len(self.workers),
+                    extra=log_extra(self.queue))
+        self.stop()
+
+    def _on_second_signal(self, name: str) -> None:
+        logger.info("pgclaim: received %s again, stopping %d worker(s) now", name,
+                    len(self.workers), extra=log_extra(self.queue))
+        self.stop(now=True)
 
 
 __all__ = ["MultiWorker"]

@@ -1,39 +1,89 @@
-"""The worker loop: claim batches, run a handler per record, report outcomes.
+"""The worker loop: claim batches, run a handler per record, report outcomes in batches.
 
 ``Worker(client, queue, handler)`` registers, listens for wake-ups on ``pgclaim_<queue>`` (with
 a polling fallback), claims batches, runs ``handler(record)`` on a thread pool (coroutine
-handlers on an event loop), completes successes in batches under their lease tokens, fails the
-records whose handler raised, heartbeats while handlers run, reclaims orphans now and then,
-and on SIGTERM/SIGINT (or ``stop()``) stops claiming, lets running handlers finish within a
-grace period, releases what it did not start and deregisters.
+handlers on an event loop), reports outcomes in batches under their lease tokens (successes
+with one ``complete``, failures with one ``fail_batch``), heartbeats the records it holds,
+reclaims orphans now and then, and on SIGTERM/SIGINT (or ``stop()``) stops claiming, releases
+what it did not start, lets running handlers finish within a grace period and deregisters.
 
 A handler signals an outcome other than success by raising: ``Retry(after=...)`` retries the
 record after a delay, ``Fatal(...)`` fails it for good, any other exception fails the attempt
 (with the queue's backoff) and its text is kept as the record's ``last_error``.
+
+States
+------
+``Worker.state`` is one ``WorkerState``; the loop moves between them so::
+
+    STARTING ──> WAITING <──> CLAIMING <──> RUNNING ──> DRAINING ──> STOPPING ──> STOPPED
+                    \\____________ BACKING_OFF ___________/
+
+``STARTING``
+    checks the schema version (``SchemaMismatch`` or ``SchemaMissing`` end ``run``) and
+    registers, waiting with backoff for a database it cannot reach; then starts the heartbeat
+    and the listener and goes to ``WAITING``.
+``WAITING``
+    holds no record. Claims when a notification comes (but no sooner than
+    ``min_wake_interval`` after a claim that found nothing), when the poll timer runs out
+    (``poll_interval`` after a claim that got less than it asked for), or at once when the
+    last claim got all it asked for; runs ``reclaim_orphans`` every ``reclaim_every``.
+``CLAIMING``
+    one ``claim_batch`` call for up to ``batch_size`` records (fewer when fewer slots are
+    free). Records go to the handler pool and into the set the heartbeat keeps alive; then
+    ``RUNNING``, or ``WAITING`` when it got none (noting the time: a notification cannot
+    make it claim again before ``min_wake_interval`` has passed since).
+``RUNNING``
+    holds records: handlers running or queued for a thread, outcomes not yet reported. It
+    claims again when half a batch of slots is free and a claim is due (as in ``WAITING``). It
+    reports the outcomes gathered so far when no handler is left running, or when the oldest
+    has waited ``report_delay``: successes with one ``complete`` and failures with one
+    ``fail_batch``, each under the records' lease tokens. A record stays in the heartbeat set
+    until its outcome is reported; a heartbeat and a report never cover the same record at
+    once (the report waits for the heartbeat under way, the heartbeat leaves out the records
+    of a report under way). Back to ``WAITING`` once nothing is held.
+``BACKING_OFF``
+    a claim, a report or ``reclaim_orphans`` failed (a transient error, or one the worker
+    cannot fix such as revoked rights): it waits ``backoff`` (longer after each failure in
+    a row), keeping its outcomes for the next report while the heartbeat keeps their leases,
+    then carries on. A database error never ends ``run``.
+``DRAINING``
+    ``stop()`` or the first SIGTERM/SIGINT: claims nothing more, releases the records whose
+    handler had not started, waits up to ``grace`` for the running handlers (reporting as
+    above), then reports what is left, trying again until ``max(grace, 5 s)`` has passed.
+    ``stop(now=True)`` or a second signal ends the wait for handlers and the retries.
+``STOPPING``
+    stops the heartbeat and the listener and deregisters, which releases whatever is still
+    held (records of handlers still running, outcomes that could not be reported).
+``STOPPED``
+    ``run`` has returned.
+
+Only records the worker knows it holds are heartbeaten: a record whose claim reply was lost
+is not kept alive and comes back when its lease expires.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import enum
 import inspect
 import json
 import logging
 import math
 import queue as queue_mod
 import random
-import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 
 from . import _sql
+from ._signals import StopSignals
 from .client import MAX_BATCH_SIZE, Claimed, Duration, QueueClient, as_interval
-from .errors import NotHolder, OutcomeUnknown, PgclaimError, RecordNotFound, TransientError
+from .errors import OutcomeUnknown, PgclaimError, TransientError
 from .retry import RetryPolicy, log_extra
 from .retry import logger as _default_logger
 
@@ -47,16 +97,40 @@ MAX_ERROR_LENGTH = 2000
 class Retry(Exception):
     """Raise from a handler to retry its record after ``after`` (default: the queue's backoff).
 
-    The attempt still counts: a record out of attempts is failed.
+    ``after`` counts from the moment the failure is reported. The attempt still counts: a
+    record out of attempts is failed.
     """
 
     def __init__(self, message: str = "retry requested", *, after: Duration | None = None):
         super().__init__(message)
         self.after = as_interval(after)
+        if self.after is not None and self.after < timedelta(0):
+            raise ValueError(f"Retry after must not be negative, got {self.after}")
 
 
 class Fatal(Exception):
     """Raise from a handler to fail its record for good, whatever attempts remain."""
+
+
+class WorkerState(enum.Enum):
+    """Where a ``Worker`` is in its life (module docstring: what each state does)."""
+
+    STARTING = "starting"
+    """checking the schema version, registering"""
+    WAITING = "waiting"
+    """holding nothing, waiting for a notification or the poll timer"""
+    CLAIMING = "claiming"
+    """a ``claim_batch`` call is under way"""
+    RUNNING = "running"
+    """holding records: handlers running, outcomes waiting for their report"""
+    BACKING_OFF = "backing off"
+    """a database call failed: waiting before the next try"""
+    DRAINING = "draining"
+    """stop requested: releasing what did not start, waiting for running handlers"""
+    STOPPING = "stopping"
+    """deregistering"""
+    STOPPED = "stopped"
+    """``run`` has returned"""
 
 
 @dataclass
@@ -81,17 +155,59 @@ class WorkerStats:
 class _Outcome:
     record: Claimed
     error: str | None = None
-    retry_after: Any = None
+    retry_after: timedelta | None = None
     fatal: bool = False
 
 
+@dataclass
+class _Loop:
+    """The main loop's bookkeeping, in one place."""
+
+    limit: int
+    """the most records held at once: max(concurrency, batch_size)"""
+    threshold: int
+    """claim only while at most this many handlers run (half a batch of slots free)"""
+    inflight: dict[int, cf.Future[_Outcome]] = field(default_factory=dict)
+    """records whose handler runs or waits for a thread"""
+    done: list[_Outcome] = field(default_factory=list)
+    """outcomes not reported yet, oldest first"""
+    done_since: float = 0.0
+    """when the oldest of ``done`` arrived"""
+    next_claim: float = 0.0
+    """no claim before this time (the poll timer), unless woken; 0: as soon as slots free"""
+    empty_at: float | None = None
+    """when the last claim came back empty (None: it found records)"""
+    next_reclaim: float = 0.0
+    db_failures: int = 0
+    """database errors in a row (the backoff grows with them)"""
+    held_back: bool = False
+    """outcomes wait for a heartbeat under way to end (it wakes the loop)"""
+
+    def room(self) -> bool:
+        """Whether half a batch of slots is free."""
+        return len(self.inflight) <= self.threshold
+
+    def wake_floor(self, min_wake_interval: float) -> float:
+        """The earliest time a notification may make the worker claim."""
+        return 0.0 if self.empty_at is None else self.empty_at + min_wake_interval
+
+    def report_due(self, now: float, report_delay: float) -> bool:
+        """Whether the gathered outcomes go out now: no handler left running, or the oldest
+        has waited ``report_delay``."""
+        return bool(self.done) and (not self.inflight or now >= self.done_since + report_delay)
+
+
 def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    text = f"{type(exc).__name__}: {exc}".replace("\x00", "\\x00")  # text cannot hold NUL
     return text[:MAX_ERROR_LENGTH]
 
 
 def _payload_text(payload: Any) -> str:
     return json.dumps(payload, default=str)[:MAX_ERROR_LENGTH]
+
+
+def _chunks(items: Sequence[_Outcome]) -> list[list[_Outcome]]:
+    return [list(items[i:i + MAX_BATCH_SIZE]) for i in range(0, len(items), MAX_BATCH_SIZE)]
 
 
 class Worker:
@@ -101,8 +217,12 @@ class Worker:
     ``concurrency``; more means records wait locally, their leases kept alive by the
     heartbeat). ``lease`` overrides the queue's lease; ``heartbeat_every`` (seconds) should be
     well under both the lease and the server's ``worker_timeout``. ``poll_interval`` bounds
-    the wait when no notification comes; ``reclaim_every`` spaces ``reclaim_orphans`` calls;
-    ``grace`` is how long ``stop`` waits for running handlers.
+    the wait when no notification comes; ``min_wake_interval`` is the least time between a
+    claim that found nothing and the next claim a notification prompts (so a flood of
+    notifications costs an idle worker at most one claim per ``min_wake_interval``);
+    ``reclaim_every`` spaces ``reclaim_orphans`` calls; ``report_delay`` is how long an
+    outcome may wait for others to share its report while handlers still run; ``grace`` is
+    how long ``stop`` waits for running handlers.
 
     A handler's failure is logged with the record's id, attempt and the exception's type; its
     text (which may quote the payload) stays in the record's ``last_error``. With
@@ -120,7 +240,9 @@ class Worker:
         lease: Duration | None = None,
         heartbeat_every: float = 10.0,
         poll_interval: float = 5.0,
+        min_wake_interval: float = 0.05,
         reclaim_every: float = 60.0,
+        report_delay: float = 0.1,
         grace: float = 30.0,
         worker_id: str | None = None,
         info: dict[str, Any] | None = None,
@@ -132,6 +254,10 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        for name, value in (("min_wake_interval", min_wake_interval),
+                            ("report_delay", report_delay), ("grace", grace)):
+            if value < 0:
+                raise ValueError(f"{name} must not be negative, got {value}")
         self.client = client
         self.queue = queue
         self.handler = handler
@@ -143,7 +269,9 @@ class Worker:
         self.lease = as_interval(lease)
         self.heartbeat_every = heartbeat_every
         self.poll_interval = poll_interval
+        self.min_wake_interval = min_wake_interval
         self.reclaim_every = reclaim_every
+        self.report_delay = report_delay
         self.grace = grace
         self.worker_id = worker_id or client.instance_id
         self.info = {"queue": queue, "concurrency": concurrency, **(info or {})}
@@ -155,23 +283,42 @@ class Worker:
         self.log_payloads = log_payloads
         self._async = inspect.iscoroutinefunction(handler)
         self.stats = WorkerStats()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._notified = threading.Event()
+        self._state = WorkerState.STARTING
+        self._stop = threading.Event()      # no more claims: drain and deregister
+        self._stop_now = threading.Event()  # do not wait for running handlers
+        self._halt = threading.Event()      # the heartbeat and listener threads end
+        self._wake = threading.Event()      # the main loop has something to look at
+        self._notified = threading.Event()  # a notification came (or the listener reconnected)
         self._listening = threading.Event()
         self._done: queue_mod.SimpleQueue[_Outcome] = queue_mod.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
-        # Records claimed and not yet reported: the heartbeat keeps their leases alive.
+        # Records claimed and not yet reported: the heartbeat keeps their leases alive. A
+        # heartbeat and a report of this worker never update the same records at once: they
+        # lock rows in different orders, and the two would deadlock (found by the chaos
+        # suite's SIGSTOP row: the deadlock detector's second made 1 s leases lapse).
         self._records: dict[int, Claimed] = {}
+        self._records_lock = threading.Lock()
+        self._heartbeat_ended = threading.Condition(self._records_lock)
+        self._reporting: set[int] = set()        # ids in a report under way
+        self._beating: frozenset[int] = frozenset()  # ids in a heartbeat under way
         self._threads: list[threading.Thread] = []
 
     # -- public ---------------------------------------------------------------------------
 
-    def stop(self) -> None:
-        """Asks the worker to stop: no more claims, running handlers get ``grace`` seconds."""
+    def stop(self, *, now: bool = False) -> None:
+        """Asks the worker to stop: no more claims, the records not started are released,
+        running handlers get ``grace`` seconds and the outcomes are reported.
+
+        With ``now=True`` it does not wait for running handlers (nor retry reports): their
+        records are released by the deregistration while the handlers themselves go on in
+        their threads (their outcomes are dropped), so another worker may start them again.
+        """
         if not self._stop.is_set():
             self._info("stopping")
+        if now and not self._stop_now.is_set():
+            self._info("stopping now: not waiting for running handlers")
+            self._stop_now.set()
         self._stop.set()
         self._wake.set()
 
@@ -181,6 +328,11 @@ class Worker:
         return self._stop.is_set()
 
     @property
+    def state(self) -> WorkerState:
+        """The state the worker is in (``WorkerState``)."""
+        return self._state
+
+    @property
     def listening(self) -> bool:
         """True while the LISTEN connection is up."""
         return self._listening.is_set()
@@ -188,30 +340,38 @@ class Worker:
     def run(self, *, until_empty: bool = False) -> WorkerStats:
         """Runs until stopped (or, with ``until_empty``, until no record is due and none runs).
 
-        Returns what it did. Installs SIGTERM/SIGINT handlers when called from the main thread
-        (and ``install_signals``); they are restored on return.
+        Returns what it did. Takes SIGTERM/SIGINT when called from the main thread (and
+        ``install_signals``): the first stops the worker, a second stops it now
+        (``stop(now=True)``); the previous handlers are restored on return.
         """
-        previous = self._install_signals()
+        self._state = WorkerState.STARTING
         executor = cf.ThreadPoolExecutor(self.concurrency,
                                          thread_name_prefix=f"pgclaim-{self.queue}")
-        inflight: dict[int, cf.Future[_Outcome]] = {}
-        try:
-            if not self._register():
-                return self.stats
-            self._start_thread(self._heartbeat_loop, "heartbeat")
-            if self.listen:
-                self._start_thread(self._listen_loop, "listen")
-            self._main_loop(executor, inflight, until_empty)
-            self._shutdown(inflight, self._records)
-        finally:
-            self._stop.set()
-            self._wake.set()
-            for t in self._threads:
-                t.join(timeout=5)
-            executor.shutdown(wait=False, cancel_futures=True)
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-            _restore_signals(previous)
+        limit = max(self.concurrency, self.batch_size)
+        loop = _Loop(limit=limit, threshold=limit - math.ceil(self.batch_size / 2),
+                     next_reclaim=time.monotonic() + self.reclaim_every * random.random())
+        signals = StopSignals(self._on_first_signal, self._on_second_signal,
+                              enabled=self.install_signals)
+        with signals:
+            try:
+                if not self._register():
+                    return self.stats
+                self._start_thread(self._heartbeat_loop, "heartbeat")
+                if self.listen:
+                    self._start_thread(self._listen_loop, "listen")
+                self._main_loop(executor, loop, until_empty)
+                self._drain(loop)
+                self._deregister()
+            finally:
+                self._stop.set()
+                self._halt.set()
+                self._wake.set()
+                for t in self._threads:
+                    t.join(timeout=5)
+                executor.shutdown(wait=False, cancel_futures=True)
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(self._loop.stop)
+                self._state = WorkerState.STOPPED
         return self.stats
 
     # -- logging --------------------------------------------------------------------------
@@ -229,17 +389,59 @@ class Worker:
 
     # -- signals --------------------------------------------------------------------------
 
-    def _install_signals(self) -> dict[int, Any]:
-        if not self.install_signals:
-            return {}
+    def _on_first_signal(self, name: str) -> None:
+        self._info("received %s", name)
+        self.stop()
 
-        def on_signal(signum: int) -> None:
-            if self._stop.is_set():
-                self.grace = 0  # a second signal: stop waiting for handlers
-            self._info("received %s", signal.Signals(signum).name)
-            self.stop()
+    def _on_second_signal(self, name: str) -> None:
+        self._info("received %s again", name)
+        self.stop(now=True)
 
-        return _install_stop_signals(on_signal)
+    # -- the records held -----------------------------------------------------------------
+
+    def _hold(self, records: Sequence[Claimed]) -> None:
+        with self._records_lock:
+            for record in records:
+                self._records[record.id] = record
+
+    def _let_go(self, records: Sequence[Claimed]) -> None:
+        with self._records_lock:
+            for record in records:
+                self._records.pop(record.id, None)
+
+    def _reserve(self, records: Sequence[Claimed], wait: float = 0.0) -> list[Claimed]:
+        """Marks the records a report is about to send, leaving out those in a heartbeat under
+        way (after waiting up to ``wait`` seconds for it to end); returns the marked ones."""
+        deadline = time.monotonic() + wait
+        with self._heartbeat_ended:
+            while any(r.id in self._beating for r in records):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._heartbeat_ended.wait(remaining)
+            ready = [r for r in records if r.id not in self._beating]
+            self._reporting.update(r.id for r in ready)
+        return ready
+
+    def _unreserve(self, records: Sequence[Claimed]) -> None:
+        with self._records_lock:
+            self._reporting.difference_update(r.id for r in records)
+
+    def _heartbeat(self) -> None:
+        """One heartbeat for the records held, except those in a report under way (which
+        ends their leases, or leaves them to the next heartbeat if it fails)."""
+        with self._records_lock:
+            ids = [i for i in self._records if i not in self._reporting]
+            self._beating = frozenset(ids)
+        try:
+            # Only the records this worker knows it holds: one whose claim reply was lost
+            # must not be kept alive by these heartbeats.
+            self.client.heartbeat(self.worker_id, ids, queue=self.queue)
+        finally:
+            with self._heartbeat_ended:
+                self._beating = frozenset()
+                self._heartbeat_ended.notify_all()
+            self._wake.set()  # a report held back for this heartbeat may go now
 
     # -- helper threads -------------------------------------------------------------------
 
@@ -249,11 +451,11 @@ class Worker:
         self._threads.append(t)
 
     def _heartbeat_loop(self) -> None:
-        while not self._stop.wait(self.heartbeat_every):
+        # Runs until the worker deregisters, draining included: a handler finishing within
+        # ``grace`` keeps its lease even when ``grace`` is longer than the lease.
+        while not self._halt.wait(self.heartbeat_every):
             try:
-                # Only the records this worker knows it holds: one whose claim reply was
-                # lost must not be kept alive by these heartbeats.
-                self.client.heartbeat(self.worker_id, list(self._records), queue=self.queue)
+                self._heartbeat()
             except PgclaimError as exc:
                 self.stats.db_errors += 1
                 self._warn("heartbeat failed: %s", exc, sqlstate=exc.sqlstate)
@@ -279,8 +481,11 @@ class Worker:
                     self._wake.set()
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.25):
-                            self._notified.set()
-                            self._wake.set()
+                            # One wake-up until the main loop takes it: a flood of
+                            # notifications does not spin the loop.
+                            if not self._notified.is_set():
+                                self._notified.set()
+                                self._wake.set()
             except psycopg.Error as exc:
                 self._listening.clear()
                 failures += 1
@@ -290,7 +495,7 @@ class Worker:
                 self._stop.wait(wait)
         self._listening.clear()
 
-    # -- main loop ------------------------------------------------------------------------
+    # -- STARTING -------------------------------------------------------------------------
 
     def _register(self) -> bool:
         failures = 0
@@ -309,6 +514,8 @@ class Worker:
                            sqlstate=exc.sqlstate)
                 self._stop.wait(wait)
         return False
+
+    # -- handlers -------------------------------------------------------------------------
 
     def _run_handler(self, record: Claimed) -> _Outcome:
         try:
@@ -344,67 +551,85 @@ class Worker:
             self._done.put(future.result())
             self._wake.set()
 
-    def _main_loop(self, executor: cf.ThreadPoolExecutor,
-                   inflight: dict[int, cf.Future[_Outcome]], until_empty: bool) -> None:
-        successes: list[Claimed] = []
-        failures: list[_Outcome] = []
-        limit = max(self.concurrency, self.batch_size)
-        threshold = limit - math.ceil(self.batch_size / 2)
-        idle_until = 0.0
-        next_reclaim = time.monotonic() + self.reclaim_every * random.random()
-        db_failures = 0
-        while not self._stop.is_set():
-            self._collect(inflight, successes, failures)
-            if self._notified.is_set() or (until_empty and not inflight):
-                self._notified.clear()
-                idle_until = 0.0
-            now = time.monotonic()
-            ok = self._report(successes, failures)
-            if ok and now >= next_reclaim:
-                ok = self._reclaim()
-                next_reclaim = now + self.reclaim_every
-            claimed_full = empty = False
-            if ok and len(inflight) <= threshold and now >= idle_until:
-                want = min(self.batch_size, limit - len(inflight))
-                records = self._claim(want)
-                if records is None:
-                    ok = False
-                else:
-                    for record in records:
-                        future = executor.submit(self._run_handler, record)
-                        inflight[record.id] = future
-                        self._records[record.id] = record
-                        future.add_done_callback(self._on_done)
-                    claimed_full = len(records) == want
-                    empty = not records
-                    if not claimed_full:
-                        idle_until = now + self.poll_interval
-            if not ok:
-                db_failures += 1
-                self._stop.wait(self.backoff.backoff(db_failures))
-                continue
-            db_failures = 0
-            if until_empty and empty and not inflight and not successes and not failures:
-                self._info("no record due: done")
-                return
-            if claimed_full and len(inflight) <= threshold:
-                continue
-            timeout = idle_until - now if idle_until > now else self.poll_interval
-            self._wake.wait(min(timeout, 1.0) if inflight else timeout)
-            self._wake.clear()
-
-    def _collect(self, inflight: dict[int, cf.Future[_Outcome]],
-                 successes: list[Claimed], failures: list[_Outcome]) -> None:
+    def _collect(self, loop: _Loop, now: float) -> None:
+        """Moves the outcomes of finished handlers to ``loop.done``."""
         while True:
             try:
                 outcome = self._done.get_nowait()
             except queue_mod.Empty:
                 break
-            inflight.pop(outcome.record.id, None)
-            if outcome.error is None:
-                successes.append(outcome.record)
-            else:
-                failures.append(outcome)
+            loop.inflight.pop(outcome.record.id, None)
+            if not loop.done:
+                loop.done_since = now
+            loop.done.append(outcome)
+
+    # -- WAITING, CLAIMING, RUNNING, BACKING_OFF ------------------------------------------
+
+    def _main_loop(self, executor: cf.ThreadPoolExecutor, loop: _Loop,
+                   until_empty: bool) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            self._collect(loop, now)
+            if until_empty and not loop.inflight:
+                loop.next_claim = 0.0
+            elif (self._notified.is_set() and loop.room()
+                  and now >= loop.wake_floor(self.min_wake_interval)):
+                # Taken only when it can lead to a claim: left set, it keeps the listener
+                # from waking the loop again for every notification of a flood.
+                self._notified.clear()
+                loop.next_claim = 0.0
+            ok = True
+            if loop.report_due(now, self.report_delay):
+                ok = self._report(loop)
+            if ok and now >= loop.next_reclaim:
+                ok = self._reclaim()
+                loop.next_reclaim = now + self.reclaim_every
+            claimed_full = False
+            if ok and loop.room() and now >= loop.next_claim:
+                want = min(self.batch_size, loop.limit - len(loop.inflight))
+                self._state = WorkerState.CLAIMING
+                records = self._claim(want)
+                ended = time.monotonic()
+                if records is None:
+                    ok = False
+                else:
+                    self._hold(records)
+                    for record in records:
+                        future = executor.submit(self._run_handler, record)
+                        loop.inflight[record.id] = future
+                        future.add_done_callback(self._on_done)
+                    claimed_full = len(records) == want
+                    loop.empty_at = None if records else ended
+                    if not claimed_full:
+                        loop.next_claim = ended + self.poll_interval
+            if not ok:
+                loop.db_failures += 1
+                self._state = WorkerState.BACKING_OFF
+                self._stop.wait(self.backoff.backoff(loop.db_failures))
+                continue
+            loop.db_failures = 0
+            held = bool(loop.inflight or loop.done)
+            self._state = WorkerState.RUNNING if held else WorkerState.WAITING
+            if until_empty and loop.empty_at is not None and not held:
+                self._info("no record due: done")
+                return
+            if claimed_full and loop.room():
+                continue
+            self._wake.wait(max(0.0, self._next_deadline(loop) - time.monotonic()))
+            self._wake.clear()
+
+    def _next_deadline(self, loop: _Loop) -> float:
+        """When the loop has something to do unless woken before (by a handler's end, a
+        notification or ``stop``): a claim, a report, or at the latest ``poll_interval``
+        from now (a reclaim that fell due meanwhile runs then)."""
+        deadline = time.monotonic() + self.poll_interval
+        if loop.room():
+            deadline = min(deadline, loop.next_claim)
+            if self._notified.is_set():
+                deadline = min(deadline, loop.wake_floor(self.min_wake_interval))
+        if loop.done and loop.inflight and not loop.held_back:
+            deadline = min(deadline, loop.done_since + self.report_delay)
+        return deadline
 
     def _claim(self, want: int) -> list[Claimed] | None:
         try:
@@ -435,88 +660,142 @@ class Worker:
             self._info("took back %d orphaned record(s)", n, operation="reclaim_orphans")
         return True
 
-    def _report(self, successes: list[Claimed], failures: list[_Outcome]) -> bool:
-        """Sends the outcomes gathered so far; keeps those a transient error held back."""
-        if successes:
-            batch = list(successes)
+    def _report(self, loop: _Loop, wait: float = 0.0) -> bool:
+        """Reports the outcomes in ``loop.done``: successes with ``complete``, failures with
+        ``fail_batch`` (one call each, per ``MAX_BATCH_SIZE``), under their lease tokens.
+
+        Reported outcomes leave ``loop.done`` and the heartbeat set. Outcomes whose records a
+        heartbeat is extending at that moment are held back (``loop.held_back``; ``wait``
+        seconds are waited for it first); on a database error the rest stay for the next try
+        and it returns False.
+        """
+        ready = {r.id for r in self._reserve([o.record for o in loop.done], wait)}
+        outcomes = [o for o in loop.done if o.record.id in ready]
+        loop.held_back = len(outcomes) < len(loop.done)
+        try:
+            return self._send(loop.done, outcomes)
+        finally:
+            self._unreserve([o.record for o in outcomes])
+
+    def _send(self, done: list[_Outcome], outcomes: list[_Outcome]) -> bool:
+        """Sends ``outcomes`` (part of ``done``); those reported leave ``done``."""
+        successes = [o for o in outcomes if o.error is None]
+        failures = [o for o in outcomes if o.error is not None]
+        for batch in _chunks(successes):
+            records = [o.record for o in batch]
             try:
-                n = self.client.complete(self.worker_id, [r.id for r in batch],
-                                         [r.lease_token for r in batch], queue=self.queue)
+                n = self.client.complete(self.worker_id, [r.id for r in records],
+                                         [r.lease_token for r in records], queue=self.queue)
             except PgclaimError as exc:
                 self.stats.db_errors += 1
-                self._warn("complete of %d record(s) failed, kept for later: %s", len(batch),
-                           exc, operation="complete", sqlstate=exc.sqlstate)
+                self._warn("complete of %d record(s) failed, kept for later: %s",
+                           len(records), exc, operation="complete", sqlstate=exc.sqlstate)
                 return False
-            del successes[:len(batch)]
-            for r in batch:
-                self._records.pop(r.id, None)
+            self._reported(done, batch)
             self.stats.completed += n
-            if n < len(batch):
-                self.stats.lost += len(batch) - n
+            if n < len(records):
+                self.stats.lost += len(records) - n
                 self._warn("%d of %d record(s) were no longer held (lease taken back)",
-                           len(batch) - n, len(batch), operation="complete")
-        while failures:
-            outcome = failures[0]
-            record = outcome.record
+                           len(records) - n, len(records), operation="complete")
+        for batch in _chunks(failures):
+            records = [o.record for o in batch]
+            retry_after = [o.retry_after for o in batch]
+            fatal = [o.fatal for o in batch]
             try:
-                status = self.client.fail(
-                    self.worker_id, record.id, outcome.error or "", retry_after=outcome.retry_after,
-                    lease_token=record.lease_token, fatal=outcome.fatal, queue=self.queue)
-            except (NotHolder, RecordNotFound) as exc:
-                self.stats.lost += 1
-                self._warn("fail of record %d refused: %s", record.id, exc, operation="fail")
-            except OutcomeUnknown as exc:
-                self._warn("fail of record %d outcome unknown: %s", record.id, exc,
-                           operation="fail")
+                statuses = self.client.fail_batch(
+                    self.worker_id, records, [o.error or "" for o in batch],
+                    retry_after=retry_after if any(a is not None for a in retry_after) else None,
+                    fatal=fatal if any(fatal) else None, queue=self.queue)
             except PgclaimError as exc:
                 self.stats.db_errors += 1
-                self._warn("fail of record %d failed, kept for later: %s", record.id, exc,
-                           operation="fail", sqlstate=exc.sqlstate)
+                self._warn("fail_batch of %d record(s) failed, kept for later: %s",
+                           len(records), exc, operation="fail_batch", sqlstate=exc.sqlstate)
                 return False
-            else:
-                if status == "failed":
-                    self.stats.failed += 1
-                else:
-                    self.stats.retried += 1
-            failures.pop(0)
-            self._records.pop(record.id, None)
+            self._reported(done, batch)
+            failed = sum(1 for s in statuses.values() if s == "failed")
+            self.stats.failed += failed
+            self.stats.retried += len(statuses) - failed
+            if len(statuses) < len(records):
+                self.stats.lost += len(records) - len(statuses)
+                self._warn("%d of %d failed record(s) were no longer held (lease taken back)",
+                           len(records) - len(statuses), len(records), operation="fail_batch")
         return True
 
-    # -- shutdown -------------------------------------------------------------------------
+    def _reported(self, done: list[_Outcome], batch: list[_Outcome]) -> None:
+        ids = {o.record.id for o in batch}
+        done[:] = [o for o in done if o.record.id not in ids]
+        self._let_go([o.record for o in batch])
 
-    def _shutdown(self, inflight: dict[int, cf.Future[_Outcome]],
-                  records: dict[int, Claimed]) -> None:
-        unstarted = [records[i] for i, future in list(inflight.items()) if future.cancel()]
-        for record in unstarted:
-            del inflight[record.id]
-        if unstarted:
+    # -- DRAINING, STOPPING ---------------------------------------------------------------
+
+    def _drain(self, loop: _Loop) -> None:
+        """Releases the records not started, waits for running handlers (up to ``grace``,
+        unless stopping now) while reporting, then reports what is left."""
+        self._state = WorkerState.DRAINING
+        self._stop.set()  # after until_empty too: the listener ends, nothing more is claimed
+        unstarted = [record_id for record_id, future in list(loop.inflight.items())
+                     if future.cancel()]
+        for record_id in unstarted:
+            del loop.inflight[record_id]
+        with self._records_lock:
+            records = [self._records[i] for i in unstarted if i in self._records]
+        if records:
+            ready = self._reserve(records, wait=5.0)  # deregistering releases any left out
             try:
-                n = self.client.release(self.worker_id, [r.id for r in unstarted],
-                                        [r.lease_token for r in unstarted], queue=self.queue)
+                n = self.client.release(self.worker_id, [r.id for r in ready],
+                                        [r.lease_token for r in ready], queue=self.queue)
                 self.stats.released += n
                 self._info("released %d record(s) it had not started", n, operation="release")
             except PgclaimError as exc:
-                self._warn("release failed (the records come back after their lease): %s", exc,
+                self._warn("release failed (deregistering releases them): %s", exc,
                            operation="release")
-        if inflight:
+            finally:
+                self._unreserve(ready)
+            self._let_go(records)
+        grace_end = time.monotonic() + self.grace
+        if loop.inflight and not self._stop_now.is_set():
             self._info("waiting up to %.1fs for %d running handler(s)", self.grace,
-                       len(inflight))
-            cf.wait(list(inflight.values()), timeout=self.grace)
-        successes: list[Claimed] = []
-        failures: list[_Outcome] = []
-        self._collect(inflight, successes, failures)
+                       len(loop.inflight))
+        reporting = True
+        while True:
+            now = time.monotonic()
+            self._collect(loop, now)
+            if not loop.inflight or self._stop_now.is_set() or now >= grace_end:
+                break
+            if reporting and loop.report_due(now, self.report_delay):
+                reporting = self._report(loop)  # on failure: once more at the end
+            deadline = grace_end
+            if reporting and loop.done and not loop.held_back:
+                deadline = min(deadline, loop.done_since + self.report_delay)
+            self._wake.wait(max(0.0, deadline - now))
+            self._wake.clear()
         deadline = time.monotonic() + max(self.grace, 5.0)
         tries = 0
-        while not self._report(successes, failures) and time.monotonic() < deadline:
+        while loop.done:
+            # waits for a heartbeat under way to end rather than hold outcomes back
+            if self._report(loop, wait=max(0.0, deadline - time.monotonic())):
+                if loop.held_back and time.monotonic() < deadline:
+                    continue
+                break
             tries += 1
-            time.sleep(self.backoff.backoff(tries))
-        if successes or failures:
-            self._warn("could not report %d outcome(s): they come back after the lease",
-                       len(successes) + len(failures))
-        if inflight:
-            self.stats.abandoned = len(inflight)
-            self._warn("%d handler(s) still running after the grace period: their records "
-                       "are released", len(inflight))
+            if self._stop_now.is_set() or time.monotonic() >= deadline:
+                break
+            self._stop_now.wait(self.backoff.backoff(tries))
+        if loop.done:
+            self._warn("could not report %d outcome(s): deregistering releases them",
+                       len(loop.done))
+        if loop.inflight:
+            self.stats.abandoned = len(loop.inflight)
+            self._warn("%d handler(s) still running, not waited for: their records are "
+                       "released", len(loop.inflight))
+
+    def _deregister(self) -> None:
+        """Stops the heartbeat (a heartbeat after the deregistration would register the
+        worker again) and deregisters, releasing whatever is still held."""
+        self._state = WorkerState.STOPPING
+        self._halt.set()
+        for t in self._threads:
+            t.join(timeout=5)
         try:
             n = self.client.deregister_worker(self.worker_id, queue=self.queue)
             self.stats.released += n
@@ -525,27 +804,8 @@ class Worker:
             self._warn("deregister failed: %s", exc, operation="deregister_worker")
 
 
-def _install_stop_signals(on_signal: Callable[[int], None]) -> dict[int, Any]:
-    """Routes SIGTERM and SIGINT to ``on_signal(signum)``; returns the handlers it replaced
-    (for ``_restore_signals``). Does nothing outside the main thread, where Python cannot
-    take signals."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        on_signal(signum)
-
-    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-
-def _restore_signals(previous: dict[int, Any]) -> None:
-    """Puts back the signal handlers ``_install_stop_signals`` replaced."""
-    for sig, old in previous.items():
-        signal.signal(sig, old)
-
-
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-__all__ = ["Fatal", "Handler", "Retry", "Worker", "WorkerStats"]
+__all__ = ["Fatal", "Handler", "Retry", "Worker", "WorkerState", "WorkerStats"]

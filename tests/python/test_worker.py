@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from pgdb import freeze_clock
 
 import pgclaim
 from pgclaim import Claimed, Fatal, Retry, RetryPolicy, Worker, WorkerStats
+from pgclaim._signals import StopSignals
+from pgclaim.worker import WorkerState
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -81,6 +83,62 @@ def run_until(worker: Worker, cond: Callable[[], bool], what: str,
         thread.join(30)
     assert not thread.is_alive()
     return worker.stats
+
+
+def db_clock(conn: psycopg.Connection[Any]) -> datetime:
+    """The database's clock (``pgclaim._now()`` reads ``clock_timestamp()``)."""
+    row = conn.execute("select clock_timestamp()").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def status_of(conn: psycopg.Connection[Any], rid: int) -> str:
+    row = conn.execute("select status::text from pgclaim.records where id = %s", [rid]).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+class CountingClient(pgclaim.QueueClient):
+    """A QueueClient that notes the claims and reports a worker sends through it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lock = threading.Lock()
+        self.claims: list[tuple[float, float, int]] = []  # (sent, returned, records), monotonic
+        self.reports: list[tuple[str, list[int]]] = []    # (method, record ids)
+
+    def claim(self, queue: str, worker_id: str, batch_size: int = 100,
+              lease: Any = None) -> list[Claimed]:
+        sent = time.monotonic()
+        records = super().claim(queue, worker_id, batch_size, lease)
+        with self.lock:
+            self.claims.append((sent, time.monotonic(), len(records)))
+        return records
+
+    def _note(self, method: str, ids: Sequence[Any]) -> None:
+        with self.lock:
+            self.reports.append((method, [i.id if isinstance(i, Claimed) else i for i in ids]))
+
+    def complete(self, worker_id: str, ids: Any, lease_tokens: Any = None,
+                 **kwargs: Any) -> int:
+        self._note("complete", ids)
+        return super().complete(worker_id, ids, lease_tokens, **kwargs)
+
+    def fail(self, worker_id: str, id: Any, error: str, **kwargs: Any) -> str:
+        self._note("fail", [id])
+        return super().fail(worker_id, id, error, **kwargs)
+
+    def fail_batch(self, worker_id: str, records: Sequence[Claimed], errors: Sequence[str],
+                   **kwargs: Any) -> dict[int, str]:
+        self._note("fail_batch", records)
+        return super().fail_batch(worker_id, records, errors, **kwargs)
+
+
+@pytest.fixture
+def counting(dsn: str) -> Iterator[CountingClient]:
+    policy = RetryPolicy(attempts=3, base=0.05, cap=0.2, deadline=5)
+    with CountingClient(dsn, retry=policy, pool_timeout=1.0) as c:
+        yield c
 
 
 def test_outcomes_of_handlers(client: pgclaim.QueueClient, conn: psycopg.Connection[Any],
@@ -373,6 +431,372 @@ def test_survives_database_outage(client: pgclaim.QueueClient, dsn: str, cluster
     assert repeated == []  # nothing processed twice: every lease held through the outage
 
 
+# -- states ------------------------------------------------------------------------------------
+
+def test_states_of_the_loop(client: pgclaim.QueueClient, conn: psycopg.Connection[Any]) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def handler(rec: Claimed) -> None:
+        started.set()
+        release.wait(30)
+
+    worker = Worker(client, "q", handler, concurrency=1, batch_size=2, grace=30,
+                    poll_interval=60.0)
+    assert worker.state is WorkerState.STARTING
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: worker.state is WorkerState.WAITING and worker.listening,
+                 what="an idle worker")
+        first, second = client.enqueue_many("q", [1, 2])  # the notification wakes it
+        assert started.wait(10)
+        wait_for(lambda: worker.state is WorkerState.RUNNING, what="running")
+        worker.stop()
+        # the record not started is released; the worker waits for the running handler
+        wait_for(lambda: worker.state is WorkerState.DRAINING and status_of(conn, second)
+                 == "pending", what="draining")
+        assert status_of(conn, first) == "running"
+        release.set()
+    finally:
+        release.set()
+        worker.stop()
+        thread.join(20)
+    assert worker.state is WorkerState.STOPPED
+    assert counts(conn) == {"completed": 1, "pending": 1}
+
+
+def test_backs_off_and_never_exits_on_a_database_error(client: pgclaim.QueueClient,
+                                                       conn: psycopg.Connection[Any]) -> None:
+    client.drop_queue("q")  # every claim fails with QueueNotFound, an error no retry fixes
+    done = threading.Event()
+    worker = Worker(client, "q", lambda rec: done.set(), poll_interval=0.2,
+                    backoff=RetryPolicy(attempts=10**6, base=0.3, cap=0.3, jitter="none",
+                                        deadline=None))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: worker.state is WorkerState.BACKING_OFF and worker.stats.db_errors >= 3,
+                 what="backing off")
+        assert thread.is_alive()
+        client.create_queue("q")
+        client.enqueue("q", {})
+        assert done.wait(20), "the worker did not come back once the queue was there"
+    finally:
+        worker.stop()
+        thread.join(20)
+    wait_for(lambda: counts(conn) == {"completed": 1}, what="the record completed")
+
+
+def test_heartbeat_keeps_leases_while_draining(client: pgclaim.QueueClient,
+                                               conn: psycopg.Connection[Any]) -> None:
+    """A grace period longer than the lease: the running handler keeps its record."""
+    client.alter_queue("q", lease=2)
+    rid = client.enqueue("q", {})
+    started = threading.Event()
+    reclaims: list[int] = []
+
+    def long(rec: Claimed) -> None:
+        started.set()
+        for _ in range(5):  # 3.5 s in all, well past the 2 s lease, while the worker drains
+            time.sleep(0.7)
+            reclaims.append(client.reclaim_orphans())
+
+    worker = Worker(client, "q", long, heartbeat_every=0.2, grace=30)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    assert started.wait(10)
+    worker.stop()
+    thread.join(30)
+    assert reclaims == [0] * 5
+    assert (worker.stats.completed, worker.stats.lost) == (1, 0)
+    assert status_of(conn, rid) == "completed"
+
+
+# -- failures reported in batches -----------------------------------------------------------------
+
+def test_failures_are_reported_in_one_batch(counting: CountingClient,
+                                            conn: psycopg.Connection[Any]) -> None:
+    counting.create_queue("b", lease=60, max_attempts=3, backoff_base=3600, backoff_max=7200)
+    kinds = ["error"] * 4 + ["retry"] * 4 + ["fatal"] * 3 + ["ok"]
+    ids = counting.enqueue_many("b", [{"kind": k} for k in kinds])
+
+    def handler(rec: Claimed) -> None:
+        kind = rec.payload["kind"]
+        if kind == "error":
+            raise ValueError("bad record")
+        if kind == "retry":
+            raise Retry("busy", after=timedelta(minutes=10))
+        if kind == "fatal":
+            raise Fatal("never")
+
+    before = db_clock(conn)
+    # One claim takes the twelve records; with report_delay an hour, their outcomes go out
+    # once no handler runs any more: one complete and one fail_batch.
+    stats = Worker(counting, "b", handler, concurrency=12, batch_size=12, report_delay=3600,
+                   poll_interval=0.2).run(until_empty=True)
+    after = db_clock(conn)
+    assert len(counting.reports) == 2
+    assert {m: sorted(i) for m, i in counting.reports} == {"complete": [ids[11]],
+                                                           "fail_batch": ids[:11]}
+    assert (stats.completed, stats.retried, stats.failed, stats.lost) == (1, 8, 3, 0)
+    rows = {r[0]: r[1:] for r in conn.execute(
+        "select id, status::text, attempt, last_error, run_at from pgclaim.records")}
+    for rid in ids[:4]:  # the queue's backoff: 3600 s * [0.5, 1] for a first attempt
+        status, attempt, error, run_at = rows[rid]
+        assert (status, attempt, error) == ("pending", 1, "ValueError: bad record")
+        assert before + timedelta(seconds=1800) <= run_at <= after + timedelta(seconds=3600)
+    for rid in ids[4:8]:  # Retry(after=10 min), counted from the report
+        status, attempt, error, run_at = rows[rid]
+        assert (status, attempt, error) == ("pending", 1, "Retry: busy")
+        assert before + timedelta(minutes=10) <= run_at <= after + timedelta(minutes=10)
+    for rid in ids[8:11]:
+        assert rows[rid][:3] == ("failed", 1, "Fatal: never")
+    assert rows[ids[11]][0] == "completed"
+
+
+@pytest.mark.parametrize("report_delay", [3600.0, 0.2])
+def test_an_outcome_waits_for_running_handlers_at_most_report_delay(
+        counting: CountingClient, conn: psycopg.Connection[Any], report_delay: float) -> None:
+    counting.create_queue("b", lease=2, max_attempts=3, backoff_base=3600, backoff_max=3600)
+    fast, slow = counting.enqueue_many("b", [{"kind": "fail"}, {"kind": "slow"}])
+    failed, release = threading.Event(), threading.Event()
+
+    def handler(rec: Claimed) -> None:
+        if rec.payload["kind"] == "fail":
+            failed.set()
+            raise ValueError("no")
+        release.wait(30)
+
+    worker = Worker(counting, "b", handler, concurrency=2, batch_size=2, heartbeat_every=0.2,
+                    report_delay=report_delay, poll_interval=0.2)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert failed.wait(10)
+        if report_delay > 60:
+            # Past the 2 s lease: the failed record waits for its report in the heartbeat
+            # set, so its lease is kept and nobody takes it back.
+            time.sleep(3.0)
+            assert counting.reclaim_orphans() == 0
+            assert status_of(conn, fast) == "running" and counting.reports == []
+        else:
+            wait_for(lambda: status_of(conn, fast) == "pending", what="the failure reported")
+            assert status_of(conn, slow) == "running"
+            assert counting.reports == [("fail_batch", [fast])]
+        release.set()
+        wait_for(lambda: status_of(conn, slow) == "completed", what="the slow record")
+    finally:
+        release.set()
+        worker.stop()
+        thread.join(20)
+    assert sorted(counting.reports) == [("complete", [slow]), ("fail_batch", [fast])]
+    assert (worker.stats.completed, worker.stats.retried, worker.stats.lost) == (1, 1, 0)
+    assert status_of(conn, fast) == "pending"
+
+
+def test_heartbeats_and_reports_never_cover_the_same_record_at_once(
+        dsn: str, conn: psycopg.Connection[Any]) -> None:
+    """A heartbeat and a report lock their rows in different orders: run at once on the same
+    records they could deadlock, and the deadlock detector's wait can outlast a short lease."""
+    calls: list[tuple[str, float, float, set[int]]] = []  # (call, start, end, record ids)
+    beaten: set[int] = set()
+
+    class Timed(CountingClient):
+        def _timed(self, call: str, ids: Sequence[Any], fn: Callable[[], Any]) -> Any:
+            start = time.monotonic()
+            time.sleep(0.05)  # widen each call, so that overlaps would show
+            try:
+                return fn()
+            finally:
+                ids = {i.id if isinstance(i, Claimed) else i for i in ids}
+                with self.lock:
+                    calls.append((call, start, time.monotonic(), ids))
+                    if call == "heartbeat":
+                        beaten.update(ids)
+
+        def heartbeat(self, worker_id: str, ids: Sequence[int] | None = None,
+                      **kwargs: Any) -> int:
+            return self._timed("heartbeat", ids or [],  # type: ignore[no-any-return]
+                               lambda: super(Timed, self).heartbeat(worker_id, ids, **kwargs))
+
+        def complete(self, worker_id: str, ids: Any, lease_tokens: Any = None,
+                     **kwargs: Any) -> int:
+            return self._timed("complete", ids,  # type: ignore[no-any-return]
+                               lambda: super(Timed, self).complete(worker_id, ids, lease_tokens,
+                                                                   **kwargs))
+
+        def fail_batch(self, worker_id: str, records: Sequence[Claimed], errors: Sequence[str],
+                       **kwargs: Any) -> dict[int, str]:
+            return self._timed("fail_batch", records,  # type: ignore[no-any-return]
+                               lambda: super(Timed, self).fail_batch(worker_id, records, errors,
+                                                                     **kwargs))
+
+    def handler(rec: Claimed) -> None:
+        # every record is heartbeaten while held, so heartbeats cover records awaiting reports
+        wait_for(lambda: rec.id in beaten, timeout=10, what="a heartbeat")
+        if rec.payload % 2:
+            raise ValueError("odd")
+
+    with Timed(dsn, pool_timeout=5.0) as client:
+        client.create_queue("b", max_attempts=1)
+        ids = client.enqueue_many("b", list(range(24)))
+        stats = Worker(client, "b", handler, concurrency=4, heartbeat_every=0.02,
+                       report_delay=0, poll_interval=0.2).run(until_empty=True)
+    assert (stats.completed, stats.failed, stats.lost) == (12, 12, 0)
+    beats = [c for c in calls if c[0] == "heartbeat"]
+    reports = [c for c in calls if c[0] != "heartbeat"]
+    assert {i for r in reports for i in r[3]} == set(ids)
+    for _, b_start, b_end, b_ids in beats:
+        for call, r_start, r_end, r_ids in reports:
+            if b_ids & r_ids:
+                assert b_end <= r_start or r_end <= b_start, (call, sorted(b_ids & r_ids))
+
+
+def test_a_late_failure_report_counts_as_lost(client: pgclaim.QueueClient,
+                                              conn: psycopg.Connection[Any],
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="pgclaim")
+    rid = client.enqueue("q", {})
+
+    def steal(rec: Claimed) -> None:  # the lease is taken back, then the handler fails
+        if rec.attempt == 1:
+            conn.execute("update pgclaim.records set lease_until = now() - interval '1s'"
+                         " where id = %s", [rec.id])
+            client.reclaim_orphans()  # (or the worker's own reclaim takes it back first)
+            raise ValueError("too late")
+
+    stats = Worker(client, "q", steal, poll_interval=0.2).run(until_empty=True)
+    assert (stats.lost, stats.retried, stats.failed) == (1, 0, 0)
+    assert any("failed record(s) were no longer held" in r.getMessage() for r in caplog.records)
+    row = conn.execute("select last_error from pgclaim.records where id = %s", [rid]).fetchone()
+    assert row is not None and "too late" not in (row[0] or "")  # the report changed nothing
+
+
+def test_retry_after_is_honoured(client: pgclaim.QueueClient,
+                                 conn: psycopg.Connection[Any]) -> None:
+    after = 0.5
+    ended: list[float] = []
+    started: list[float] = []
+
+    def handler(rec: Claimed) -> None:
+        started.append(time.time())
+        if rec.attempt == 1:
+            ended.append(time.time())
+            raise Retry("later", after=after)
+
+    rid = client.enqueue("q", {})
+    worker = Worker(client, "q", handler, poll_interval=0.05, report_delay=0)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: status_of(conn, rid) == "completed", what="the second attempt")
+    finally:
+        worker.stop()
+        thread.join(20)
+    # The failure is reported after the first attempt ended; the record is due `after` later,
+    # and a claim takes only records that are due.
+    assert len(started) == 2 and started[1] - ended[0] >= after
+    assert (worker.stats.retried, worker.stats.completed) == (1, 1)
+    with pytest.raises(ValueError, match="negative"):
+        Retry(after=-1)
+
+
+# -- wake-ups -------------------------------------------------------------------------------------
+
+def test_a_notification_after_real_work_is_not_held_back(counting: CountingClient,
+                                                         conn: psycopg.Connection[Any]) -> None:
+    """min_wake_interval applies only after a claim that found nothing."""
+    counting.create_queue("b")
+    release = threading.Event()
+    seen: list[int] = []
+
+    def handler(rec: Claimed) -> None:
+        seen.append(rec.id)
+        if rec.payload["block"]:
+            release.wait(30)
+
+    # 3 handlers, claims of 4: the first claim takes 3 records (fewer than asked, so the next
+    # claim waits for the hour-long poll timer or a notification) and leaves no room
+    blocked = counting.enqueue_many("b", [{"block": True}] * 3)
+    worker = Worker(counting, "b", handler, concurrency=3, batch_size=4, poll_interval=3600,
+                    min_wake_interval=3600, reclaim_every=3600)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: len(seen) == 3 and worker.listening, what="three blocked handlers")
+        late = counting.enqueue("b", {"block": False})
+        release.set()  # room again: the notification is taken at once, not an hour later
+        wait_for(lambda: late in seen, what="the record enqueued later")
+    finally:
+        release.set()
+        worker.stop()
+        thread.join(20)
+    assert [n for _, _, n in counting.claims][:2] == [3, 1]
+    assert sorted(seen) == sorted([*blocked, late])
+
+
+@pytest.mark.concurrent
+def test_a_flood_of_notifications_costs_an_idle_worker_little(
+        dsn: str, conn: psycopg.Connection[Any]) -> None:
+    """Two idle workers under a NOTIFY flood: each claims at most once per min_wake_interval.
+
+    Run with ``-s`` to see the measured figures (docs/security.md quotes them).
+    """
+    flood_for, min_wake = 2.0, 0.05
+    clients = [CountingClient(dsn, pool_timeout=5.0) for _ in range(2)]
+    clients[0].create_queue("q")
+    workers = [Worker(c, "q", lambda rec: None, worker_id=f"idle-{i}", poll_interval=3600,
+                      reclaim_every=3600, min_wake_interval=min_wake)
+               for i, c in enumerate(clients)]
+    threads = [threading.Thread(target=w.run) for w in workers]
+    for t in threads:
+        t.start()
+    stop_flood = threading.Event()
+    sent = 0
+
+    def flood() -> None:
+        nonlocal sent
+        with psycopg.connect(dsn, autocommit=True) as c:
+            while not stop_flood.is_set():
+                c.execute("notify pgclaim_q")
+                sent += 1
+
+    flooder = threading.Thread(target=flood)
+    try:
+        wait_for(lambda: all(w.listening and w.state is WorkerState.WAITING for w in workers),
+                 what="idle workers")
+        start = time.monotonic()
+        flooder.start()
+        # the flood does wake them ...
+        wait_for(lambda: all(sum(1 for s, _, _ in c.claims if s >= start) >= 2 for c in clients),
+                 what="claims prompted by the flood")
+        time.sleep(max(0.0, start + flood_for - time.monotonic()))
+        stop_flood.set()
+        flooder.join(10)
+        end = time.monotonic()
+    finally:
+        stop_flood.set()
+        for w in workers:
+            w.stop()
+        for t in threads:
+            t.join(20)
+        for c in clients:
+            c.close()
+    window = end - start
+    rates = []
+    for c in clients:
+        claims = [(s, r, n) for s, r, n in c.claims if start <= s <= end]
+        assert all(n == 0 for _, _, n in claims)
+        # ... but no claim starts sooner than min_wake_interval after an empty one ended
+        gaps = [b[0] - a[1] for a, b in zip(c.claims, c.claims[1:], strict=False) if a[2] == 0]
+        assert min(gaps) >= min_wake, gaps
+        # hence at most one claim per min_wake_interval in the window
+        assert len(claims) <= window / min_wake + 1
+        rates.append(len(claims) / window)
+    print(f"\nflood: {sent / window:,.0f} NOTIFY/s for {window:.1f} s; claims per idle worker: "
+          + ", ".join(f"{r:.1f}/s" for r in rates) + f" (min_wake_interval {min_wake} s)")
+
+
 # -- a real worker process --------------------------------------------------------------------
 
 def worker_process(dsn: str, *args: str, handler: str = "record",
@@ -461,3 +885,79 @@ def test_sigkill_records_come_back_after_the_lease(client: pgclaim.QueueClient, 
     attempts = dict(conn.execute("select id, attempt from pgclaim.records").fetchall())
     assert all(attempts[rid] == 2 for rid in held)
     assert set(ids) >= set(seen)
+
+
+class Output:
+    """Reads a process's output as it comes, so a test can wait for a line."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stdout is not None
+        stream = proc.stdout
+        self.thread = threading.Thread(target=lambda: self.lines.extend(iter(stream.readline, "")),
+                                       daemon=True)
+        self.thread.start()
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in list(self.lines))
+
+    def text(self) -> str:
+        self.thread.join(10)
+        return "".join(self.lines)
+
+
+@pytest.mark.concurrent
+def test_second_sigterm_stops_now(client: pgclaim.QueueClient, dsn: str,
+                                  conn: psycopg.Connection[Any]) -> None:
+    from workers_fixture.handlers import CREATE
+    conn.execute(CREATE)
+    ids = client.enqueue_many("q", [{"n": i, "sleep": 600} for i in range(4)])
+    proc = worker_process(dsn, "--concurrency", "2", "--batch-size", "4", "--grace", "600")
+    out = Output(proc)
+    try:
+        wait_for(lambda: sum(processed(conn).values()) == 2, what="two running handlers")
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: out.count("waiting up to 600.0s for 2 running handler(s)") == 1,
+                 what="the grace period")
+        proc.send_signal(signal.SIGTERM)  # the handlers would run for ten more minutes
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    text = out.text()
+    assert proc.returncode == 0, text
+    assert "received SIGTERM again" in text and "deregistered (released 2)" in text, text
+    # nothing is running, nothing is lost: every record is pending, attempt not counted
+    rows = conn.execute("select id, status::text, attempt from pgclaim.records order by id")
+    assert rows.fetchall() == [(i, "pending", 0) for i in ids]
+    assert conn.execute("select count(*) from pgclaim.workers").fetchone() == (0,)
+    started = set(processed(conn))
+    assert len(started) == 2 and started <= set(ids)
+    Worker(client, "q", lambda rec: None, poll_interval=0.2).run(until_empty=True)
+    assert counts(conn) == {"completed": 4}
+
+
+def test_stop_signals_first_graceful_then_now() -> None:
+    calls: list[tuple[str, str]] = []
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with StopSignals(lambda name: calls.append(("graceful", name)),
+                     lambda name: calls.append(("now", name))) as signals:
+        assert signals.installed
+        for n, sig in enumerate((signal.SIGTERM, signal.SIGINT, signal.SIGTERM), start=1):
+            os.kill(os.getpid(), sig)
+            wait_for(lambda n=n: len(calls) == n, what=f"signal {n}")  # type: ignore[misc]
+    assert calls == [("graceful", "SIGTERM"), ("now", "SIGINT"), ("now", "SIGTERM")]
+    assert signals.received == 3
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    # disabled, or outside the main thread: nothing is installed
+    with StopSignals(print, print, enabled=False) as off:
+        assert not off.installed and signal.getsignal(signal.SIGTERM) == before[0]
+    elsewhere: list[bool] = []
+
+    def other_thread() -> None:
+        with StopSignals(print, print) as s:
+            elsewhere.append(s.installed)
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    t.join()
+    assert elsewhere == [False]
