@@ -2279,10 +2279,19 @@ begin
         perform pgclaim._check_ids(heartbeat.ids, null);
     end if;
     perform pgclaim._touch_worker(heartbeat.worker_id, null, v_now);
+    -- Lock in id order, as the reports do (_report, _finish): a heartbeat and a
+    -- report of the same records at once then wait for each other instead of
+    -- deadlocking.
     update pgclaim.records as r set lease_until = v_now + r.lease_for
-    where r.worker_id = heartbeat.worker_id and r.status = 'running'
-      and (heartbeat.ids is null or r.id = any(heartbeat.ids))
-      and (v_admin or coalesce(r.holder_role, v_me) = v_me);
+    from (
+        select h.id from pgclaim.records as h
+        where h.worker_id = heartbeat.worker_id and h.status = 'running'
+          and (heartbeat.ids is null or h.id = any(heartbeat.ids))
+          and (v_admin or coalesce(h.holder_role, v_me) = v_me)
+        order by h.id
+        for update
+    ) as held
+    where r.id = held.id;
     get diagnostics v_count = row_count;
     return v_count;
 end;
