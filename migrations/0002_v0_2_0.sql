@@ -158,6 +158,10 @@ $do$;
 
 -- Everything 0.1.0 made was owned by the installer, so its SECURITY DEFINER
 -- functions ran with all of the installer's rights: it passes to pgclaim_owner.
+-- A sequence that belongs to a table (records_id_seq, the identity of records)
+-- passes with its table and cannot be given away alone: it is left out of the
+-- loop, which would otherwise fail whenever pg_class lists it before its table
+-- (after a VACUUM FULL, a GRANT or an ALTER TABLE ... SET of pgclaim.records).
 alter schema pgclaim owner to pgclaim_owner;
 
 do $do$
@@ -168,6 +172,12 @@ begin
         select c.oid::regclass::text as name, c.relkind
         from pg_catalog.pg_class as c
         where c.relnamespace = 'pgclaim'::regnamespace and c.relkind in ('r', 'v', 'S')
+          and not exists (
+              select from pg_catalog.pg_depend as d
+              where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid
+                and d.refclassid = 'pg_catalog.pg_class'::regclass
+                and d.deptype in ('a', 'i')
+          )
     loop
         execute pg_catalog.format(
             'alter %s %s owner to pgclaim_owner',
