@@ -53,11 +53,13 @@ ROLE_MARK = "pgclaim role (made by the pgclaim installer)"
 
 HANDLER = '''\
 """Handler of the upgrade test: logs each record it starts and finishes (with the lease token
-its worker got), and holds each record until the test opens the gate for it."""
+its worker got), and holds each record until the test opens the gate for it. A record whose
+payload asks for it is retried (at once) after its first attempt."""
 import os
 import time
 
 import psycopg
+from pgclaim.worker import Retry
 
 LOG_URL = os.environ["UPGRADE_LOG_URL"]
 CLIENT = os.environ["UPGRADE_CLIENT"]
@@ -76,6 +78,9 @@ def handle(record):
         gate = "select exists (select from public.upgrade_gate where record_id in (%s, 0))"
         while not conn.execute(gate, (record.id,)).fetchone()[0]:
             time.sleep(0.02)
+        if record.payload.get("retry") and record.attempt == 1:
+            log(conn, record, "retried")
+            raise Retry("asked to retry", after=0)
         log(conn, record, "done")
 '''
 
@@ -254,28 +259,31 @@ def open_gate(conn: psycopg.Connection[Any], ids: list[int]) -> None:
     conn.execute("insert into public.upgrade_gate select unnest(%s::bigint[])", (ids,))
 
 
-def final_problems(conn: psycopg.Connection[Any], expected: dict[int, tuple[str, str | None]]
-                   ) -> list[str]:
-    """What is wrong at the end, given ``{id: (final status, client whose handler must have
-    processed it once, or None for a record no handler may touch)}``: a record missing or
-    added, in another state, processed by no handler, twice or by the wrong client."""
+Expected = dict[int, tuple[str, list[str], list[str]]]
+"""``{id: (final status, the clients whose handler started it, in order, those whose handler
+finished it)}``"""
+
+
+def final_problems(conn: psycopg.Connection[Any], expected: Expected) -> list[str]:
+    """What is wrong at the end: a record missing or added, in another state, or started or
+    processed by a handler other than expected (twice, or by none, or by the other client)."""
     problems = []
     now = {rid: row["status"] for rid, row in records(conn).items()}
     for rid in sorted(set(expected) - set(now)):
         problems.append(f"record {rid} is lost")
     for rid in sorted(set(now) - set(expected)):
         problems.append(f"record {rid} appeared")
-    for event in ("started", "done"):
+    for event, position in (("started", 1), ("done", 2)):
         seen: dict[int, list[str]] = {}
         for rid, _, client in log_events(conn, event):
             seen.setdefault(rid, []).append(client)
-        for rid, (status, client) in sorted(expected.items()):
-            want = [client] if client else []
-            if seen.get(rid, []) != want:
-                problems.append(f"record {rid} was {event} by {seen.get(rid, [])}, not {want}")
+        for rid, want in sorted(expected.items()):
+            if seen.get(rid, []) != want[position]:
+                problems.append(
+                    f"record {rid} was {event} by {seen.get(rid, [])}, not {want[position]}")
         for rid in sorted(set(seen) - set(expected)):
             problems.append(f"unknown record {rid} was {event}")
-    for rid, (status, _) in sorted(expected.items()):
+    for rid, (status, _, _) in sorted(expected.items()):
         if rid in now and now[rid] != status:
             problems.append(f"record {rid} is {now[rid]}, not {status}")
     return problems
@@ -336,7 +344,9 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
         legacy_token = held[0][1]
         pending = [int(r[0]) for r in inst.execute(
             "select pgclaim.enqueue_batch(queue => 'jobs', payloads => array(select"
-            " jsonb_build_object('n', i) from generate_series(1, 12) as i), priority => 10)")]
+            " jsonb_build_object('n', i, 'retry', i = 3) from generate_series(1, 12) as i),"
+            " priority => 10)")]
+        retried = pending[2]
         dedup = enqueue(5, dedup_key="dedup-1")
         infinite = enqueue(-10, "-infinity")
         scheduled = enqueue(0, (datetime.now(UTC) + timedelta(days=1)).isoformat())
@@ -367,15 +377,22 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
             return "\n".join([old.log(), "--- records:", *map(str, rows), "--- handler:",
                               *map(str, events)])
 
+        def in_handler() -> set[int]:
+            """The records a handler started and has not finished."""
+            events = admin.execute(
+                "select record_id, event from public.upgrade_log order by seq").fetchall()
+            running: set[int] = set()
+            for rid, event in events:
+                (running.add if event == "started" else running.discard)(rid)
+            return running
+
         def old_running() -> list[tuple[int, int, str]]:
             return admin.execute(
                 "select id, lease_token, worker_id from pgclaim.records where status ="
                 " 'running' and worker_id not in ('legacy-w') order by id").fetchall()
 
         def started_and_holding() -> bool:
-            started = {rid for rid, _, _ in log_events(admin, "started")}
-            finished = {rid for rid, _, _ in log_events(admin, "done")}
-            return len(old_running()) == 4 and len(started - finished) == 2
+            return len(old_running()) == 4 and len(in_handler()) == 2
 
         wait_for("the old worker to hold four records, two of them in its handler",
                  started_and_holding, details=old.log)
@@ -388,20 +405,24 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
 
         # -- the upgrade, with the current code, while the old worker holds its records ------
         # The three roles were made by 0.1.0, which did not mark them: the upgrade must.
+        made_by_0_1_0 = ("pgclaim_producer", "pgclaim_worker", "pgclaim_admin")
         with psycopg.connect(cluster_url, autocommit=True) as su:
-            for role in ("pgclaim_producer", "pgclaim_worker", "pgclaim_admin"):
+            for role in made_by_0_1_0:
                 su.execute(f"comment on role {role} is null")
         try:
             assert migrate(installer_url) == ["0002_v0_2_0"]
+            marks = admin.execute(
+                "select rolname, shobj_description(oid, 'pg_authid') from pg_roles"
+                " where rolname = any(%s) order by rolname", (list(made_by_0_1_0),)).fetchall()
         finally:
             with psycopg.connect(cluster_url, autocommit=True) as su:
-                for role in ("pgclaim_producer", "pgclaim_worker", "pgclaim_admin"):
+                for role in made_by_0_1_0:
                     su.execute(f"comment on role {role} is '{ROLE_MARK}'")
+        assert marks == [(role, ROLE_MARK) for role in sorted(made_by_0_1_0)]
         upgraded_at = admin.execute("select clock_timestamp()").fetchone()[0]
         assert old.proc.poll() is None, old.log()
-        assert admin.execute(
-            "select count(*) from pg_roles where rolname like 'pgclaim\\_%%'"
-            " and shobj_description(oid, 'pg_authid') = %s", (ROLE_MARK,)).fetchone()[0] == 4
+        assert admin.execute("select nspowner::regrole::text from pg_namespace"
+                             " where nspname = 'pgclaim'").fetchone() == ("pgclaim_owner",)
 
         # Nothing lost or changed but what the upgrade fixes: -infinity became enqueued_at.
         after = records(admin)
@@ -440,16 +461,24 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
                              " dedup_key => 'dedup-1')").fetchone()[0] == dedup
 
         # -- the old worker finishes its records under their 0.1.0 lease and token -----------
+        # (one of them it fails, to be retried at once, as its handler asks)
+        completed = [rid for rid in pending[:4] if rid != retried]
         open_gate(admin, pending[:4])
-        wait_for("the old worker to complete the records it held", lambda: admin.execute(
-            "select bool_and(status = 'completed') from pgclaim.records where id = any(%s)",
-            (pending[:4],)).fetchone()[0], details=old.log)
+        wait_for("the old worker to report on the records it held", lambda: admin.execute(
+            "select bool_and(status::text = case when id = %s then 'pending' else 'completed' end)"
+            " from pgclaim.records where id = any(%s)", (retried, pending[:4])).fetchone()[0],
+            details=state)
         finished = admin.execute(
             "select id, lease_token, worker_id, finished_at > %s from pgclaim.records"
-            " where id = any(%s) order by id", (upgraded_at, pending[:4])).fetchall()
-        assert finished == [(rid, old_token, old_worker_id, True) for rid in pending[:4]]
+            " where id = any(%s) order by id", (upgraded_at, completed)).fetchall()
+        assert finished == [(rid, old_token, old_worker_id, True) for rid in completed]
         assert {(rid, token, client) for rid, token, client in log_events(admin, "done")} == {
-            (rid, old_token, "old") for rid in pending[:4]}
+            (rid, old_token, "old") for rid in completed}
+        assert log_events(admin, "retried") == [(retried, old_token, "old")]
+        assert admin.execute(
+            "select attempt, worker_id, lease_token, holder_role, last_error, run_at <= now()"
+            " from pgclaim.records where id = %s", (retried,)).fetchone() == (
+            1, None, None, None, "Retry: asked to retry", True)
 
         # ... and claims more under 0.2.0: random tokens, its role recorded as the holder.
         # It claims while it has two records or fewer in hand, up to four: it ends up with
@@ -459,17 +488,14 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
                 "select count(*), bool_and(holder_role = %s::regrole) from pgclaim.records"
                 " where status = 'running' and worker_id = %s",
                 (logins.worker, old_worker_id)).fetchone()
-            started = {rid for rid, _, _ in log_events(admin, "started")}
-            finished = {rid for rid, _, _ in log_events(admin, "done")}
-            return count >= 3 and holders and len(started - finished) == 2
+            return count >= 3 and holders and len(in_handler()) == 2
 
         wait_for("the old worker to claim more records under 0.2.0", claimed_again,
                  details=state)
         held_now = [rid for rid, _, _ in old_running()]
         assert held_now == pending[4:4 + len(held_now)]
         assert old_token not in {token for _, token, _ in old_running()}
-        running_ids = sorted({rid for rid, _, _ in log_events(admin, "started")}
-                             - set(pending[:4]))
+        running_ids = sorted(in_handler())
         waiting_ids = [rid for rid in held_now if rid not in running_ids]
         assert len(running_ids) == 2 and set(running_ids) < set(held_now)
 
@@ -513,13 +539,15 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
         assert new.wait() == 0, new.log()
         assert new.problems() == [], new.log()
 
-        by_old = pending[:4] + running_ids
-        by_new = [rid for rid in pending if rid not in by_old] + [legacy, dedup, infinite]
-        expected = {rid: ("completed", "old") for rid in by_old}
-        expected |= {rid: ("completed", "new") for rid in by_new}
-        expected |= {done: ("completed", None), failed: ("failed", None),
-                     cancelled: ("cancelled", None), legacy_inf: ("completed", None),
-                     scheduled: ("pending", None)}
+        by_old = completed + running_ids
+        by_new = [rid for rid in pending if rid not in by_old + [retried]]
+        expected: Expected = {rid: ("completed", ["old"], ["old"]) for rid in by_old}
+        expected |= {rid: ("completed", ["new"], ["new"])
+                     for rid in [*by_new, legacy, dedup, infinite]}
+        expected |= {retried: ("completed", ["old", "new"], ["new"])}
+        expected |= {rid: (status, [], []) for rid, status in (
+            (done, "completed"), (failed, "failed"), (cancelled, "cancelled"),
+            (legacy_inf, "completed"), (scheduled, "pending"))}
         assert final_problems(admin, expected) == []
         final = records(admin)
         assert final[legacy_inf]["lease_token"] == legacy_token
