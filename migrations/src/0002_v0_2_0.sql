@@ -125,6 +125,12 @@ add column max_priority integer not null default 1000,
 add column max_batch integer not null default 10000,
 add column restricted boolean not null default false;
 
+-- 0.1.0 took any lease: a queue whose lease is longer than the default max_lease
+-- gets its lease as max_lease, so that its claims stay within max_lease and
+-- alter_queue accepts its settings (lease <= max_lease).
+update pgclaim.queues as q set max_lease = q.lease
+where q.lease > q.max_lease;
+
 alter table pgclaim.queues
 alter column max_payload_bytes drop default,
 alter column max_lease drop default,
