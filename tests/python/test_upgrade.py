@@ -313,6 +313,7 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
 
         one(inst, "select pgclaim.configure(worker_timeout => '1 hour')")
         one(inst, "select pgclaim.create_queue(queue => 'jobs', lease => %s)", LEASE)
+        one(inst, "select pgclaim.create_queue(queue => 'long', lease => '2 days')")
 
         def enqueue(priority: int, run_at: str | None = None, dedup_key: str | None = None,
                     ) -> int:
@@ -456,6 +457,11 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
                 text=True, check=False, timeout=PATIENCE)
             assert result.returncode == 0, (command, result.stdout, result.stderr)
             assert str(old_client) in result.stdout
+        # A queue whose lease is longer than 0.2.0's default max_lease has it as max_lease,
+        # so that its settings stay valid (alter_queue checks them all).
+        assert admin.execute("select max_lease from pgclaim.queues where queue = 'long'"
+                             ).fetchone() == (timedelta(days=2),)
+        admin.execute("select pgclaim.alter_queue(queue => 'long', retention => '1 day')")
         # A dedup_key is still held by its unfinished record.
         assert admin.execute("select pgclaim.enqueue(queue => 'jobs', payload => '{}',"
                              " dedup_key => 'dedup-1')").fetchone()[0] == dedup
