@@ -9,7 +9,9 @@ rest. The way back is ``yoyo rollback`` of 0002_v0_2_0, as docs/install.md says.
 
 Every wait is for a condition (bounded, generously); the handler of both workers holds each
 record until the test opens a gate for it, so the upgrade happens with records in flight by
-construction, not by timing.
+construction, not by timing. What each check would catch is shown by a control: the final
+check reports a record deleted and a record processed twice, the lock rules find each
+mistake they look for, and the deadlock test failed against the first version of 0002.
 """
 from __future__ import annotations
 
@@ -148,12 +150,20 @@ def database(cluster_url: str, logins: Logins) -> Iterator[str]:
         drop_database(cluster_url, name)
 
 
+def from_release(*args: str) -> bytes:
+    """What ``git ARGS`` prints in the checkout, whose history holds release 0.1.0."""
+    result = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"git {' '.join(args)}: {result.stderr.decode().strip()}; these tests need "
+                    f"release 0.1.0 (commit {RELEASE_0_1_0}) in the clone's history")
+    return result.stdout
+
+
 @pytest.fixture(scope="module")
 def old_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder holding release 0.1.0's package ``pgclaim`` (for PYTHONPATH)."""
     where = tmp_path_factory.mktemp("pgclaim-0.1.0")
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", RELEASE_0_1_0, "client/pgclaim"],
-                             check=True, capture_output=True).stdout
+    archive = from_release("archive", RELEASE_0_1_0, "client/pgclaim")
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(where, filter="data")
     assert (where / "client" / "pgclaim" / "worker.py").is_file()
@@ -164,9 +174,7 @@ def old_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def first_migration(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding only migrations/0001_initial.sql, as release 0.1.0 shipped it."""
     where = tmp_path_factory.mktemp("migrations-0.1.0")
-    text = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{RELEASE_0_1_0}:migrations/0001_initial.sql"],
-        check=True, capture_output=True).stdout
+    text = from_release("show", f"{RELEASE_0_1_0}:migrations/0001_initial.sql")
     assert text == (ROOT / "migrations" / "0001_initial.sql").read_bytes(), "0001 is frozen"
     (where / "0001_initial.sql").write_bytes(text)
     return where
