@@ -19,7 +19,8 @@ checksums): a change after a release goes into a new migrations/src/ file.
 The way back, NNNN_name.rollback.sql (yoyo runs it to roll NNNN_name back), is, in order:
   1. migrations/src/NNNN_name.rollback.sql, written by hand: the steps that undo the
      upgrade (what NNNN added dropped, every function and view dropped, ownership
-     as the release before had it);
+     as the release before had it), ending as the role that is to own the functions
+     (the installer for 0.1.0; from 0.2.0 on, `set local role pgclaim_owner`);
   2. every function, view and grant of the release before, exactly as the migration
      before (the frozen file numbered NNNN - 1) created them: its sections of
      20_internal/, 30_api/, 40_views/ and 90_grants.sql.
@@ -94,10 +95,13 @@ def build_rollback(src: Path) -> str:
         src.read_text(),
         f"\n-- Everything below is what migrations/{before.name} created.\n",
     ]
-    for name, text in sections(before.read_text()):
-        if name.startswith(REPLACEABLE):
-            parts.append(f"\n-- ---- {name} ----\n")
-            parts.append(text)
+    restored = [(name, text) for name, text in sections(before.read_text())
+                if name.startswith(REPLACEABLE)]
+    if not restored:
+        raise SystemExit(f"build_migration: no function sections in {before.name}")
+    for name, text in restored:
+        parts.append(f"\n-- ---- {name} ----\n")
+        parts.append(text)
     return "".join(parts)
 
 
