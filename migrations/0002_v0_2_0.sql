@@ -117,8 +117,51 @@ where r.status = 'pending' and r.run_at = '-infinity'::timestamptz;
 update pgclaim.records as r set run_at = r.enqueued_at
 where r.status = 'running' and r.run_at = '-infinity'::timestamptz;
 
+-- Every table and view the steps below alter is locked here, all at once, before
+-- the first ALTER. Taken one by one as each ALTER came, the locks deadlocked with
+-- workers' calls that lock the same tables in another order (claim_batch locks
+-- queues then records, fail records then queues, heartbeat workers then records),
+-- and PostgreSQL aborted one side: sometimes the upgrade. Here each attempt waits
+-- at most 100 ms and, when it fails, gives back what it got (the block's
+-- subtransaction), so the upgrade never waits long while holding a table that a
+-- worker's call needs; it tries again until lock_timeout has passed, then raises
+-- 55P03 and changes nothing. Sequences cannot be locked and need not be: a call
+-- that uses one has locked queues or records first.
+do $do$
+declare
+    v_timeout text := pg_catalog.current_setting('lock_timeout');
+    v_give_up timestamptz := pg_catalog.clock_timestamp() + v_timeout::interval;
+begin
+    perform pg_catalog.set_config('lock_timeout', '100ms', true);
+    loop
+        begin
+            lock table pgclaim.queues, pgclaim.records, pgclaim.workers, pgclaim.config,
+            pgclaim.queue_stats, pgclaim.stuck_records, pgclaim.worker_status
+            in access exclusive mode;
+            exit;
+        exception when lock_not_available or deadlock_detected then
+            if pg_catalog.clock_timestamp() >= v_give_up then
+                raise exception using
+                    errcode = '55P03',
+                    message = pg_catalog.format(
+                        'pgclaim: the upgrade could not lock pgclaim''s tables within %s',
+                        v_timeout),
+                    hint = 'Nothing was changed: run it again. A transaction that holds '
+                    'one of them for long (see pg_locks) must end first.';
+            end if;
+            perform pg_catalog.pg_sleep(0.05 * pg_catalog.random());
+        end;
+    end loop;
+    perform pg_catalog.set_config('lock_timeout', v_timeout, true);
+end
+$do$;
+
 -- Everything 0.1.0 made was owned by the installer, so its SECURITY DEFINER
 -- functions ran with all of the installer's rights: it passes to pgclaim_owner.
+-- A sequence that belongs to a table (records_id_seq, the identity of records)
+-- passes with its table and cannot be given away alone: it is left out of the
+-- loop, which would otherwise fail whenever pg_class lists it before its table
+-- (after a VACUUM FULL, a GRANT or an ALTER TABLE ... SET of pgclaim.records).
 alter schema pgclaim owner to pgclaim_owner;
 
 do $do$
@@ -129,6 +172,12 @@ begin
         select c.oid::regclass::text as name, c.relkind
         from pg_catalog.pg_class as c
         where c.relnamespace = 'pgclaim'::regnamespace and c.relkind in ('r', 'v', 'S')
+          and not exists (
+              select from pg_catalog.pg_depend as d
+              where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid
+                and d.refclassid = 'pg_catalog.pg_class'::regclass
+                and d.deptype in ('a', 'i')
+          )
     loop
         execute pg_catalog.format(
             'alter %s %s owner to pgclaim_owner',
@@ -173,6 +222,12 @@ add column min_priority integer not null default -1000,
 add column max_priority integer not null default 1000,
 add column max_batch integer not null default 10000,
 add column restricted boolean not null default false;
+
+-- 0.1.0 took any lease: a queue whose lease is longer than the default max_lease
+-- gets its lease as max_lease, so that its claims stay within max_lease and
+-- alter_queue accepts its settings (lease <= max_lease).
+update pgclaim.queues as q set max_lease = q.lease
+where q.lease > q.max_lease;
 
 alter table pgclaim.queues
 alter column max_payload_bytes drop default,
