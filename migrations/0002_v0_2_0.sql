@@ -49,6 +49,7 @@ begin
     foreach v_name in array array[
         'pgclaim_owner', 'pgclaim_producer', 'pgclaim_worker', 'pgclaim_admin'
     ] loop
+        v_comment := null;
         select
             a.oid, a.rolcanlogin, a.rolsuper, a.rolcreaterole, a.rolcreatedb,
             a.rolreplication, a.rolbypassrls
@@ -76,7 +77,13 @@ begin
             end if;
         end if;
         if v_comment is distinct from v_marker then
-            execute pg_catalog.format('comment on role %I is %L', v_name, v_marker);
+            -- Marking a role needs CREATEROLE: an installer without it adopts the
+            -- roles a DBA made for this run only (docs/install.md).
+            begin
+                execute pg_catalog.format('comment on role %I is %L', v_name, v_marker);
+            exception when insufficient_privilege then
+                raise notice 'pgclaim: role % adopted but not marked (no CREATEROLE)', v_name;
+            end;
         end if;
     end loop;
     if not pg_catalog.pg_has_role('pgclaim_owner', 'member') then
@@ -211,7 +218,11 @@ drop function pgclaim._check_interval(text, interval, boolean);
 drop function pgclaim._check_text(text, text, integer);
 
 -- Lease tokens are random now (_lease_token), not drawn from a sequence.
-drop sequence pgclaim.lease_token_seq;
+-- lease_token_seq stays for this release: a 0.1.0 claim that waited on this
+-- migration's locks still runs its 0.1.0 body, which draws from it. Nothing draws
+-- from it afterwards; a later release drops it.
+comment on sequence pgclaim.lease_token_seq is
+'Unused since 0.2.0 (lease tokens are random); kept for claims of 0.1.0 during the upgrade.';
 
 -- Limits per queue, filled with create_queue's defaults for existing queues (the
 -- table keeps no default: create_queue is the one place they are written).

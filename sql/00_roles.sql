@@ -45,6 +45,7 @@ begin
     foreach v_name in array array[
         'pgclaim_owner', 'pgclaim_producer', 'pgclaim_worker', 'pgclaim_admin'
     ] loop
+        v_comment := null;
         select
             a.oid, a.rolcanlogin, a.rolsuper, a.rolcreaterole, a.rolcreatedb,
             a.rolreplication, a.rolbypassrls
@@ -72,7 +73,13 @@ begin
             end if;
         end if;
         if v_comment is distinct from v_marker then
-            execute pg_catalog.format('comment on role %I is %L', v_name, v_marker);
+            -- Marking a role needs CREATEROLE: an installer without it adopts the
+            -- roles a DBA made for this run only (docs/install.md).
+            begin
+                execute pg_catalog.format('comment on role %I is %L', v_name, v_marker);
+            exception when insufficient_privilege then
+                raise notice 'pgclaim: role % adopted but not marked (no CREATEROLE)', v_name;
+            end;
         end if;
     end loop;
     if not pg_catalog.pg_has_role('pgclaim_owner', 'member') then

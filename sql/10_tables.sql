@@ -123,5 +123,13 @@ create table pgclaim.queue_grants (
     primary key (queue, privilege, grantee)
 );
 
+-- Lease tokens were drawn from this sequence until release 0.1.0; they are random
+-- now (_lease_token). It stays for one release, so that a 0.1.0 claim still
+-- running its old body during the upgrade to 0.2.0 finds it.
+create sequence pgclaim.lease_token_seq;
+
+comment on sequence pgclaim.lease_token_seq is
+'Unused since 0.2.0 (lease tokens are random); kept for claims of 0.1.0 during the upgrade.';
+
 comment on table pgclaim.queue_grants is
 'Per-queue privileges (enqueue, claim, read) granted to roles with grant_queue.';

@@ -113,7 +113,11 @@ drop function pgclaim._check_interval(text, interval, boolean);
 drop function pgclaim._check_text(text, text, integer);
 
 -- Lease tokens are random now (_lease_token), not drawn from a sequence.
-drop sequence pgclaim.lease_token_seq;
+-- lease_token_seq stays for this release: a 0.1.0 claim that waited on this
+-- migration's locks still runs its 0.1.0 body, which draws from it. Nothing draws
+-- from it afterwards; a later release drops it.
+comment on sequence pgclaim.lease_token_seq is
+'Unused since 0.2.0 (lease tokens are random); kept for claims of 0.1.0 during the upgrade.';
 
 -- Limits per queue, filled with create_queue's defaults for existing queues (the
 -- table keeps no default: create_queue is the one place they are written).
