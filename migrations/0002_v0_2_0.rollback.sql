@@ -103,7 +103,8 @@ end
 $do$;
 
 -- 0.1.0 draws lease tokens from this sequence, which 0.2.0 kept unused. It goes
--- back to the role running this, and starts again past the highest token that a claim made under 0.1.0 left on a record (a
+-- back to the role running this, and starts again past the highest token that a
+-- claim made under 0.1.0 left on a record (a
 -- claim under 0.2.0 records its role, one under 0.1.0 did not), so that no token
 -- it draws is one that a holder from before the upgrade may still report with.
 -- Records claimed under 0.2.0 keep their random tokens (64 random bits each).
