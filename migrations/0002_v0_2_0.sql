@@ -279,7 +279,109 @@ create table pgclaim.queue_grants (
 comment on table pgclaim.queue_grants is
 'Per-queue privileges (enqueue, claim, read) granted to roles with grant_queue.';
 
+-- Finished records move out of the table that claims work on (see sql/10_tables.sql).
+create table pgclaim.finished (
+    id bigint primary key,
+    queue text not null,
+    status pgclaim.status not null,
+    priority integer not null,
+    run_at timestamptz not null,
+    payload jsonb not null,
+    attempt integer not null,
+    max_attempts integer not null,
+    dedup_key text,
+    worker_id text,
+    lease_until timestamptz,
+    lease_token bigint,
+    lease_for interval,
+    enqueued_at timestamptz not null,
+    finished_at timestamptz not null,
+    last_error text,
+    holder_role oid
+) with (
+    autovacuum_vacuum_insert_scale_factor = 0.05,
+    autovacuum_analyze_scale_factor = 0.02
+);
+
+comment on table pgclaim.finished is
+'Finished records (completed, failed, cancelled), kept for their queue''s retention.';
+
+create table pgclaim.queue_totals (
+    queue text not null references pgclaim.queues (queue) on delete cascade,
+    slot smallint not null,
+    completed bigint not null default 0,
+    primary key (queue, slot)
+) with (fillfactor = 50);
+
+comment on table pgclaim.queue_totals is
+'Completed records kept per queue, as counters in slots: their sum is the total.';
+
 reset role;
+
+-- The finished records of 0.1.0 move, in finishing order, with their ids. This
+-- reads and rewrites every finished record once, inside this migration's
+-- transaction (about 10 s per million records on a small server): purge first
+-- what is past retention to make the upgrade quicker.
+with moved as (
+    delete from pgclaim.records as r
+    where r.status in ('completed', 'failed', 'cancelled')
+    returning r.*
+)
+
+insert into pgclaim.finished (
+    id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
+    worker_id, lease_until, lease_token, lease_for, enqueued_at, finished_at, last_error,
+    holder_role
+)
+select
+    m.id,
+    m.queue,
+    m.status,
+    m.priority,
+    m.run_at,
+    m.payload,
+    m.attempt,
+    m.max_attempts,
+    m.dedup_key,
+    m.worker_id,
+    null as lease_until,
+    m.lease_token,
+    m.lease_for,
+    m.enqueued_at,
+    coalesce(m.finished_at, m.enqueued_at) as finished_at,
+    m.last_error,
+    m.holder_role
+from moved as m
+order by m.finished_at, m.id;
+
+insert into pgclaim.queue_totals (queue, slot, completed)
+select
+    f.queue,
+    0 as slot,
+    pg_catalog.count(*) as completed
+from pgclaim.finished as f
+where f.status = 'completed'
+group by f.queue;
+
+drop index pgclaim.records_finished_brin;
+drop index pgclaim.records_dead_idx;
+
+set local role pgclaim_owner;
+
+create index finished_at_brin on pgclaim.finished using brin (finished_at)
+with (pages_per_range = 32, autosummarize = on);
+
+create index finished_dead_idx on pgclaim.finished (queue, status, finished_at)
+where status in ('failed', 'cancelled');
+
+reset role;
+
+alter table pgclaim.records
+add constraint records_unfinished check (status in ('pending', 'running'));
+
+comment on table pgclaim.records is
+'Unfinished records (pending, running) of every queue; reach them through the pgclaim '
+'functions only.';
 
 -- Everything below is created by, and owned by, pgclaim_owner.
 set local role pgclaim_owner;
@@ -777,18 +879,18 @@ comment on function pgclaim._clip(text, integer) is
 
 -- ---- sql/20_internal/pgclaim._end_attempt.sql ----
 -- pgclaim._end_attempt(ids, errors, retry_at, fatal, counted, now): the one
--- place where running records stop being held without finishing (fail,
+-- place where running records stop being held without completing (fail,
 -- fail_batch, reclaim, deregister_worker). Each record of ids goes back to
 -- pending, due at its retry_at (or keeping its place in the queue, run_at, when
 -- that is null), while attempts remain and it is not fatal; otherwise it is
--- dead-lettered as failed, finished now. errors (one per id) become last_error.
--- With counted false (a release) the attempt is given back: the record is
--- pending again whatever its attempts and keeps its last_error. The lease
--- columns are cleared here; _report clears them too when it releases (in the
--- one statement that every report makes).
+-- dead-lettered: it moves to pgclaim.finished as failed (_finish). errors (one
+-- per id) become last_error. With counted false (a release) the attempt is given
+-- back: the record is pending again whatever its attempts and keeps its
+-- last_error. The lease columns are cleared here; _report clears them too when it
+-- releases (in the one statement that every report makes).
 -- Callers lock the rows and check that the caller holds them first.
 -- Returns: (id, queue, status) of each record it changed. Raises: nothing.
--- Tables: records (update).
+-- Tables: records (update, delete), finished (insert).
 create or replace function pgclaim._end_attempt(
     ids bigint[],
     errors text[],
@@ -798,26 +900,33 @@ create or replace function pgclaim._end_attempt(
     now timestamptz
 )
 returns table (id bigint, queue text, status pgclaim.status)
-language sql
+language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $fn$
+declare
+    v_dead bigint [];
+    v_dead_errors text [];
+begin
+    if _end_attempt.counted then
+        select pg_catalog.array_agg(v.id order by v.id), pg_catalog.array_agg(v.error order by v.id)
+        into v_dead, v_dead_errors
+        from rows from (
+            pg_catalog.unnest(_end_attempt.ids),
+            pg_catalog.unnest(_end_attempt.errors),
+            pg_catalog.unnest(_end_attempt.fatal)
+        ) as v (id, error, fatal)
+        inner join pgclaim.records as r on v.id = r.id
+        where coalesce(v.fatal, false) or r.attempt >= r.max_attempts;
+        return query
+        select f.id, f.queue, 'failed'::pgclaim.status
+        from pgclaim._finish(v_dead, 'failed', _end_attempt.now, v_dead_errors) as f;
+    end if;
+    return query
     update pgclaim.records as r set
-        status = case
-            when _end_attempt.counted and (coalesce(v.fatal, false) or r.attempt >= r.max_attempts)
-                then 'failed'::pgclaim.status
-            else 'pending'::pgclaim.status
-        end,
+        status = 'pending',
         attempt = case when _end_attempt.counted then r.attempt else r.attempt - 1 end,
-        run_at = case
-            when _end_attempt.counted and (coalesce(v.fatal, false) or r.attempt >= r.max_attempts)
-                then r.run_at
-            else coalesce(v.retry_at, r.run_at)
-        end,
-        finished_at = case
-            when _end_attempt.counted and (coalesce(v.fatal, false) or r.attempt >= r.max_attempts)
-                then _end_attempt.now
-        end,
+        run_at = coalesce(v.retry_at, r.run_at),
         last_error = case
             when _end_attempt.counted then coalesce(v.error, r.last_error) else r.last_error
         end,
@@ -829,20 +938,107 @@ as $fn$
     from rows from (
         pg_catalog.unnest(_end_attempt.ids),
         pg_catalog.unnest(_end_attempt.errors),
-        pg_catalog.unnest(_end_attempt.retry_at),
-        pg_catalog.unnest(_end_attempt.fatal)
-    ) as v (id, error, retry_at, fatal)
+        pg_catalog.unnest(_end_attempt.retry_at)
+    ) as v (id, error, retry_at)
     -- status compared as text: look each id up by primary key, never read the
     -- partial index of running records whole
     where r.id = v.id and r.status::text = 'running'
     returning r.id, r.queue, r.status;
+end;
 $fn$;
 
 comment on function pgclaim._end_attempt(
     bigint[], text[], timestamptz[], boolean[], boolean, timestamptz
 ) is
-'Internal: running records back to pending (or dead-lettered when out of attempts or '
-'fatal), lease cleared; with counted false the attempt is given back.';
+'Internal: running records back to pending (or dead-lettered to pgclaim.finished when '
+'out of attempts or fatal), lease cleared; with counted false the attempt is given back.';
+
+-- ---- sql/20_internal/pgclaim._finish.sql ----
+-- pgclaim._finish(ids, to_status, now, errors, from_status, worker_id, token, me,
+--     admin): the one statement that finishes records. The records among ids that
+-- are in one of from_status (and, when worker_id is given, held by worker_id
+-- under token when given, claimed by the role me unless admin) leave
+-- pgclaim.records for pgclaim.finished with their row, to_status, finished_at =
+-- now and their error (errors, one per id, when given). Completions are counted
+-- in queue_totals (the slot of this backend). complete calls it with the holder's
+-- checks; _end_attempt (dead letters) and cancel with ids they checked or locked.
+-- Returns: (id, queue) of each record it finished. Raises: nothing.
+-- Tables: records (delete), finished (insert), queue_totals (upsert).
+create or replace function pgclaim._finish(
+    ids bigint[],
+    to_status pgclaim.status,
+    now timestamptz,
+    errors text[] default null,
+    from_status text[] default '{running}',
+    worker_id text default null,
+    token bigint default null,
+    me oid default null,
+    admin boolean default true
+)
+returns table (id bigint, queue text)
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+begin
+    -- PL/pgSQL keeps the statement's plan between calls (an SQL function would plan
+    -- it at every call): this is on the path of every completion.
+    return query
+    with
+    done as (
+        delete from pgclaim.records as r
+        -- status compared as text: look the ids up by primary key, in id order,
+        -- never read the partial index of running records whole
+        where r.id = any(_finish.ids)
+          and r.status::text = any(_finish.from_status)
+          and (_finish.worker_id is null or (
+              r.worker_id = _finish.worker_id
+              and (_finish.token is null or r.lease_token = _finish.token)
+              and (_finish.admin or coalesce(r.holder_role, _finish.me) = _finish.me)
+          ))
+        returning
+            r.id, r.queue, r.priority, r.run_at, r.payload, r.attempt, r.max_attempts,
+            r.dedup_key, r.worker_id, r.lease_token, r.lease_for, r.enqueued_at,
+            r.last_error, r.holder_role
+    ),
+
+    moved as (
+        insert into pgclaim.finished as f (
+            id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
+            worker_id, lease_until, lease_token, lease_for, enqueued_at, finished_at,
+            last_error, holder_role
+        )
+        select
+            d.id, d.queue, _finish.to_status, d.priority, d.run_at, d.payload, d.attempt,
+            d.max_attempts, d.dedup_key, d.worker_id, null, d.lease_token, d.lease_for,
+            d.enqueued_at, _finish.now, coalesce(e.error, d.last_error), d.holder_role
+        from done as d
+        left join rows from (
+            pg_catalog.unnest(_finish.ids), pg_catalog.unnest(_finish.errors)
+        ) as e (id, error) on d.id = e.id
+        returning f.id, f.queue
+    ),
+
+    -- Runs whether or not the select below reads it (a data-modifying WITH always does).
+    counted as (
+        insert into pgclaim.queue_totals as t (queue, slot, completed)
+        select m.queue, (pg_catalog.pg_backend_pid() % 16)::smallint, pg_catalog.count(*)
+        from moved as m
+        where _finish.to_status = 'completed'
+        group by m.queue
+        on conflict on constraint queue_totals_pkey do update
+        set completed = t.completed + excluded.completed
+    )
+
+    select m.id, m.queue from moved as m;
+end;
+$fn$;
+
+comment on function pgclaim._finish(
+    bigint[], pgclaim.status, timestamptz, text[], text[], text, bigint, oid, boolean
+) is
+'Internal: moves the records among ids (in from_status, held as given) to '
+'pgclaim.finished with to_status; counts completions. Returns (id, queue) of each.';
 
 -- ---- sql/20_internal/pgclaim._granted.sql ----
 -- pgclaim._granted(queue, role): the privileges granted to role on queue.
@@ -958,16 +1154,17 @@ comment on function pgclaim._queue(text, boolean) is
 
 -- ---- sql/20_internal/pgclaim._queue_counts.sql ----
 -- pgclaim._queue_counts(with_completed): the per-queue counts that queue_stats
--- shows and health() reports, defined once. Every count but the completed total
--- reads a partial index (pending: records_claim_idx, running: records_lease_idx,
--- failed and cancelled: records_dead_idx, completed in the last minute:
--- records_finished_brin); the completed total needs one pass over the table, so
--- it is counted only with with_completed (else it is null).
+-- shows and health() reports, defined once. Every count reads a partial index or
+-- a counter, so that it costs the same however many finished records are kept
+-- (pending: records_claim_idx, running: records_lease_idx, failed and cancelled:
+-- finished_dead_idx, completed in the last minute: finished_at_brin, the completed
+-- total: the queue's counters in queue_totals); health() leaves the completed
+-- total out (with_completed false: null).
 -- Only the queues the caller may read (_allowed) are counted.
 -- Security definer: the view queue_stats calls it in its reader's name, and
 -- its readers do not reach the tables.
 -- Returns: one row per queue, in queue order. Raises: nothing.
--- Tables: queues, records (read).
+-- Tables: queues, records, finished, queue_totals (read).
 create or replace function pgclaim._queue_counts(with_completed boolean)
 returns table (
     queue text,
@@ -992,10 +1189,10 @@ as $fn$
     ),
 
     completed as (
-        select r.queue, pg_catalog.count(*) as n
-        from pgclaim.records as r
-        where _queue_counts.with_completed and r.status = 'completed'
-        group by r.queue
+        select t.queue, pg_catalog.sum(t.completed)::bigint as n
+        from pgclaim.queue_totals as t
+        where _queue_counts.with_completed
+        group by t.queue
     )
 
     select
@@ -1030,12 +1227,12 @@ as $fn$
         select
             pg_catalog.count(*) filter (where r.status = 'failed') as failed,
             pg_catalog.count(*) filter (where r.status = 'cancelled') as cancelled
-        from pgclaim.records as r
+        from pgclaim.finished as r
         where r.queue = q.queue and r.status in ('failed', 'cancelled')
     ) as d
     cross join lateral (
         select pg_catalog.count(*) as completed_last_minute
-        from pgclaim.records as r
+        from pgclaim.finished as r
         where
             r.queue = q.queue and r.status = 'completed'
             and r.finished_at > clock.now - '1 minute'::interval
@@ -1134,7 +1331,7 @@ comment on function pgclaim._reclaim(text, integer, boolean) is
 -- records among ids that worker_id holds now, under the role that claimed them
 -- (unless the caller is a pgclaim_admin) and, where lease_tokens is given,
 -- position by position under that very claim:
---   'complete'  completed, finished now;
+--   'complete'  completed: moved to pgclaim.finished (_finish), finished now;
 --   'extend'    lease_until = now + lease (default: the length it was claimed with);
 --   'release'   pending again at once, the attempt given back, lease cleared (as
 --               _end_attempt does), and the queues' workers woken.
@@ -1142,7 +1339,8 @@ comment on function pgclaim._reclaim(text, integer, boolean) is
 -- batch) and each group is one `id = any(...)` primary-key scan, which locks
 -- rows in id order whatever the planner's statistics say.
 -- Returns: how many records it changed. Raises: 22004/22023 bad worker_id or
--- arrays (_check_text, _check_ids). Tables: records (update).
+-- arrays (_check_text, _check_ids). Tables: records (update, delete), finished (insert),
+-- queue_totals (upsert).
 create or replace function pgclaim._report(
     action text, worker_id text, ids bigint[], lease_tokens bigint[], lease interval
 )
@@ -1169,39 +1367,43 @@ begin
         select g.token, g.ids
         from pgclaim._token_groups(_report.ids, _report.lease_tokens) as g
     loop
-        with changed as (
-            update pgclaim.records as r set
-                status = case
-                    when v_complete then 'completed'::pgclaim.status
-                    when v_release then 'pending'::pgclaim.status
-                    else r.status
-                end,
-                finished_at = case when v_complete then v_now else r.finished_at end,
-                attempt = case when v_release then r.attempt - 1 else r.attempt end,
-                lease_until = case
-                    when v_complete or v_release then null
-                    else v_now + coalesce(_report.lease, r.lease_for)
-                end,
-                lease_for = case
-                    when v_release then null else coalesce(_report.lease, r.lease_for)
-                end,
-                worker_id = case when v_release then null else r.worker_id end,
-                lease_token = case when v_release then null else r.lease_token end,
-                holder_role = case when v_release then null else r.holder_role end
-            where r.id = any(v_group.ids)
-              -- status compared as text: the planner must not read the partial index of
-              -- running records whole; it looks the ids up by primary key, in id order
-              and r.status::text = 'running'
-              and r.worker_id = _report.worker_id
-              and (v_group.token is null or r.lease_token = v_group.token)
-              and (v_admin or coalesce(r.holder_role, v_me) = v_me)
-            returning r.queue
-        )
-        select
-            pg_catalog.count(*)::integer,
-            pg_catalog.array_agg(distinct changed.queue) filter (where v_release)
-        into v_n, v_changed
-        from changed;
+        if v_complete then
+            select pg_catalog.count(*)::integer into v_n
+            from pgclaim._finish(
+                v_group.ids, 'completed', v_now, null, '{running}', _report.worker_id,
+                v_group.token, v_me, v_admin
+            ) as f;
+        else
+            with changed as (
+                update pgclaim.records as r set
+                    status = case when v_release then 'pending'::pgclaim.status else r.status end,
+                    attempt = case when v_release then r.attempt - 1 else r.attempt end,
+                    lease_until = case
+                        when v_release then null
+                        else v_now + coalesce(_report.lease, r.lease_for)
+                    end,
+                    lease_for = case
+                        when v_release then null else coalesce(_report.lease, r.lease_for)
+                    end,
+                    worker_id = case when v_release then null else r.worker_id end,
+                    lease_token = case when v_release then null else r.lease_token end,
+                    holder_role = case when v_release then null else r.holder_role end
+                where r.id = any(v_group.ids)
+                  -- status compared as text: the planner must not read the partial index
+                  -- of running records whole; it looks the ids up by primary key, in id
+                  -- order. The same holder checks as _finish makes for a completion.
+                  and r.status::text = 'running'
+                  and r.worker_id = _report.worker_id
+                  and (v_group.token is null or r.lease_token = v_group.token)
+                  and (v_admin or coalesce(r.holder_role, v_me) = v_me)
+                returning r.queue
+            )
+            select
+                pg_catalog.count(*)::integer,
+                pg_catalog.array_agg(distinct changed.queue) filter (where v_release)
+            into v_n, v_changed
+            from changed;
+        end if;
         v_count := v_count + v_n;
         if v_release and v_n > 0 then
             v_queues := v_queues || v_changed;
@@ -1440,12 +1642,13 @@ comment on function pgclaim.alter_queue(
 'valid together. Raises PC001 for an unknown queue, 22004/22023 for a bad setting.';
 
 -- ---- sql/30_api/pgclaim.cancel.sql ----
--- pgclaim.cancel(ids): pending or running records among ids become cancelled;
--- a running record's holder then finds its reports refused.
+-- pgclaim.cancel(ids): pending or running records among ids become cancelled
+-- (moved to pgclaim.finished, _finish); a running record's holder then finds its
+-- reports refused.
 -- Returns: how many it cancelled; finished or unknown ids are skipped.
 -- Raises: 22004 null ids or element; 22023 more ids than config.max_ids.
 -- Waits at most 5 s for row locks (55P03, retried by the client).
--- Tables: records (update).
+-- Tables: records (delete), finished (insert).
 create or replace function pgclaim.cancel(ids bigint[])
 returns integer
 language plpgsql
@@ -1458,10 +1661,8 @@ declare
     v_count integer;
 begin
     perform pgclaim._check_ids(cancel.ids, null);
-    update pgclaim.records as r set
-        status = 'cancelled', finished_at = pgclaim._now(), lease_until = null
-    where r.id = any(cancel.ids) and r.status in ('pending', 'running');
-    get diagnostics v_count = row_count;
+    select pg_catalog.count(*)::integer into v_count
+    from pgclaim._finish(cancel.ids, 'cancelled', pgclaim._now(), null, '{pending,running}') as f;
     return v_count;
 end;
 $fn$;
@@ -1731,7 +1932,7 @@ comment on function pgclaim.deregister_worker(text) is
 -- Returns: how many records were deleted.
 -- Raises: PC001 unknown queue; PC004 when unfinished records remain and force is
 -- false; 55P03 when the lock is not had within 5 s (retried by the client).
--- Tables: queues (delete), records (delete).
+-- Tables: queues, records, finished (delete); queue_totals, queue_grants (cascade).
 create or replace function pgclaim.drop_queue(queue text, force boolean default false)
 returns integer
 language plpgsql
@@ -1743,12 +1944,13 @@ as $fn$
 declare
     v_unfinished bigint;
     v_count integer;
+    v_more integer;
 begin
     perform pgclaim._queue(drop_queue.queue);
     perform 1 from pgclaim.queues as q where q.queue = drop_queue.queue for update;
     if not coalesce(drop_queue.force, false) then
         select pg_catalog.count(*) into v_unfinished from pgclaim.records as r
-        where r.queue = drop_queue.queue and r.status in ('pending', 'running');
+        where r.queue = drop_queue.queue;
         if v_unfinished > 0 then
             raise exception using
                 errcode = 'PC004',
@@ -1760,8 +1962,11 @@ begin
     end if;
     delete from pgclaim.records as r where r.queue = drop_queue.queue;
     get diagnostics v_count = row_count;
+    delete from pgclaim.finished as f where f.queue = drop_queue.queue;
+    get diagnostics v_more = row_count;
+    -- its counters and grants go with it (on delete cascade)
     delete from pgclaim.queues as q where q.queue = drop_queue.queue;
-    return v_count;
+    return v_count + v_more;
 end;
 $fn$;
 
@@ -1997,7 +2202,7 @@ comment on function pgclaim.extend_lease(text, bigint[], interval, bigint[]) is
 -- (or under another lease_token): the message names neither the holder nor its
 -- token; 22004 null worker_id or id; 22023 retry_after negative or over 100 years.
 -- Waits at most 5 s for the record's row lock (55P03, retried by the client).
--- Tables: queues, config (read), records (update).
+-- Tables: queues, config, finished (read), records (update, delete), finished (insert).
 create or replace function pgclaim.fail(
     worker_id text,
     id bigint,
@@ -2028,12 +2233,13 @@ begin
     end if;
     perform pgclaim._check_interval('retry_after', fail.retry_after, true, true);
     select r.* into v_r from pgclaim.records as r where r.id = fail.id for update;
-    if not found then
+    if not found and not exists (select from pgclaim.finished as f where f.id = fail.id) then
         raise exception using
             errcode = 'PC002',
             message = pg_catalog.format('pgclaim: record %s does not exist', fail.id);
     end if;
-    if v_r.status <> 'running' or v_r.worker_id is distinct from fail.worker_id
+    -- A finished record (no row in pgclaim.records) is held by nobody.
+    if v_r.id is null or v_r.status <> 'running' or v_r.worker_id is distinct from fail.worker_id
        or (fail.lease_token is not null and v_r.lease_token <> fail.lease_token)
        or not (pgclaim._admin(v_me) or coalesce(v_r.holder_role, v_me) = v_me) then
         raise exception using
@@ -2392,7 +2598,7 @@ comment on function pgclaim.pause_queue(text) is
 -- older_than ago (default: the queue's retention), at most max_records a call.
 -- Returns: how many it deleted. Raises: PC001 unknown queue; 22023 older_than
 -- negative or max_records < 1. Waits at most 5 s for row locks (55P03).
--- Tables: records (delete).
+-- Tables: finished (delete), queue_totals (upsert).
 create or replace function pgclaim.purge(
     queue text, older_than interval default null, max_records integer default 100000
 )
@@ -2412,19 +2618,33 @@ begin
     perform pgclaim._check_interval('older_than', purge.older_than, true, true);
     perform pgclaim._check_int('max_records', purge.max_records, 1, 2147483647);
     v_cutoff := pgclaim._now() - coalesce(purge.older_than, v_q.retention);
-    -- The outer conditions repeat the inner ones: a row that a concurrent
-    -- retry_failed made pending again is re-checked against them and kept.
-    delete from pgclaim.records as r
-    where r.id in (
-        select f.id from pgclaim.records as f
-        where f.queue = purge.queue
-          and f.status in ('completed', 'failed', 'cancelled')
-          and f.finished_at < v_cutoff
-        limit purge.max_records
+    with gone as (
+        delete from pgclaim.finished as f
+        where f.id in (
+            select o.id from pgclaim.finished as o
+            where o.queue = purge.queue and o.finished_at < v_cutoff
+            limit purge.max_records
+        )
+        returning f.status
+    ),
+
+    counts as (
+        select
+            pg_catalog.count(*)::integer as n,
+            pg_catalog.count(*) filter (where g.status = 'completed') as completed
+        from gone as g
+    ),
+
+    -- the completions kept in pgclaim.finished, as counted in queue_totals
+    counted as (
+        insert into pgclaim.queue_totals as t (queue, slot, completed)
+        select purge.queue, (pg_catalog.pg_backend_pid() % 16)::smallint, -c.completed
+        from counts as c where c.completed > 0
+        on conflict on constraint queue_totals_pkey do update
+        set completed = t.completed + excluded.completed
     )
-      and r.status in ('completed', 'failed', 'cancelled')
-      and r.finished_at < v_cutoff;
-    get diagnostics v_count = row_count;
+
+    select c.n into v_count from counts as c;
     return v_count;
 end;
 $fn$;
@@ -2537,13 +2757,14 @@ comment on function pgclaim.resume_queue(text) is
 
 -- ---- sql/30_api/pgclaim.retry_failed.sql ----
 -- pgclaim.retry_failed(queue, ids): failed records of the queue (all, or those
--- among ids) go back to pending, due now, with their attempts reset. A dedup_key
+-- among ids) go back from pgclaim.finished to pending, due now, with their attempts
+-- reset and their ids kept. A dedup_key
 -- stays unique among unfinished records: a failed record whose key an unfinished
 -- record holds is skipped, and of failed records sharing a key only the newest
 -- is retried.
 -- Returns: how many. Raises: PC001 unknown queue; 22004 a null element of ids;
 -- 22023 more ids than config.max_ids. Waits at most 5 s for row locks (55P03).
--- Tables: records (update).
+-- Tables: finished (delete), records (insert).
 create or replace function pgclaim.retry_failed(queue text, ids bigint[] default null)
 returns integer
 language plpgsql
@@ -2552,6 +2773,7 @@ security definer
 set search_path = pg_catalog, pg_temp
 set lock_timeout = '5s'
 as $fn$
+#variable_conflict use_column
 declare
     v_now timestamptz := pgclaim._now();
     v_count integer;
@@ -2560,25 +2782,44 @@ begin
     if retry_failed.ids is not null then
         perform pgclaim._check_ids(retry_failed.ids, null);
     end if;
-    update pgclaim.records as r set
-        status = 'pending', attempt = 0, run_at = v_now, finished_at = null
-    where r.queue = retry_failed.queue
-      and r.status = 'failed'
-      and (retry_failed.ids is null or r.id = any(retry_failed.ids))
-      and (r.dedup_key is null or (
-          not exists (
-              select from pgclaim.records as u
-              where u.queue = r.queue and u.dedup_key = r.dedup_key
-                and u.status in ('pending', 'running')
-          )
-          and not exists (
-              select from pgclaim.records as n
-              where n.queue = r.queue and n.dedup_key = r.dedup_key
-                and n.status = 'failed' and n.id > r.id
+    -- Back into pgclaim.records first, with their ids; a record whose dedup_key an
+    -- unfinished record took in the meantime conflicts and stays where it is. Then
+    -- only the records that went back leave pgclaim.finished.
+    with
+    back as (
+        insert into pgclaim.records as r (
+            id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
+            enqueued_at, last_error
+        ) overriding system value
+        select
+            f.id, f.queue, 'pending', f.priority, v_now, f.payload, 0, f.max_attempts,
+            f.dedup_key, f.enqueued_at, f.last_error
+        from pgclaim.finished as f
+        where f.queue = retry_failed.queue
+          and f.status = 'failed'
+          and (retry_failed.ids is null or f.id = any(retry_failed.ids))
+          -- of failed records sharing a dedup_key, only the newest goes back
+          and (f.dedup_key is null or not exists (
+              select from pgclaim.finished as n
+              where n.queue = f.queue and n.dedup_key = f.dedup_key
+                and n.status = 'failed' and n.id > f.id
                 and (retry_failed.ids is null or n.id = any(retry_failed.ids))
-          )
-      ));
-    get diagnostics v_count = row_count;
+          ))
+        order by f.id
+        for update of f
+        on conflict (queue, dedup_key)
+        where dedup_key is not null and status in ('pending', 'running')
+        do nothing
+        returning r.id
+    ),
+
+    gone as (
+        delete from pgclaim.finished as f
+        where f.id in (select b.id from back as b)
+        returning f.id
+    )
+
+    select pg_catalog.count(*)::integer into v_count from gone;
     if v_count > 0 then
         perform pgclaim._notify(retry_failed.queue);
     end if;

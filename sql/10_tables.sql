@@ -23,8 +23,11 @@ create table pgclaim.queues (
 
 comment on table pgclaim.queues is 'One row per queue: its settings and limits.';
 
--- Records are updated at every step of their life, so leave room on each page
--- for the new row version, and vacuum early and often.
+-- Unfinished records: pending and running. A record leaves this table in the
+-- statement that finishes it (for pgclaim.finished), so every claim, report and
+-- sweep works on a table that holds only the work in flight, whatever the history
+-- kept. Records are updated at every step of their life here, so leave room on
+-- each page for the new row version, and vacuum early and often.
 create table pgclaim.records (
     id bigint generated always as identity primary key,
     queue text not null,
@@ -40,11 +43,14 @@ create table pgclaim.records (
     lease_token bigint,
     lease_for interval,
     enqueued_at timestamptz not null,
+    -- Always null here since release 0.2.0 (finished records live in
+    -- pgclaim.finished); kept so that both tables have the same columns.
     finished_at timestamptz,
     last_error text,
     -- The role the claim was made as (see _caller): reports from another role
     -- leave the record alone. Null for records claimed before release 0.2.0.
-    holder_role oid
+    holder_role oid,
+    constraint records_unfinished check (status in ('pending', 'running'))
 ) with (
     fillfactor = 70,
     autovacuum_vacuum_scale_factor = 0.02,
@@ -55,7 +61,8 @@ create table pgclaim.records (
 );
 
 comment on table pgclaim.records is
-'Every record of every queue; reach it through the pgclaim functions only.';
+'Unfinished records (pending, running) of every queue; reach them through the pgclaim '
+'functions only.';
 
 -- claim_batch reads this index in its hand-out order and stops at the batch size.
 create index records_claim_idx on pgclaim.records (
@@ -73,14 +80,57 @@ where status = 'running';
 create unique index records_dedup_idx on pgclaim.records (queue, dedup_key)
 where dedup_key is not null and status in ('pending', 'running');
 
--- Finished records by age (purge, completed_last_minute): a BRIN index costs
--- next to nothing per completion, and records finish roughly in table order.
-create index records_finished_brin on pgclaim.records using brin (finished_at)
+-- Finished records: completed, failed (dead letters) and cancelled, moved here
+-- with the row they had (same columns, same id) by the statement that finished
+-- them, kept for the queue's retention. Only inserts and purges touch it.
+create table pgclaim.finished (
+    id bigint primary key,
+    queue text not null,
+    status pgclaim.status not null,
+    priority integer not null,
+    run_at timestamptz not null,
+    payload jsonb not null,
+    attempt integer not null,
+    max_attempts integer not null,
+    dedup_key text,
+    worker_id text,
+    lease_until timestamptz,
+    lease_token bigint,
+    lease_for interval,
+    enqueued_at timestamptz not null,
+    finished_at timestamptz not null,
+    last_error text,
+    holder_role oid
+) with (
+    autovacuum_vacuum_insert_scale_factor = 0.05,
+    autovacuum_analyze_scale_factor = 0.02
+);
+
+comment on table pgclaim.finished is
+'Finished records (completed, failed, cancelled), kept for their queue''s retention.';
+
+-- By age (purge, completed_last_minute): a BRIN index costs next to nothing per
+-- insert, and records are inserted in the order they finish.
+create index finished_at_brin on pgclaim.finished using brin (finished_at)
 with (pages_per_range = 32, autosummarize = on);
 
 -- Dead letters and cancelled records, few by nature (queue_stats, retry_failed).
-create index records_dead_idx on pgclaim.records (queue, status, finished_at)
+create index finished_dead_idx on pgclaim.finished (queue, status, finished_at)
 where status in ('failed', 'cancelled');
+
+-- Completions per queue, kept as counters so that queue_stats does not count the
+-- finished table: complete adds to the row of its slot (one of 16, by backend, so
+-- that concurrent completions rarely wait on one row), purge and drop_queue take
+-- away. A queue's total is the sum of its slots.
+create table pgclaim.queue_totals (
+    queue text not null references pgclaim.queues (queue) on delete cascade,
+    slot smallint not null,
+    completed bigint not null default 0,
+    primary key (queue, slot)
+) with (fillfactor = 50);
+
+comment on table pgclaim.queue_totals is
+'Completed records kept per queue, as counters in slots: their sum is the total.';
 
 create table pgclaim.workers (
     worker_id text primary key,

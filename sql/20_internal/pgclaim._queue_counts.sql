@@ -1,14 +1,15 @@
 -- pgclaim._queue_counts(with_completed): the per-queue counts that queue_stats
--- shows and health() reports, defined once. Every count but the completed total
--- reads a partial index (pending: records_claim_idx, running: records_lease_idx,
--- failed and cancelled: records_dead_idx, completed in the last minute:
--- records_finished_brin); the completed total needs one pass over the table, so
--- it is counted only with with_completed (else it is null).
+-- shows and health() reports, defined once. Every count reads a partial index or
+-- a counter, so that it costs the same however many finished records are kept
+-- (pending: records_claim_idx, running: records_lease_idx, failed and cancelled:
+-- finished_dead_idx, completed in the last minute: finished_at_brin, the completed
+-- total: the queue's counters in queue_totals); health() leaves the completed
+-- total out (with_completed false: null).
 -- Only the queues the caller may read (_allowed) are counted.
 -- Security definer: the view queue_stats calls it in its reader's name, and
 -- its readers do not reach the tables.
 -- Returns: one row per queue, in queue order. Raises: nothing.
--- Tables: queues, records (read).
+-- Tables: queues, records, finished, queue_totals (read).
 create or replace function pgclaim._queue_counts(with_completed boolean)
 returns table (
     queue text,
@@ -33,10 +34,10 @@ as $fn$
     ),
 
     completed as (
-        select r.queue, pg_catalog.count(*) as n
-        from pgclaim.records as r
-        where _queue_counts.with_completed and r.status = 'completed'
-        group by r.queue
+        select t.queue, pg_catalog.sum(t.completed)::bigint as n
+        from pgclaim.queue_totals as t
+        where _queue_counts.with_completed
+        group by t.queue
     )
 
     select
@@ -71,12 +72,12 @@ as $fn$
         select
             pg_catalog.count(*) filter (where r.status = 'failed') as failed,
             pg_catalog.count(*) filter (where r.status = 'cancelled') as cancelled
-        from pgclaim.records as r
+        from pgclaim.finished as r
         where r.queue = q.queue and r.status in ('failed', 'cancelled')
     ) as d
     cross join lateral (
         select pg_catalog.count(*) as completed_last_minute
-        from pgclaim.records as r
+        from pgclaim.finished as r
         where
             r.queue = q.queue and r.status = 'completed'
             and r.finished_at > clock.now - '1 minute'::interval

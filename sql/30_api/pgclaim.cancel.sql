@@ -1,9 +1,10 @@
--- pgclaim.cancel(ids): pending or running records among ids become cancelled;
--- a running record's holder then finds its reports refused.
+-- pgclaim.cancel(ids): pending or running records among ids become cancelled
+-- (moved to pgclaim.finished, _finish); a running record's holder then finds its
+-- reports refused.
 -- Returns: how many it cancelled; finished or unknown ids are skipped.
 -- Raises: 22004 null ids or element; 22023 more ids than config.max_ids.
 -- Waits at most 5 s for row locks (55P03, retried by the client).
--- Tables: records (update).
+-- Tables: records (delete), finished (insert).
 create or replace function pgclaim.cancel(ids bigint[])
 returns integer
 language plpgsql
@@ -16,10 +17,8 @@ declare
     v_count integer;
 begin
     perform pgclaim._check_ids(cancel.ids, null);
-    update pgclaim.records as r set
-        status = 'cancelled', finished_at = pgclaim._now(), lease_until = null
-    where r.id = any(cancel.ids) and r.status in ('pending', 'running');
-    get diagnostics v_count = row_count;
+    select pg_catalog.count(*)::integer into v_count
+    from pgclaim._finish(cancel.ids, 'cancelled', pgclaim._now(), null, '{pending,running}') as f;
     return v_count;
 end;
 $fn$;

@@ -3,7 +3,7 @@
 -- Returns: how many records were deleted.
 -- Raises: PC001 unknown queue; PC004 when unfinished records remain and force is
 -- false; 55P03 when the lock is not had within 5 s (retried by the client).
--- Tables: queues (delete), records (delete).
+-- Tables: queues, records, finished (delete); queue_totals, queue_grants (cascade).
 create or replace function pgclaim.drop_queue(queue text, force boolean default false)
 returns integer
 language plpgsql
@@ -15,12 +15,13 @@ as $fn$
 declare
     v_unfinished bigint;
     v_count integer;
+    v_more integer;
 begin
     perform pgclaim._queue(drop_queue.queue);
     perform 1 from pgclaim.queues as q where q.queue = drop_queue.queue for update;
     if not coalesce(drop_queue.force, false) then
         select pg_catalog.count(*) into v_unfinished from pgclaim.records as r
-        where r.queue = drop_queue.queue and r.status in ('pending', 'running');
+        where r.queue = drop_queue.queue;
         if v_unfinished > 0 then
             raise exception using
                 errcode = 'PC004',
@@ -32,8 +33,11 @@ begin
     end if;
     delete from pgclaim.records as r where r.queue = drop_queue.queue;
     get diagnostics v_count = row_count;
+    delete from pgclaim.finished as f where f.queue = drop_queue.queue;
+    get diagnostics v_more = row_count;
+    -- its counters and grants go with it (on delete cascade)
     delete from pgclaim.queues as q where q.queue = drop_queue.queue;
-    return v_count;
+    return v_count + v_more;
 end;
 $fn$;
 

@@ -9,7 +9,7 @@
 -- (or under another lease_token): the message names neither the holder nor its
 -- token; 22004 null worker_id or id; 22023 retry_after negative or over 100 years.
 -- Waits at most 5 s for the record's row lock (55P03, retried by the client).
--- Tables: queues, config (read), records (update).
+-- Tables: queues, config, finished (read), records (update, delete), finished (insert).
 create or replace function pgclaim.fail(
     worker_id text,
     id bigint,
@@ -40,12 +40,13 @@ begin
     end if;
     perform pgclaim._check_interval('retry_after', fail.retry_after, true, true);
     select r.* into v_r from pgclaim.records as r where r.id = fail.id for update;
-    if not found then
+    if not found and not exists (select from pgclaim.finished as f where f.id = fail.id) then
         raise exception using
             errcode = 'PC002',
             message = pg_catalog.format('pgclaim: record %s does not exist', fail.id);
     end if;
-    if v_r.status <> 'running' or v_r.worker_id is distinct from fail.worker_id
+    -- A finished record (no row in pgclaim.records) is held by nobody.
+    if v_r.id is null or v_r.status <> 'running' or v_r.worker_id is distinct from fail.worker_id
        or (fail.lease_token is not null and v_r.lease_token <> fail.lease_token)
        or not (pgclaim._admin(v_me) or coalesce(v_r.holder_role, v_me) = v_me) then
         raise exception using

@@ -1,11 +1,12 @@
 -- pgclaim.retry_failed(queue, ids): failed records of the queue (all, or those
--- among ids) go back to pending, due now, with their attempts reset. A dedup_key
+-- among ids) go back from pgclaim.finished to pending, due now, with their attempts
+-- reset and their ids kept. A dedup_key
 -- stays unique among unfinished records: a failed record whose key an unfinished
 -- record holds is skipped, and of failed records sharing a key only the newest
 -- is retried.
 -- Returns: how many. Raises: PC001 unknown queue; 22004 a null element of ids;
 -- 22023 more ids than config.max_ids. Waits at most 5 s for row locks (55P03).
--- Tables: records (update).
+-- Tables: finished (delete), records (insert).
 create or replace function pgclaim.retry_failed(queue text, ids bigint[] default null)
 returns integer
 language plpgsql
@@ -14,6 +15,7 @@ security definer
 set search_path = pg_catalog, pg_temp
 set lock_timeout = '5s'
 as $fn$
+#variable_conflict use_column
 declare
     v_now timestamptz := pgclaim._now();
     v_count integer;
@@ -22,25 +24,44 @@ begin
     if retry_failed.ids is not null then
         perform pgclaim._check_ids(retry_failed.ids, null);
     end if;
-    update pgclaim.records as r set
-        status = 'pending', attempt = 0, run_at = v_now, finished_at = null
-    where r.queue = retry_failed.queue
-      and r.status = 'failed'
-      and (retry_failed.ids is null or r.id = any(retry_failed.ids))
-      and (r.dedup_key is null or (
-          not exists (
-              select from pgclaim.records as u
-              where u.queue = r.queue and u.dedup_key = r.dedup_key
-                and u.status in ('pending', 'running')
-          )
-          and not exists (
-              select from pgclaim.records as n
-              where n.queue = r.queue and n.dedup_key = r.dedup_key
-                and n.status = 'failed' and n.id > r.id
+    -- Back into pgclaim.records first, with their ids; a record whose dedup_key an
+    -- unfinished record took in the meantime conflicts and stays where it is. Then
+    -- only the records that went back leave pgclaim.finished.
+    with
+    back as (
+        insert into pgclaim.records as r (
+            id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
+            enqueued_at, last_error
+        ) overriding system value
+        select
+            f.id, f.queue, 'pending', f.priority, v_now, f.payload, 0, f.max_attempts,
+            f.dedup_key, f.enqueued_at, f.last_error
+        from pgclaim.finished as f
+        where f.queue = retry_failed.queue
+          and f.status = 'failed'
+          and (retry_failed.ids is null or f.id = any(retry_failed.ids))
+          -- of failed records sharing a dedup_key, only the newest goes back
+          and (f.dedup_key is null or not exists (
+              select from pgclaim.finished as n
+              where n.queue = f.queue and n.dedup_key = f.dedup_key
+                and n.status = 'failed' and n.id > f.id
                 and (retry_failed.ids is null or n.id = any(retry_failed.ids))
-          )
-      ));
-    get diagnostics v_count = row_count;
+          ))
+        order by f.id
+        for update of f
+        on conflict (queue, dedup_key)
+        where dedup_key is not null and status in ('pending', 'running')
+        do nothing
+        returning r.id
+    ),
+
+    gone as (
+        delete from pgclaim.finished as f
+        where f.id in (select b.id from back as b)
+        returning f.id
+    )
+
+    select pg_catalog.count(*)::integer into v_count from gone;
     if v_count > 0 then
         perform pgclaim._notify(retry_failed.queue);
     end if;

@@ -5,8 +5,9 @@ begin;
 select plan(15);
 
 select tables_are(
-    'pgclaim', array['queues', 'records', 'workers', 'config', 'queue_grants'],
-    'pgclaim has exactly its five tables'
+    'pgclaim',
+    array['queues', 'records', 'finished', 'queue_totals', 'workers', 'config', 'queue_grants'],
+    'pgclaim has exactly its seven tables'
 );
 
 select views_are(

@@ -25,16 +25,19 @@ as $fn$
     select pgclaim_test.set_now(pgclaim._now() + step);
 $fn$;
 
--- The status of a record.
+-- The status of a record, unfinished (pgclaim.records) or finished (pgclaim.finished).
 create function pgclaim_test.status(record_id bigint)
 returns text
 language sql
 as $fn$
-    select r.status::text from pgclaim.records as r where r.id = record_id;
+    select r.status::text from pgclaim.records as r where r.id = record_id
+    union all
+    select f.status::text from pgclaim.finished as f where f.id = record_id;
 $fn$;
 
--- A digest of everything a call could change: records, queues, workers, config,
--- per-queue grants and the id sequence (a rejected call must not even draw an id).
+-- A digest of everything a call could change: records (unfinished and finished),
+-- queues, their counters, workers, config, per-queue grants and the id sequence
+-- (a rejected call must not even draw an id).
 create function pgclaim_test.digest()
 returns text
 language sql
@@ -42,6 +45,11 @@ as $fn$
     select pg_catalog.concat_ws('/',
         (select pg_catalog.md5(coalesce(pg_catalog.string_agg(r::text, ',' order by r.id), ''))
             from pgclaim.records as r),
+        (select pg_catalog.md5(coalesce(pg_catalog.string_agg(f::text, ',' order by f.id), ''))
+            from pgclaim.finished as f),
+        (select pg_catalog.md5(coalesce(pg_catalog.string_agg(
+            t::text, ',' order by t.queue, t.slot), ''))
+            from pgclaim.queue_totals as t),
         (select pg_catalog.md5(coalesce(pg_catalog.string_agg(q::text, ',' order by q.queue), ''))
             from pgclaim.queues as q),
         (select pg_catalog.md5(
@@ -98,10 +106,19 @@ begin
 end;
 $fn$;
 
--- The one row of a record.
+-- The one row of a record, unfinished or finished (both tables have the same columns).
 create function pgclaim_test.rec(record_id bigint)
 returns pgclaim.records
 language sql
 as $fn$
-    select r.* from pgclaim.records as r where r.id = record_id;
+    select r.* from pgclaim.records as r where r.id = record_id
+    union all
+    select f.* from pgclaim.finished as f where f.id = record_id;
 $fn$;
+
+-- Every record, unfinished (pgclaim.records) or finished (pgclaim.finished): the
+-- tests read a record's row wherever its state keeps it.
+create view pgclaim_test.all_records as
+select r.* from pgclaim.records as r
+union all
+select f.* from pgclaim.finished as f;

@@ -20,7 +20,7 @@ select is(
 );
 select results_eq(
     $$
-        select r.status::text, r.finished_at from pgclaim.records as r
+        select r.status::text, r.finished_at from pgclaim_test.all_records as r
         where r.id in (pgclaim_test.id('run'), pgclaim_test.id('wait')) order by r.id
     $$,
     $$

@@ -20,7 +20,7 @@ select is(
 );
 select results_eq(
     $$
-        select r.status::text, r.finished_at, r.lease_until from pgclaim.records as r
+        select r.status::text, r.finished_at, r.lease_until from pgclaim_test.all_records as r
         where r.id in (pgclaim_test.id('a'), pgclaim_test.id('b')) order by r.id
     $$,
     $$

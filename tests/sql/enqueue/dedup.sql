@@ -12,7 +12,7 @@ select is(
     'the same dedup_key returns the pending record''s id'
 );
 select results_eq(
-    $$ select r.id, r.payload from pgclaim.records as r where r.queue = 'dd' $$,
+    $$ select r.id, r.payload from pgclaim_test.all_records as r where r.queue = 'dd' $$,
     $$ values (pgclaim_test.id('a'), '{"v": 1}'::jsonb) $$,
     'nothing was added and the first payload is kept'
 );
@@ -31,7 +31,7 @@ select isnt(
 );
 select is(
     (
-        select pg_catalog.count(*)::int from pgclaim.records as r
+        select pg_catalog.count(*)::int from pgclaim_test.all_records as r
         where r.queue = 'dd'
     ), 2,
     'the queue now holds two records'

@@ -14,7 +14,7 @@ select is(pgclaim.fail('w1', pgclaim_test.id('a'), 'two'), 'failed', 'attempt 2 
 select results_eq(
     $$
         select r.status::text, r.attempt, r.finished_at, r.last_error, r.lease_until
-        from pgclaim.records as r where r.id = pgclaim_test.id('a')
+        from pgclaim_test.all_records as r where r.id = pgclaim_test.id('a')
     $$,
     $$ values ('failed', 2, '2030-01-01 01:00:00+00'::timestamptz, 'two', null::timestamptz) $$,
     'the dead-lettered record is failed, finished now, with its last error'
@@ -28,7 +28,7 @@ select is(
 );
 select results_eq(
     $$
-        select r.status::text, r.attempt from pgclaim.records as r
+        select r.status::text, r.attempt from pgclaim_test.all_records as r
         where r.id = pgclaim_test.id('b')
     $$,
     $$ values ('failed', 1) $$,

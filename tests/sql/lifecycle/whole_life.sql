@@ -43,7 +43,7 @@ select is(
 select is(pgclaim.retry_failed('life'), 1, 'retry_failed puts it back');
 select results_eq(
     $$
-        select r.status::text, r.attempt from pgclaim.records as r
+        select r.status::text, r.attempt from pgclaim_test.all_records as r
         where r.id = pgclaim_test.id('a')
     $$,
     $$ values ('pending', 0) $$,
@@ -59,7 +59,7 @@ select pgclaim_test.advance('2 minutes');
 select is(pgclaim.reclaim_orphans(), 1, 'reclaim: the silent worker''s record is taken back');
 select results_eq(
     $$
-        select r.status::text, r.attempt from pgclaim.records as r
+        select r.status::text, r.attempt from pgclaim_test.all_records as r
         where r.id = pgclaim_test.id('a')
     $$,
     $$ values ('pending', 1) $$,
@@ -98,7 +98,7 @@ select is(pgclaim.purge('life'), 0, 'purge keeps records within retention');
 select pgclaim_test.advance('1 day 1 second');
 select is(pgclaim.purge('life'), 2, 'purge removes both finished records after retention');
 select is_empty(
-    $$ select 1 from pgclaim.records as r where r.queue = 'life' $$, 'the queue is empty'
+    $$ select 1 from pgclaim_test.all_records as r where r.queue = 'life' $$, 'the queue is empty'
 );
 select is(pgclaim.drop_queue('life'), 0, 'and can be dropped without force');
 select is(

@@ -1,7 +1,7 @@
 -- The whole grant matrix: which role may execute which function, and that no
 -- role (nor PUBLIC) holds any privilege on the tables or sequences.
 begin;
-select plan(191);
+select plan(200);
 
 create temp table expected_exec (rolname text, proname text) on commit drop;
 insert into expected_exec (rolname, proname)
@@ -71,7 +71,11 @@ select
         'pgclaim', t.t, r.rolname, '{}'::text[],
         pg_catalog.format('%s has no privilege on table %s', r.rolname, t.t)
     )
-from (values ('records'), ('queues'), ('workers'), ('config'), ('queue_grants')) as t (t)
+from (
+    values
+    ('records'), ('finished'), ('queue_totals'), ('queues'), ('workers'), ('config'),
+    ('queue_grants')
+) as t (t)
 cross join
     (values ('pgclaim_producer'), ('pgclaim_worker'), ('pgclaim_admin')) as r (rolname)
 order by t.t, r.rolname;

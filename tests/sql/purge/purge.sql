@@ -26,7 +26,7 @@ select is(pgclaim.purge('pg'), 0, 'a record finished exactly one retention ago i
 select pgclaim_test.advance('1 second');
 select is(pgclaim.purge('pg'), 3, 'completed, failed and cancelled records past retention go');
 select set_eq(
-    $$ select r.id from pgclaim.records as r where r.queue = 'pg' $$,
+    $$ select r.id from pgclaim_test.all_records as r where r.queue = 'pg' $$,
     $$ values (pgclaim_test.id('run')), (pgclaim_test.id('c2')), (pgclaim_test.id('wait')) $$,
     'the running, pending and recent records are kept'
 );

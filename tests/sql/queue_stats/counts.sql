@@ -46,7 +46,7 @@ select results_eq(
             pg_catalog.count(*) filter (where r.status = 'completed'),
             pg_catalog.count(*) filter (where r.status = 'failed'),
             pg_catalog.count(*) filter (where r.status = 'cancelled')
-        from pgclaim.records as r where r.queue = 'qs'
+        from pgclaim_test.all_records as r where r.queue = 'qs'
     $$,
     'the counts equal those read from the records table'
 );

@@ -26,14 +26,14 @@ select is(pgclaim.reclaim_orphans(), 3, 'two expired leases and one dead worker'
 select results_eq(
     $$
         select r.status::text, r.attempt, r.worker_id, r.lease_until, r.last_error
-        from pgclaim.records as r where r.id = pgclaim_test.id('expired')
+        from pgclaim_test.all_records as r where r.id = pgclaim_test.id('expired')
     $$,
     $$ values ('pending', 1, null::text, null::timestamptz, 'lease of worker w_gone expired') $$,
     'an expired lease goes back to pending with its attempt counted'
 );
 select results_eq(
     $$
-        select r.status::text, r.finished_at from pgclaim.records as r
+        select r.status::text, r.finished_at from pgclaim_test.all_records as r
         where r.id = pgclaim_test.id('last')
     $$,
     $$ values ('failed', '2030-01-01 00:02:00+00'::timestamptz) $$,
@@ -41,7 +41,7 @@ select results_eq(
 );
 select results_eq(
     $$
-        select r.status::text, r.last_error from pgclaim.records as r
+        select r.status::text, r.last_error from pgclaim_test.all_records as r
         where r.id = pgclaim_test.id('dead')
     $$,
     $$ values ('pending', 'worker w_dead stopped heartbeating') $$,

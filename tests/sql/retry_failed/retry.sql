@@ -22,7 +22,7 @@ select is(
 select results_eq(
     $$
         select r.status::text, r.attempt, r.run_at, r.finished_at
-        from pgclaim.records as r where r.id = pgclaim_test.id('a')
+        from pgclaim_test.all_records as r where r.id = pgclaim_test.id('a')
     $$,
     $$ values ('pending', 0, '2030-01-01 01:00:00+00'::timestamptz, null::timestamptz) $$,
     'the record is pending, due now, attempts reset'
@@ -52,7 +52,7 @@ select lives_ok(
 );
 select is(
     (
-        select pg_catalog.count(*)::int from pgclaim.records as r
+        select pg_catalog.count(*)::int from pgclaim_test.all_records as r
         where r.queue = 'rf_dedup' and r.dedup_key = 'k' and r.status = 'pending'
     ),
     1,
@@ -74,7 +74,7 @@ select is(
 );
 select results_eq(
     $$
-        select r.id, r.status::text from pgclaim.records as r
+        select r.id, r.status::text from pgclaim_test.all_records as r
         where r.id in (pgclaim_test.id('j1'), pgclaim_test.id('j2')) order by r.id
     $$,
     $$ values (pgclaim_test.id('j1'), 'failed'), (pgclaim_test.id('j2'), 'pending') $$,

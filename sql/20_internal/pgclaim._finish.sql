@@ -1,0 +1,85 @@
+-- pgclaim._finish(ids, to_status, now, errors, from_status, worker_id, token, me,
+--     admin): the one statement that finishes records. The records among ids that
+-- are in one of from_status (and, when worker_id is given, held by worker_id
+-- under token when given, claimed by the role me unless admin) leave
+-- pgclaim.records for pgclaim.finished with their row, to_status, finished_at =
+-- now and their error (errors, one per id, when given). Completions are counted
+-- in queue_totals (the slot of this backend). complete calls it with the holder's
+-- checks; _end_attempt (dead letters) and cancel with ids they checked or locked.
+-- Returns: (id, queue) of each record it finished. Raises: nothing.
+-- Tables: records (delete), finished (insert), queue_totals (upsert).
+create or replace function pgclaim._finish(
+    ids bigint[],
+    to_status pgclaim.status,
+    now timestamptz,
+    errors text[] default null,
+    from_status text[] default '{running}',
+    worker_id text default null,
+    token bigint default null,
+    me oid default null,
+    admin boolean default true
+)
+returns table (id bigint, queue text)
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+begin
+    -- PL/pgSQL keeps the statement's plan between calls (an SQL function would plan
+    -- it at every call): this is on the path of every completion.
+    return query
+    with
+    done as (
+        delete from pgclaim.records as r
+        -- status compared as text: look the ids up by primary key, in id order,
+        -- never read the partial index of running records whole
+        where r.id = any(_finish.ids)
+          and r.status::text = any(_finish.from_status)
+          and (_finish.worker_id is null or (
+              r.worker_id = _finish.worker_id
+              and (_finish.token is null or r.lease_token = _finish.token)
+              and (_finish.admin or coalesce(r.holder_role, _finish.me) = _finish.me)
+          ))
+        returning
+            r.id, r.queue, r.priority, r.run_at, r.payload, r.attempt, r.max_attempts,
+            r.dedup_key, r.worker_id, r.lease_token, r.lease_for, r.enqueued_at,
+            r.last_error, r.holder_role
+    ),
+
+    moved as (
+        insert into pgclaim.finished as f (
+            id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
+            worker_id, lease_until, lease_token, lease_for, enqueued_at, finished_at,
+            last_error, holder_role
+        )
+        select
+            d.id, d.queue, _finish.to_status, d.priority, d.run_at, d.payload, d.attempt,
+            d.max_attempts, d.dedup_key, d.worker_id, null, d.lease_token, d.lease_for,
+            d.enqueued_at, _finish.now, coalesce(e.error, d.last_error), d.holder_role
+        from done as d
+        left join rows from (
+            pg_catalog.unnest(_finish.ids), pg_catalog.unnest(_finish.errors)
+        ) as e (id, error) on d.id = e.id
+        returning f.id, f.queue
+    ),
+
+    -- Runs whether or not the select below reads it (a data-modifying WITH always does).
+    counted as (
+        insert into pgclaim.queue_totals as t (queue, slot, completed)
+        select m.queue, (pg_catalog.pg_backend_pid() % 16)::smallint, pg_catalog.count(*)
+        from moved as m
+        where _finish.to_status = 'completed'
+        group by m.queue
+        on conflict on constraint queue_totals_pkey do update
+        set completed = t.completed + excluded.completed
+    )
+
+    select m.id, m.queue from moved as m;
+end;
+$fn$;
+
+comment on function pgclaim._finish(
+    bigint[], pgclaim.status, timestamptz, text[], text[], text, bigint, oid, boolean
+) is
+'Internal: moves the records among ids (in from_status, held as given) to '
+'pgclaim.finished with to_status; counts completions. Returns (id, queue) of each.';
