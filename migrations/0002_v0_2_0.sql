@@ -124,6 +124,72 @@ where r.status = 'pending' and r.run_at = '-infinity'::timestamptz;
 update pgclaim.records as r set run_at = r.enqueued_at
 where r.status = 'running' and r.run_at = '-infinity'::timestamptz;
 
+-- Finished records leave the table that claims work on (sql/10_tables.sql): the
+-- finished records of 0.1.0 move to pgclaim.finished, in finishing order, with
+-- their ids. This reads and rewrites every finished record once (about 10 s per
+-- million records on a small server; purge what is past retention first to make
+-- it quicker), before the tables are locked, so that 0.1.0's workers go on
+-- meanwhile: it takes row locks only, on records no worker touches any more. (The
+-- table passes to pgclaim_owner with the rest below.)
+create table pgclaim.finished (
+    id bigint primary key,
+    queue text not null,
+    status pgclaim.status not null,
+    priority integer not null,
+    run_at timestamptz not null,
+    payload jsonb not null,
+    attempt integer not null,
+    max_attempts integer not null,
+    dedup_key text,
+    worker_id text,
+    lease_until timestamptz,
+    lease_token bigint,
+    lease_for interval,
+    enqueued_at timestamptz not null,
+    finished_at timestamptz not null,
+    last_error text,
+    holder_role oid
+) with (
+    autovacuum_vacuum_insert_scale_factor = 0.05,
+    autovacuum_analyze_scale_factor = 0.02
+);
+
+comment on table pgclaim.finished is
+'Finished records (completed, failed, cancelled), kept for their queue''s retention.';
+
+with moved as (
+    delete from pgclaim.records as r
+    where r.status in ('completed', 'failed', 'cancelled')
+    returning
+        r.id, r.queue, r.status, r.priority, r.run_at, r.payload, r.attempt,
+        r.max_attempts, r.dedup_key, r.worker_id, r.lease_token, r.lease_for,
+        r.enqueued_at, r.finished_at, r.last_error
+)
+
+insert into pgclaim.finished (
+    id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
+    worker_id, lease_until, lease_token, lease_for, enqueued_at, finished_at, last_error
+)
+select
+    m.id,
+    m.queue,
+    m.status,
+    m.priority,
+    m.run_at,
+    m.payload,
+    m.attempt,
+    m.max_attempts,
+    m.dedup_key,
+    m.worker_id,
+    null as lease_until,
+    m.lease_token,
+    m.lease_for,
+    m.enqueued_at,
+    coalesce(m.finished_at, m.enqueued_at) as finished_at,
+    m.last_error
+from moved as m
+order by finished_at, m.id;
+
 -- Every table and view the steps below alter is locked here, all at once, before
 -- the first ALTER. Taken one by one as each ALTER came, the locks deadlocked with
 -- workers' calls that lock the same tables in another order (claim_batch locks
@@ -279,33 +345,6 @@ create table pgclaim.queue_grants (
 comment on table pgclaim.queue_grants is
 'Per-queue privileges (enqueue, claim, read) granted to roles with grant_queue.';
 
--- Finished records move out of the table that claims work on (see sql/10_tables.sql).
-create table pgclaim.finished (
-    id bigint primary key,
-    queue text not null,
-    status pgclaim.status not null,
-    priority integer not null,
-    run_at timestamptz not null,
-    payload jsonb not null,
-    attempt integer not null,
-    max_attempts integer not null,
-    dedup_key text,
-    worker_id text,
-    lease_until timestamptz,
-    lease_token bigint,
-    lease_for interval,
-    enqueued_at timestamptz not null,
-    finished_at timestamptz not null,
-    last_error text,
-    holder_role oid
-) with (
-    autovacuum_vacuum_insert_scale_factor = 0.05,
-    autovacuum_analyze_scale_factor = 0.02
-);
-
-comment on table pgclaim.finished is
-'Finished records (completed, failed, cancelled), kept for their queue''s retention.';
-
 create table pgclaim.queue_totals (
     queue text not null references pgclaim.queues (queue) on delete cascade,
     slot smallint not null,
@@ -318,20 +357,20 @@ comment on table pgclaim.queue_totals is
 
 reset role;
 
--- The finished records of 0.1.0 move, in finishing order, with their ids. This
--- reads and rewrites every finished record once, inside this migration's
--- transaction (about 10 s per million records on a small server): purge first
--- what is past retention to make the upgrade quicker.
+-- Records finished by 0.1.0's workers since the move above (the tables are
+-- locked now): the same statement once more, over the few rows it finds.
 with moved as (
     delete from pgclaim.records as r
     where r.status in ('completed', 'failed', 'cancelled')
-    returning r.*
+    returning
+        r.id, r.queue, r.status, r.priority, r.run_at, r.payload, r.attempt,
+        r.max_attempts, r.dedup_key, r.worker_id, r.lease_token, r.lease_for,
+        r.enqueued_at, r.finished_at, r.last_error
 )
 
 insert into pgclaim.finished (
     id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
-    worker_id, lease_until, lease_token, lease_for, enqueued_at, finished_at, last_error,
-    holder_role
+    worker_id, lease_until, lease_token, lease_for, enqueued_at, finished_at, last_error
 )
 select
     m.id,
@@ -349,10 +388,9 @@ select
     m.lease_for,
     m.enqueued_at,
     coalesce(m.finished_at, m.enqueued_at) as finished_at,
-    m.last_error,
-    m.holder_role
+    m.last_error
 from moved as m
-order by m.finished_at, m.id;
+order by finished_at, m.id;
 
 insert into pgclaim.queue_totals (queue, slot, completed)
 select

@@ -33,7 +33,8 @@ begin
     loop
         begin
             lock table pgclaim.queues, pgclaim.records, pgclaim.workers, pgclaim.config,
-            pgclaim.queue_grants in access exclusive mode;
+            pgclaim.queue_grants, pgclaim.finished, pgclaim.queue_totals
+            in access exclusive mode;
             drop view pgclaim.queue_permissions, pgclaim.queue_stats, pgclaim.stuck_records,
             pgclaim.worker_status;
             exit;
@@ -69,6 +70,49 @@ end
 $do$;
 
 drop table pgclaim.queue_grants;
+
+-- Finished records come back into pgclaim.records, with their ids, where 0.1.0
+-- keeps them, with 0.1.0's two indexes on them; the completion counters go.
+alter table pgclaim.records drop constraint records_unfinished;
+
+insert into pgclaim.records (
+    id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
+    worker_id, lease_until, lease_token, lease_for, enqueued_at, finished_at, last_error,
+    holder_role
+) overriding system value
+select
+    f.id,
+    f.queue,
+    f.status,
+    f.priority,
+    f.run_at,
+    f.payload,
+    f.attempt,
+    f.max_attempts,
+    f.dedup_key,
+    f.worker_id,
+    f.lease_until,
+    f.lease_token,
+    f.lease_for,
+    f.enqueued_at,
+    f.finished_at,
+    f.last_error,
+    f.holder_role
+from pgclaim.finished as f
+order by f.finished_at, f.id;
+
+drop table pgclaim.finished;
+
+drop table pgclaim.queue_totals;
+
+create index records_finished_brin on pgclaim.records using brin (finished_at)
+with (pages_per_range = 32, autosummarize = on);
+
+create index records_dead_idx on pgclaim.records (queue, status, finished_at)
+where status in ('failed', 'cancelled');
+
+comment on table pgclaim.records is
+'Every record of every queue; reach it through the pgclaim functions only.';
 
 -- Ownership goes back to the role running this, which 0.1.0 had as the owner of
 -- everything (a table takes its indexes and its identity sequence along).

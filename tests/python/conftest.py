@@ -8,9 +8,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from pgdb import ROOT, create_database, db_url, drop_database
+from pgdb import ROOT, add_test_views, create_database, db_url, drop_database
 
 TEMPLATE = f"pgclaim_template_{os.getpid()}"
+
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,6 +52,7 @@ def template_db(cluster_url: str) -> Iterator[str]:
     )
     with psycopg.connect(cluster_url, autocommit=True) as conn:
         conn.execute(f"alter database {TEMPLATE} set synchronous_commit = off")
+    add_test_views(db_url(cluster_url, TEMPLATE))
     yield TEMPLATE
     drop_database(cluster_url, TEMPLATE)
 

@@ -38,3 +38,19 @@ def freeze_clock(conn: psycopg.Connection[Any], ts: datetime | str) -> None:
         "create or replace function pgclaim._now() returns timestamptz language sql volatile"
         f" set search_path = pg_catalog, pg_temp as $clk${body}$clk$"
     )
+
+
+#: test-only: every record, unfinished (pgclaim.records) or finished (pgclaim.finished),
+#: for tests that read a record's state wherever pgclaim keeps it
+EVERY_RECORD_VIEW = """
+create view public.every_record as
+select * from pgclaim.records
+union all
+select * from pgclaim.finished
+"""
+
+
+def add_test_views(url: str) -> None:
+    """Adds the test-only views (``public.every_record``) to the pgclaim database at ``url``."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(EVERY_RECORD_VIEW)

@@ -85,7 +85,7 @@ def test_worker_command_drains_a_queue(dsn: str, conn: psycopg.Connection[Any]) 
                "--database", dsn, env={"PYTHONPATH": str(HERE)})
     assert proc.returncode == 0, proc.stderr
     assert "completed 3" in proc.stderr and "registered" in proc.stderr
-    assert conn.execute("select count(*) from pgclaim.records where status = 'completed'"
+    assert conn.execute("select count(*) from public.every_record where status = 'completed'"
                         ).fetchone() == (3,)
 
 
@@ -168,7 +168,7 @@ def test_every_command_names_its_queue_with_queue_option(
     assert cli.main(["enqueue", "-q", "b"]) == 0
     assert "enqueued 1 record(s) into b" in capsys.readouterr().out
     payloads = [r[0] for r in conn.execute(
-        "select payload from pgclaim.records where queue = 'a' order by id")]
+        "select payload from public.every_record where queue = 'a' order by id")]
     assert payloads == [{"n": 1}, 2, 3, 4]
     with pgclaim.QueueClient(dsn) as client:
         for rec in client.claim("a", "w", 10):

@@ -27,7 +27,7 @@ def client(dsn: str) -> Iterator[pgclaim.QueueClient]:
 
 
 def status_of(conn: psycopg.Connection[Any], rid: int) -> str:
-    row = conn.execute("select status::text from pgclaim.records where id = %s", [rid]).fetchone()
+    row = conn.execute("select status::text from public.every_record where id = %s", [rid]).fetchone()
     assert row is not None
     return str(row[0])
 
@@ -79,7 +79,7 @@ def test_enqueue_many_thousands_in_one_statement(client: pgclaim.QueueClient,
     ids = client.enqueue_many("q", [{"i": i} for i in range(5000)], priority=1)
     assert len(ids) == 5000 and ids == sorted(ids)
     assert client.enqueue_many("q", []) == []
-    count = conn.execute("select count(*) from pgclaim.records where priority = 1").fetchone()
+    count = conn.execute("select count(*) from public.every_record where priority = 1").fetchone()
     assert count == (5000,)
     assert before is not None
 
@@ -98,7 +98,7 @@ def test_fail_extend_release_heartbeat(client: pgclaim.QueueClient,
                        lease_token=claimed[a].lease_token) == "pending"
     assert client.release("w1", [b], [claimed[b].lease_token]) == 1
     assert client.fail("w1", c, "bad", fatal=True) == "failed"
-    row = conn.execute("select attempt, last_error from pgclaim.records where id = %s", [a])
+    row = conn.execute("select attempt, last_error from public.every_record where id = %s", [a])
     assert row.fetchone() == (1, "boom")
     assert status_of(conn, b) == "pending"
     with pytest.raises(pgclaim.NotHolder) as info:
@@ -123,7 +123,7 @@ def test_reports_take_the_claimed_records(client: pgclaim.QueueClient,
     assert [r.id for r in batch] == ids
     assert client.extend_lease("w", batch[:2], timedelta(minutes=10)) == 2
     assert client.extend_lease("w", batch[2:3], lease=timedelta(minutes=10)) == 1
-    longer = conn.execute("select count(*) from pgclaim.records where lease_until"
+    longer = conn.execute("select count(*) from public.every_record where lease_until"
                           " > now() + interval '9 minutes'").fetchone()
     assert longer == (3,)
     assert client.release("w", batch[2:3]) == 1
@@ -257,9 +257,9 @@ def test_enqueue_in_callers_transaction(client: pgclaim.QueueClient, dsn: str,
         mine.execute("insert into orders values (1)")
         rid = client.enqueue("q", {"order": 1}, conn=mine)
         ids = client.enqueue_many("q", [{"order": 1}], conn=mine)
-        assert conn.execute("select count(*) from pgclaim.records").fetchone() == (0,)
+        assert conn.execute("select count(*) from public.every_record").fetchone() == (0,)
         mine.rollback()
-        assert conn.execute("select count(*) from pgclaim.records where id = any(%s)",
+        assert conn.execute("select count(*) from public.every_record where id = any(%s)",
                             [[rid, *ids]]).fetchone() == (0,)
         mine.execute("insert into orders values (2)")
         rid = client.enqueue("q", {"order": 2}, conn=mine)
@@ -289,7 +289,7 @@ def test_client_on_callers_connection_and_pool(dsn: str,
             c.create_queue("p")
             assert c.enqueue_many("p", [1, 2]) != []
         assert not pool.closed  # a caller's pool stays open
-        assert conn.execute("select count(*) from pgclaim.records").fetchone() == (2,)
+        assert conn.execute("select count(*) from public.every_record").fetchone() == (2,)
     finally:
         pool.close()
 

@@ -36,7 +36,7 @@ def wait_for(cond: Callable[[], bool], timeout: float = 30.0, what: str = "condi
 
 def completed(url: str) -> int:
     with psycopg.connect(url) as c:
-        row = c.execute("select count(*) from pgclaim.records where status = 'completed'")
+        row = c.execute("select count(*) from public.every_record where status = 'completed'")
         return int(row.fetchone()[0])  # type: ignore[index]
 
 
@@ -162,7 +162,7 @@ def started(dsn: str) -> tuple[collections.Counter[int], collections.Counter[int
 
 def records(url: str) -> list[tuple[int, str, int]]:
     with psycopg.connect(url) as c:
-        return c.execute("select id, status::text, attempt from pgclaim.records order by id"
+        return c.execute("select id, status::text, attempt from public.every_record order by id"
                          ).fetchall()
 
 

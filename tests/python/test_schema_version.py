@@ -80,7 +80,7 @@ def test_client_refuses_an_older_schema(dsn: str, stale: psycopg.Connection[Any]
         assert (info.value.installed, info.value.required) == (0, required_schema_version())
         assert isinstance(info.value, pgclaim.PgclaimError) and info.value.sqlstate is None
         # refused before the call ran, and again on the next call
-        assert stale.execute("select count(*) from pgclaim.records").fetchone() == (1,)
+        assert stale.execute("select count(*) from public.every_record").fetchone() == (1,)
         with pytest.raises(pgclaim.SchemaMismatch):
             client.stats()
         set_version(stale, required_schema_version())
@@ -129,7 +129,7 @@ def test_worker_refuses_an_older_schema(dsn: str, stale: psycopg.Connection[Any]
             worker.run()
     assert str(info.value) == mismatch_message(0)
     assert stale.execute("select count(*) from pgclaim.workers").fetchone() == (0,)
-    assert stale.execute("select status::text from pgclaim.records").fetchone() == ("pending",)
+    assert stale.execute("select status::text from public.every_record").fetchone() == ("pending",)
 
 
 def test_doctor_and_commands_refuse_an_older_schema(dsn: str,

@@ -46,7 +46,7 @@ def wait_for(cond: Callable[[], bool], timeout: float = 20.0, what: str = "condi
 
 
 def counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    rows = conn.execute("select status::text, count(*) from pgclaim.records group by 1")
+    rows = conn.execute("select status::text, count(*) from public.every_record group by 1")
     return dict(rows.fetchall())
 
 
@@ -63,7 +63,7 @@ def hold_until_released(dsn: str, worker: Worker, released: int) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if worker.stopping and own.execute(
-                    "select count(*) from pgclaim.records where status = 'pending'"
+                    "select count(*) from public.every_record where status = 'pending'"
                     " and attempt = 0").fetchone() == (released,):
                 return
             time.sleep(0.01)
@@ -93,7 +93,7 @@ def db_clock(conn: psycopg.Connection[Any]) -> datetime:
 
 
 def status_of(conn: psycopg.Connection[Any], rid: int) -> str:
-    row = conn.execute("select status::text from pgclaim.records where id = %s", [rid]).fetchone()
+    row = conn.execute("select status::text from public.every_record where id = %s", [rid]).fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
 
@@ -166,7 +166,7 @@ def test_outcomes_of_handlers(client: pgclaim.QueueClient, conn: psycopg.Connect
     assert stats.retried == 3 * 2 + 2 * 2
     assert counts(conn) == {"completed": 20, "failed": 7}
     rows = dict(conn.execute(
-        "select id, last_error from pgclaim.records where status = 'failed'").fetchall())
+        "select id, last_error from public.every_record where status = 'failed'").fetchall())
     assert rows[ids[20]] == "ValueError: bad record 20"
     assert rows[ids[25]] == "Fatal: never"
     assert collections.Counter(seen)[ids[25]] == 1 and collections.Counter(seen)[ids[23]] == 3
@@ -196,7 +196,7 @@ def test_payloads_are_logged_only_on_request(client: pgclaim.QueueClient,
     assert f"on record {rid} (attempt 1): KeyError" in failed[0].getMessage()
     assert (marker in caplog.text) is log_payloads
     # the error text is kept with the record either way
-    row = conn.execute("select last_error from pgclaim.records where id = %s", [rid]).fetchone()
+    row = conn.execute("select last_error from public.every_record where id = %s", [rid]).fetchone()
     assert row is not None and marker in row[0]
 
 
@@ -300,7 +300,7 @@ def test_stop_releases_unstarted_and_deregisters(client: pgclaim.QueueClient, ds
     # not started are released.
     assert (stats.completed, stats.released) == (1, 9)
     assert counts(conn) == {"completed": stats.completed, "pending": stats.released}
-    assert conn.execute("select max(attempt) from pgclaim.records where status = 'pending'"
+    assert conn.execute("select max(attempt) from public.every_record where status = 'pending'"
                         ).fetchone() == (0,)
     assert conn.execute("select count(*) from pgclaim.workers").fetchone() == (0,)
 
@@ -347,7 +347,7 @@ def test_heartbeat_keeps_a_long_handler_lease(client: pgclaim.QueueClient, dsn: 
                 now = T0 + timedelta(milliseconds=600 * step)
                 freeze_clock(clock, now)
                 wait_for(lambda now=now: clock.execute(
-                    "select lease_until from pgclaim.records where id = %s", [rec.id]
+                    "select lease_until from public.every_record where id = %s", [rec.id]
                 ).fetchone() == (now + timedelta(seconds=1),), what="a heartbeat")
                 reclaims.append(client.reclaim_orphans())
 
@@ -362,7 +362,7 @@ def test_reclaim_and_lost_leases(client: pgclaim.QueueClient, conn: psycopg.Conn
     a, b = client.enqueue_many("q", [1, 2])
     client.claim("q", "ghost", 1, lease=0.01)  # a dead worker's record
     wait_for(lambda: conn.execute(
-        "select bool_and(lease_until < pgclaim._now()) from pgclaim.records"
+        "select bool_and(lease_until < pgclaim._now()) from public.every_record"
         " where status = 'running'").fetchone() == (True,), what="the ghost's lease to expire")
 
     def steal(rec: Claimed) -> None:  # the lease is taken back while the handler runs
@@ -540,7 +540,7 @@ def test_failures_are_reported_in_one_batch(counting: CountingClient,
                                                            "fail_batch": ids[:11]}
     assert (stats.completed, stats.retried, stats.failed, stats.lost) == (1, 8, 3, 0)
     rows = {r[0]: r[1:] for r in conn.execute(
-        "select id, status::text, attempt, last_error, run_at from pgclaim.records")}
+        "select id, status::text, attempt, last_error, run_at from public.every_record")}
     for rid in ids[:4]:  # the queue's backoff: 3600 s * [0.5, 1] for a first attempt
         status, attempt, error, run_at = rows[rid]
         assert (status, attempt, error) == ("pending", 1, "ValueError: bad record")
@@ -668,7 +668,7 @@ def test_a_late_failure_report_counts_as_lost(client: pgclaim.QueueClient,
     stats = Worker(client, "q", steal, poll_interval=0.2).run(until_empty=True)
     assert (stats.lost, stats.retried, stats.failed) == (1, 0, 0)
     assert any("failed record(s) were no longer held" in r.getMessage() for r in caplog.records)
-    row = conn.execute("select last_error from pgclaim.records where id = %s", [rid]).fetchone()
+    row = conn.execute("select last_error from public.every_record where id = %s", [rid]).fetchone()
     assert row is not None and "too late" not in (row[0] or "")  # the report changed nothing
 
 
@@ -822,7 +822,7 @@ def test_sigterm_mid_batch_loses_nothing(client: pgclaim.QueueClient, dsn: str,
     ids = client.enqueue_many("q", [{"n": i} for i in range(20)])
     proc = worker_process(dsn, "--concurrency", "2", "--batch-size", "6", "--grace", "60",
                           handler="gated")
-    running = "select count(*) from pgclaim.records where status = 'running'"
+    running = "select count(*) from public.every_record where status = 'running'"
     try:
         # Both handlers started and wait at the gate; the rest of the batch waits unstarted.
         wait_for(lambda: sum(processed(conn).values()) == 2, what="two handlers")
@@ -836,7 +836,7 @@ def test_sigterm_mid_batch_loses_nothing(client: pgclaim.QueueClient, dsn: str,
     assert proc.returncode == 0, out
     assert "received SIGTERM" in out and "deregistered" in out
     seen = processed(conn)
-    status = dict(conn.execute("select id, status::text from pgclaim.records").fetchall())
+    status = dict(conn.execute("select id, status::text from public.every_record").fetchall())
     assert "running" not in status.values()
     for rid in ids:
         if status[rid] == "completed":
@@ -870,10 +870,10 @@ def test_sigkill_records_come_back_after_the_lease(client: pgclaim.QueueClient, 
     finally:
         proc.kill()
     held = {r[0] for r in conn.execute(
-        "select id from pgclaim.records where status = 'running'").fetchall()}
+        "select id from public.every_record where status = 'running'").fetchall()}
     assert set(processed(conn)) <= held, "the killed worker held the records it was handling"
     wait_for(lambda: conn.execute(
-        "select count(*) from pgclaim.records where status = 'running'"
+        "select count(*) from public.every_record where status = 'running'"
         " and lease_until >= pgclaim._now()").fetchone() == (0,),
         what="the leases to run out (by the database's clock)")
     assert client.reclaim_orphans() >= len(held)
@@ -882,7 +882,7 @@ def test_sigkill_records_come_back_after_the_lease(client: pgclaim.QueueClient, 
     seen = processed(conn)
     twice = {rid for rid, n in seen.items() if n > 1}
     assert twice <= held  # only records in flight at the kill may have run twice
-    attempts = dict(conn.execute("select id, attempt from pgclaim.records").fetchall())
+    attempts = dict(conn.execute("select id, attempt from public.every_record").fetchall())
     assert all(attempts[rid] == 2 for rid in held)
     assert set(ids) >= set(seen)
 
@@ -927,7 +927,7 @@ def test_second_sigterm_stops_now(client: pgclaim.QueueClient, dsn: str,
     assert proc.returncode == 0, text
     assert "received SIGTERM again" in text and "deregistered (released 2)" in text, text
     # nothing is running, nothing is lost: every record is pending, attempt not counted
-    rows = conn.execute("select id, status::text, attempt from pgclaim.records order by id")
+    rows = conn.execute("select id, status::text, attempt from public.every_record order by id")
     assert rows.fetchall() == [(i, "pending", 0) for i in ids]
     assert conn.execute("select count(*) from pgclaim.workers").fetchone() == (0,)
     started = set(processed(conn))

@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from pgdb import add_test_views
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -275,7 +277,9 @@ def load_pgclaim(cluster_url: str, dbname: str) -> str:
     """Creates database ``dbname`` loaded from sql/ on the cluster at ``cluster_url``."""
     subprocess.run([str(ROOT / "scripts" / "reload.sh"), cluster_url, dbname],
                    check=True, capture_output=True, text=True)
-    return cluster_url.rsplit("/", 1)[0] + "/" + dbname
+    url = cluster_url.rsplit("/", 1)[0] + "/" + dbname
+    add_test_views(url)
+    return url
 
 
 # -- network namespaces --------------------------------------------------------------------

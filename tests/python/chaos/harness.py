@@ -1,8 +1,8 @@
 """The chaos harness: the audit tables, worker processes, the workload and the audit itself.
 
 The audit lives in the test database only (schema ``chaos_audit``): the handler's ledger of
-side effects, and a trigger on ``pgclaim.records`` that logs every status change with the
-worker and the lease token of the claim it concerns.
+side effects, and triggers on ``pgclaim.records`` and ``pgclaim.finished`` that log every
+status change with the worker and the lease token of the claim it concerns.
 """
 from __future__ import annotations
 
@@ -44,9 +44,33 @@ create table chaos_audit.transitions (
     last_error text,
     at timestamptz not null default clock_timestamp()
 );
+-- Every change of a record's status: an update in pgclaim.records; a record leaving it
+-- for pgclaim.finished (completed, failed, cancelled: logged as it arrives there, from
+-- the status it last had); a dead letter coming back (retry_failed inserts it into
+-- pgclaim.records before it leaves pgclaim.finished).
 create function chaos_audit.log_transition() returns trigger
 language plpgsql security definer set search_path = pg_catalog, public as $fn$
+declare
+    v_old text;
 begin
+    if tg_table_name = 'finished' then
+        select t.new_status into v_old from chaos_audit.transitions as t
+        where t.record_id = new.id order by t.seq desc limit 1;
+        insert into chaos_audit.transitions
+            (record_id, old_status, new_status, worker_id, lease_token, attempt, last_error)
+        values (new.id, coalesce(v_old, 'pending'), new.status::text, new.worker_id,
+            new.lease_token, new.attempt, new.last_error);
+        return null;
+    end if;
+    if tg_op = 'INSERT' then
+        select f.status::text into v_old from pgclaim.finished as f where f.id = new.id;
+        if found then
+            insert into chaos_audit.transitions
+                (record_id, old_status, new_status, worker_id, lease_token, attempt, last_error)
+            values (new.id, v_old, new.status::text, null, null, new.attempt, new.last_error);
+        end if;
+        return null;
+    end if;
     insert into chaos_audit.transitions
         (record_id, old_status, new_status, worker_id, lease_token, attempt, last_error)
     values (new.id, old.status::text, new.status::text,
@@ -63,6 +87,10 @@ create table chaos_audit.rendezvous (worker_id text not null);
 create trigger chaos_audit_transitions after update of status on pgclaim.records
 for each row when (old.status is distinct from new.status)
 execute function chaos_audit.log_transition();
+create trigger chaos_audit_retried after insert on pgclaim.records
+for each row execute function chaos_audit.log_transition();
+create trigger chaos_audit_finished after insert on pgclaim.finished
+for each row execute function chaos_audit.log_transition();
 """
 
 
@@ -236,13 +264,13 @@ class ChaosRun:
         """The (record id, lease token) pairs ``worker_id`` holds now."""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             rows = conn.execute(
-                "select id, lease_token from pgclaim.records where status = 'running'"
+                "select id, lease_token from public.every_record where status = 'running'"
                 " and worker_id = %s", (worker_id,)).fetchall()
         return [(int(a), int(b)) for a, b in rows]
 
     def running(self) -> int:
         """How many records are held right now, by anyone."""
-        return int(self.scalar("select count(*) from pgclaim.records where status = 'running'"))
+        return int(self.scalar("select count(*) from public.every_record where status = 'running'"))
 
     def in_flight_at(self, at: float) -> int:
         """Records claimed before ``at`` (epoch seconds) whose claim had not ended by then,
@@ -320,13 +348,13 @@ class ChaosRun:
     def unfinished(self) -> int:
         """Records not yet in a final state."""
         return int(self.scalar(
-            "select count(*) from pgclaim.records where queue = %s"
+            "select count(*) from public.every_record where queue = %s"
             " and status in ('pending', 'running')", (self.queue,)))
 
     def completed(self) -> int:
         """Records completed so far."""
         return int(self.scalar(
-            "select count(*) from pgclaim.records where queue = %s and status = 'completed'",
+            "select count(*) from public.every_record where queue = %s and status = 'completed'",
             (self.queue,)))
 
     def wait_until(self, cond: Callable[[], bool], timeout: float, what: str = "") -> bool:
@@ -370,7 +398,7 @@ class ChaosRun:
         violations: list[str] = []
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             statuses = dict(conn.execute(
-                "select id, status::text from pgclaim.records where queue = %s",
+                "select id, status::text from public.every_record where queue = %s",
                 (self.queue,)).fetchall())
             completions = conn.execute(
                 "select record_id, lease_token, extract(epoch from at)::float8"

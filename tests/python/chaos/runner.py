@@ -256,7 +256,7 @@ def run_naive(args: argparse.Namespace, worker_id: str, handler: Handler) -> Non
         first = True
         while not STOP.is_set():
             rows = conn.execute(
-                "select id, payload from pgclaim.records where queue = %s"
+                "select id, payload from public.every_record where queue = %s"
                 " and status = 'pending' order by id limit %s",
                 (args.queue, args.batch_size)).fetchall()
             if not rows:
@@ -282,9 +282,14 @@ def run_naive(args: argparse.Namespace, worker_id: str, handler: Handler) -> Non
                 (worker_id, token, ids))
             for rid, payload in rows:
                 handler(Rec(rid, payload, token))
+            # finished as pgclaim finishes a record (moved to pgclaim.finished), minus the checks
             conn.execute(
-                "update pgclaim.records set status = 'completed', finished_at = now(),"
-                " lease_until = null where id = any(%s)", (ids,))
+                "with d as (delete from pgclaim.records where id = any(%s) returning *)"
+                " insert into pgclaim.finished (id, queue, status, priority, run_at, payload,"
+                " attempt, max_attempts, dedup_key, worker_id, lease_token, lease_for,"
+                " enqueued_at, finished_at) select id, queue, 'completed', priority, run_at,"
+                " payload, attempt, max_attempts, dedup_key, worker_id, lease_token, lease_for,"
+                " enqueued_at, now() from d", (ids,))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -230,7 +230,7 @@ def test_long_transaction_holding_xmin_is_reported(
     holder = psycopg.connect(dsn)
     try:
         holder.execute("set transaction isolation level repeatable read")
-        holder.execute("select count(*) from pgclaim.records").fetchone()
+        holder.execute("select count(*) from public.every_record").fetchone()
         run.enqueue(500)
         run.start_workers(3, sleep=0.001, batch_size=20)
         assert run.wait_done(60), run.logs()

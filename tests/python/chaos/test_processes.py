@@ -158,7 +158,7 @@ def test_heartbeats_keep_a_long_handler(chaos: Callable[..., ChaosRun], dsn: str
         freeze_clock(clock, T0)
         ids = run.enqueue(3, lambda i: {"gate": True})
         run.start_workers(3, batch_size=1, heartbeat_every=0.25)
-        running = ("select count(*) from pgclaim.records where status = 'running'"
+        running = ("select count(*) from public.every_record where status = 'running'"
                    " and lease_until = pgclaim._now() + %s * interval '1 second'")
         assert run.wait_until(lambda: clock.execute(running, (lease,)).fetchone() == (3,),
                               60), run.logs()
@@ -214,7 +214,7 @@ def test_oom_killed_worker_dead_letters_the_poison_record(
         oom = sum(g.oom_kills() for g in groups)
         result = run.audit(expect_failed=poison, allowed_twice=None)
         report("OOM kill in a memory cgroup (poison record)", result, run, oom_kills=oom)
-        attempts = run.scalar("select attempt from pgclaim.records where id = %s", (poison[0],))
+        attempts = run.scalar("select attempt from public.every_record where id = %s", (poison[0],))
         assert attempts == 3
         assert oom == 3, "one kill per attempt at the poison record"
         died = [w.label for w in run.workers if not w.alive()]

@@ -159,7 +159,7 @@ def run_storm(
     Their first claims form one round: together they ask for at most the records pending
     now, and none completes before all have claimed, so every process gets records."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute("select count(*) from pgclaim.records where queue = %s"
+        row = conn.execute("select count(*) from public.every_record where queue = %s"
                            " and status = 'pending'", (queue,)).fetchone()
     first_max = max(1, int(row[0]) // processes) if row else 1
     ctx = multiprocessing.get_context("spawn")
@@ -228,13 +228,13 @@ def check_ledger(conn: psycopg.Connection[Any], queue: str, expected: Sequence[i
         """
         select e.id from pg_catalog.unnest(%s::bigint[]) as e (id)
         where not exists (select from public.storm_ledger as l where l.record_id = e.id)
-           or not exists (select from pgclaim.records as r where r.id = e.id)
+           or not exists (select from public.every_record as r where r.id = e.id)
         order by 1
         """,
         (list(expected),),
     ).fetchall()
     unfinished = conn.execute(
-        "select r.id from pgclaim.records as r where r.queue = %s and r.status <> 'completed'"
+        "select r.id from public.every_record as r where r.queue = %s and r.status <> 'completed'"
         " order by 1",
         (queue,),
     ).fetchall()
@@ -296,13 +296,30 @@ create table public.record_history (
     max_attempts integer,
     old_lease_until timestamptz,
     actor text not null,
-    at timestamptz not null
+    at timestamptz not null,
+    -- a row deleted from pgclaim.records or pgclaim.finished: when the same transaction
+    -- inserts it into the other table (a record finishing, or a dead letter retried), the
+    -- insert completes this step instead of adding one
+    moving boolean not null default false,
+    xact xid8
 );
 
 create function public.record_history_trg() returns trigger
 language plpgsql security definer set search_path = pg_catalog, public as $fn$
+declare
+    v_seq bigint;
 begin
     if tg_op = 'INSERT' then
+        select h.seq into v_seq from public.record_history as h
+        where h.id = new.id and h.moving and h.xact = pg_catalog.pg_current_xact_id()
+        order by h.seq desc limit 1;
+        if found then
+            update public.record_history as h set
+                new_status = new.status::text, new_worker = new.worker_id,
+                new_token = new.lease_token, new_attempt = new.attempt, moving = false
+            where h.seq = v_seq;
+            return new;
+        end if;
         insert into public.record_history (id, new_status, new_worker, new_token,
             new_attempt, max_attempts, actor, at)
         values (new.id, new.status::text, new.worker_id, new.lease_token, new.attempt,
@@ -319,22 +336,38 @@ begin
             pg_catalog.clock_timestamp());
         return new;
     end if;
+    -- a dead letter coming back: retry_failed inserts it into pgclaim.records, then deletes
+    -- it from pgclaim.finished (row triggers fire at the end of that one statement, in that
+    -- order): the insert's step gets the status it came from
+    if tg_table_name = 'finished' and exists (select from pgclaim.records as r where r.id = old.id)
+    then
+        update public.record_history as h set
+            old_status = old.status::text, old_worker = old.worker_id,
+            old_token = old.lease_token, old_attempt = old.attempt
+        where h.seq = (
+            select pg_catalog.max(x.seq) from public.record_history as x
+            where x.id = old.id and x.old_status is null
+        );
+        return old;
+    end if;
     insert into public.record_history (id, old_status, old_worker, old_token, old_attempt,
-        max_attempts, actor, at)
+        max_attempts, old_lease_until, actor, at, moving, xact)
     values (old.id, old.status::text, old.worker_id, old.lease_token, old.attempt,
-        old.max_attempts, pg_catalog.current_setting('application_name'),
-        pg_catalog.clock_timestamp());
+        old.max_attempts, old.lease_until, pg_catalog.current_setting('application_name'),
+        pg_catalog.clock_timestamp(), true, pg_catalog.pg_current_xact_id());
     return old;
 end;
 $fn$;
 
 create trigger record_history after insert or update or delete on pgclaim.records
 for each row execute function public.record_history_trg();
+create trigger record_history after insert or delete on pgclaim.finished
+for each row execute function public.record_history_trg();
 """
 
-
 def install_history(conn: psycopg.Connection[Any]) -> None:
-    """Installs the history table and its trigger on pgclaim.records (test database only)."""
+    """Installs the history table and its triggers on pgclaim.records and pgclaim.finished
+    (test database only)."""
     conn.execute(HISTORY_DDL)
 
 
@@ -394,7 +427,7 @@ def check_history(
         " old_attempt, new_attempt, max_attempts, old_lease_until, actor, at"
         " from public.record_history order by id, seq"
     ).fetchall()
-    current = dict(conn.execute("select id, status::text from pgclaim.records").fetchall())
+    current = dict(conn.execute("select id, status::text from public.every_record").fetchall())
     rep = HistoryReport(records=0, steps=len(rows))
     last: dict[int, str | None] = {}
     tokens: dict[int, set[int]] = defaultdict(set)
@@ -422,8 +455,10 @@ def check_history(
         if old == "running" and new == "running" and (ow != nw or ot != nt):
             rep.double_holders.append(f"{where}: holder {ow}/{ot} became {nw}/{nt}")
         if old == "running" and actor in workers and actor != ow:
-            sweep = (new in ("pending", "failed") and nw is None and olu is not None
-                     and olu < at)
+            # the sweep of an expired lease: back to pending (holder cleared), or, on the
+            # last attempt, dead-lettered into pgclaim.finished, which keeps the holder
+            sweep = (olu is not None and olu < at
+                     and ((new == "pending" and nw is None) or new == "failed"))
             if not sweep:
                 rep.stale_reports.append(f"{where}: record held by {ow}")
         if old == "running" and new == "failed" and oa < maxa and not fatal_ok:
@@ -453,7 +488,7 @@ def stats_vs_truth(conn: psycopg.Connection[Any], queue: str) -> tuple[dict[str,
             " count(*) filter (where status = 'completed'),"
             " count(*) filter (where status = 'failed'),"
             " count(*) filter (where status = 'cancelled')"
-            " from pgclaim.records where queue = %s", (queue,),
+            " from public.every_record where queue = %s", (queue,),
         ).fetchone()
     assert s is not None and t is not None
     keys = ("pending", "running", "completed", "failed", "cancelled")
@@ -490,10 +525,11 @@ def mutant_reclaim_live_leases() -> str:
 
 
 def mutant_complete_no_holder() -> str:
-    """complete (and the other reports, which share _report) without the holder check: any
-    worker completes any running record."""
-    return mutant("20_internal/pgclaim._report.sql",
-                  "              and r.worker_id = _report.worker_id\n", "")
+    """complete without the holder check (in _finish, the statement that finishes records):
+    any worker completes any running record."""
+    return mutant("20_internal/pgclaim._finish.sql",
+                  "              r.worker_id = _finish.worker_id\n              and (",
+                  "              (")
 
 
 # ------------------------------------------------------------ forced interleavings

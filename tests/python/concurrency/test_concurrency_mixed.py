@@ -161,7 +161,7 @@ def drain(dsn: str, sh: Shared, timeout: float = 60.0) -> None:
                 with sh.lock:
                     sh.completed_by["drainer"] += len(rows)
                 continue
-            left = conn.execute("select count(*) from pgclaim.records where queue = %s"
+            left = conn.execute("select count(*) from public.every_record where queue = %s"
                                 " and status in ('pending', 'running')", (QUEUE,)).fetchone()
             if left == (0,):
                 return
@@ -174,7 +174,7 @@ def wait_lease_expired(conn: psycopg.Connection[Any], rid: int, deadline: float 
     the wait ends on what the database says, not on a sleep that assumes speed."""
     until = time.monotonic() + deadline
     while time.monotonic() < until:
-        row = conn.execute("select pgclaim._now() > lease_until from pgclaim.records"
+        row = conn.execute("select pgclaim._now() > lease_until from public.every_record"
                            " where id = %s", (rid,)).fetchone()
         if row == (True,):
             return
@@ -358,7 +358,7 @@ def test_mixed_operations_keep_every_invariant(dsn: str, seconds: float) -> None
         # Nothing lost: every id handed to a producer is there and finished.
         ids = set(sh.ids)
         finished = dict(conn.execute(
-            "select id, status::text from pgclaim.records where queue = %s", (QUEUE,)).fetchall())
+            "select id, status::text from public.every_record where queue = %s", (QUEUE,)).fetchall())
         assert ids == set(finished)
         assert set(finished.values()) <= {"completed", "failed", "cancelled"}
         stats, truth = stats_vs_truth(conn, QUEUE)

@@ -66,7 +66,7 @@ def test_whole_lifecycle_inside_one_transaction(dsn: str, level: str) -> None:
         assert rows == [(rid, 1)]
         assert one(a, "select pgclaim.complete('a', %s)", ([rid],)) == 1
         a.execute("commit")
-        assert one(a, "select status::text from pgclaim.records where id = %s", (rid,)) == "completed"
+        assert one(a, "select status::text from public.every_record where id = %s", (rid,)) == "completed"
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -81,7 +81,7 @@ def test_result_and_complete_commit_together(dsn: str, level: str, outcome: str)
         a.execute("insert into public.results values (%s, 'done')", (rid,))
         assert one(a, "select pgclaim.complete('a', %s, %s)", ([rid], [tok])) == 1
         a.execute(outcome)
-        st = one(a, "select status::text from pgclaim.records where id = %s", (rid,))
+        st = one(a, "select status::text from public.every_record where id = %s", (rid,))
         kept = one(a, "select count(*) from public.results")
         if outcome == "commit":
             assert (st, kept) == ("completed", 1)
@@ -108,7 +108,7 @@ def test_claim_after_a_concurrent_claim(dsn: str, level: str) -> None:
         got_a = ids_of(a, "select id from pgclaim.claim_batch('q', 'a', 10)")
         a.execute("commit")
         assert got_a == ids[5:]
-        holders = dict(a.execute("select id, worker_id from pgclaim.records").fetchall())
+        holders = dict(a.execute("select id, worker_id from public.every_record").fetchall())
         assert {holders[i] for i in ids[:5]} == {"b"} and {holders[i] for i in ids[5:]} == {"a"}
 
 
@@ -145,7 +145,7 @@ def test_stale_holder_is_fenced_at_every_level(dsn: str, level: str) -> None:
         else:
             assert one(a, "select pgclaim.complete('a', %s, %s)", ([rid], [tok])) == 0
         a.execute("rollback")
-        row = a.execute("select status::text, worker_id from pgclaim.records").fetchone()
+        row = a.execute("select status::text, worker_id from public.every_record").fetchone()
         assert row == ("running", "b")
 
 
@@ -165,7 +165,7 @@ def test_dedup_key_taken_after_the_snapshot(dsn: str, level: str) -> None:
             begin(a, level)
         assert one(a, sql) == rid
         a.execute("commit")
-        assert one(a, "select count(*) from pgclaim.records") == 1
+        assert one(a, "select count(*) from public.every_record") == 1
 
 
 def test_serializable_claimers_retry_until_done(dsn: str) -> None:
@@ -189,7 +189,7 @@ def test_serializable_claimers_retry_until_done(dsn: str) -> None:
                 except psycopg.errors.SerializationFailure:
                     failures += 1
                     conn.execute("rollback")
-                    got[name] = ids_of(conn, "select id from pgclaim.records"
+                    got[name] = ids_of(conn, "select id from public.every_record"
                                        " where worker_id = %s", (name,))
             turn += 1
         assert sorted(got["a"] + got["b"]) == ids

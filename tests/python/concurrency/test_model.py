@@ -68,7 +68,8 @@ class PgclaimModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         c = self.conn
-        c.execute("truncate pgclaim.records, pgclaim.queue_grants, pgclaim.queues,"
+        c.execute("truncate pgclaim.records, pgclaim.finished, pgclaim.queue_totals,"
+                  " pgclaim.queue_grants, pgclaim.queues,"
                   " pgclaim.workers restart identity")
         c.execute("select pgclaim.configure(worker_timeout => %s, sweep_limit => 1000)",
                   (WORKER_TIMEOUT,))
@@ -194,7 +195,7 @@ class PgclaimModel(RuleBasedStateMachine):
             r.status, r.finished_at, r.lease_until = "failed", self.now, None
             return
         assert st_ == "pending"
-        [(run_at,)] = self.q("select run_at from pgclaim.records where id = %s", (rid,))
+        [(run_at,)] = self.q("select run_at from public.every_record where id = %s", (rid,))
         if retry is not None:
             assert run_at == self.now + timedelta(seconds=retry)
         else:
@@ -298,7 +299,7 @@ class PgclaimModel(RuleBasedStateMachine):
         rows = self.q("select id, status::text, attempt, priority, run_at, max_attempts,"
                       " case when status = 'running' then worker_id end,"
                       " case when status = 'running' then lease_token end, lease_until,"
-                      " finished_at from pgclaim.records order by id")
+                      " finished_at from public.every_record order by id")
         want = [(r.id, r.status, r.attempt, r.priority, r.run_at, r.max_attempts,
                  r.worker if r.status == "running" else None,
                  r.token if r.status == "running" else None, r.lease_until, r.finished_at)

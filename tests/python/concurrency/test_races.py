@@ -60,7 +60,7 @@ def claim_as(dsn: str, worker: str, n: int) -> None:
 
 
 def status(conn: psycopg.Connection[Any], rid: int) -> str:
-    return str(one(conn, "select status::text from pgclaim.records where id = %s", (rid,)))
+    return str(one(conn, "select status::text from public.every_record where id = %s", (rid,)))
 
 
 def history_ok(conn: psycopg.Connection[Any], workers: set[str]) -> None:
@@ -130,7 +130,7 @@ def test_complete_racing_reclaim_exactly_one_wins_per_record(dsn: str) -> None:
                 with lock:
                     won["reclaim"] += k
                 if k == 0 and not c.execute(
-                        "select 1 from pgclaim.records where status = 'running' limit 1").fetchone():
+                        "select 1 from public.every_record where status = 'running' limit 1").fetchone():
                     return
 
         futs = [in_thread(completer), in_thread(lambda: reclaimer(op1)),
@@ -138,7 +138,7 @@ def test_complete_racing_reclaim_exactly_one_wins_per_record(dsn: str) -> None:
         for f in futs:
             f.result(timeout=60)
         counts = dict(admin.execute(
-            "select status::text, count(*) from pgclaim.records group by 1").fetchall())
+            "select status::text, count(*) from public.every_record group by 1").fetchall())
         assert won["complete"] + won["reclaim"] == n
         assert counts.get("completed", 0) == won["complete"]
         assert counts.get("pending", 0) == won["reclaim"]
@@ -158,7 +158,7 @@ def test_two_reclaims_in_open_transactions_take_each_record_once(dsn: str) -> No
         assert one(op2, "select pgclaim.reclaim_orphans()") == 20  # skips op1's 30, no wait
         op1.execute("commit")
         assert one(op2, "select pgclaim.reclaim_orphans()") == 0
-        assert one(admin, "select count(*) from pgclaim.records where status = 'pending'") == 50
+        assert one(admin, "select count(*) from public.every_record where status = 'pending'") == 50
         assert one(admin, "select count(*) from public.record_history"
                    " where old_status = 'running' and new_status = 'pending'") == 50
 
@@ -183,7 +183,7 @@ def test_reclaims_at_once_reclaim_each_record_once(dsn: str) -> None:
         futs = [in_thread(lambda c=c: run(c)) for c in ops]
         totals = [f.result(timeout=60) for f in futs]
         assert sum(totals) == n
-        assert one(admin, "select count(*) from pgclaim.records where status = 'pending'") == n
+        assert one(admin, "select count(*) from public.every_record where status = 'pending'") == n
         per_record = admin.execute(
             "select id, count(*) from public.record_history where old_status = 'running'"
             " group by id having count(*) <> 1").fetchall()
@@ -245,7 +245,7 @@ def test_dedup_enqueue_waits_for_the_first_and_adds_nothing(dsn: str, outcome: s
         wait_blocked(admin, p2.info.backend_pid, fut)
         p1.execute(outcome)
         second = fut.result(timeout=60)
-        rows = admin.execute("select id from pgclaim.records where dedup_key = 'k'").fetchall()
+        rows = admin.execute("select id from public.every_record where dedup_key = 'k'").fetchall()
         assert rows == [(second,)]
         if outcome == "commit":
             assert second == first
@@ -268,7 +268,7 @@ def test_dedup_enqueues_at_once_make_one_record(dsn: str) -> None:
 
             futs = [in_thread(lambda c=c: go(c)) for c in prods]
             got = {f.result(timeout=60) for f in futs}
-            rows = admin.execute("select id from pgclaim.records where dedup_key = %s",
+            rows = admin.execute("select id from public.every_record where dedup_key = %s",
                                  (key,)).fetchall()
             assert len(got) == 1 and rows == [(got.pop(),)]
 
@@ -289,7 +289,7 @@ def test_drop_queue_waits_for_an_open_claim_and_deletes_its_records(dsn: str) ->
         with pytest.raises(psycopg.Error) as err:
             w1.execute("select pgclaim.claim_batch('q', 'w1', 3)")
         assert err.value.sqlstate == "PC001"
-        assert one(admin, "select count(*) from pgclaim.records") == 0
+        assert one(admin, "select count(*) from public.every_record") == 0
 
 
 @pytest.mark.parametrize("first", ["enqueue", "drop"])
@@ -312,7 +312,7 @@ def test_drop_queue_racing_enqueue_leaves_no_orphan(dsn: str, first: str) -> Non
             with pytest.raises(psycopg.Error) as err:
                 fut.result(timeout=60)
             assert err.value.sqlstate == "PC001"
-        assert one(admin, "select count(*) from pgclaim.records") == 0
+        assert one(admin, "select count(*) from public.every_record") == 0
         assert one(admin, "select count(*) from pgclaim.queues") == 0
 
 
@@ -355,7 +355,7 @@ def test_drop_queue_while_workers_claim(dsn: str) -> None:
             "select pgclaim.enqueue('q', '{}')") and None)))
         # Drop while the claimers are busy: once they have completed some records.
         deadline = time.monotonic() + 120
-        while one(admin, "select count(*) from pgclaim.records"
+        while one(admin, "select count(*) from public.every_record"
                   " where status = 'completed'") < 100 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not errors, errors
@@ -365,8 +365,8 @@ def test_drop_queue_while_workers_claim(dsn: str) -> None:
         assert errors == []
         assert len(pc001) == 5, "every claimer and the producer learn the queue is gone"
         assert dropped > 0
-        assert one(admin, "select count(*) from pgclaim.records") == 0
-        assert one(admin, "select count(*) from pgclaim.records as r where not exists"
+        assert one(admin, "select count(*) from public.every_record") == 0
+        assert one(admin, "select count(*) from public.every_record as r where not exists"
                    " (select from pgclaim.queues as q where q.queue = r.queue)") == 0
 
 
@@ -391,6 +391,6 @@ def test_purge_racing_retry_failed_loses_nothing(dsn: str) -> None:
         wait_blocked(w1, op.info.backend_pid, fut)
         admin.execute("commit")
         purged = fut.result(timeout=60)
-        assert admin.execute("select status::text from pgclaim.records where id = %s",
+        assert admin.execute("select status::text from public.every_record where id = %s",
                              (rid,)).fetchall() == [("pending",)]
         assert purged == 0
