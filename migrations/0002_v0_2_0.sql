@@ -282,6 +282,7 @@ drop function pgclaim.alter_queue(text, interval, integer, interval, interval, i
 drop function pgclaim.configure(interval, integer);
 drop function pgclaim._check_interval(text, interval, boolean);
 drop function pgclaim._check_text(text, text, integer);
+drop function pgclaim._token_groups(bigint[], bigint[]);
 
 -- Lease tokens are random now (_lease_token), not drawn from a sequence.
 -- lease_token_seq stays for this release: a 0.1.0 claim that waited on this
@@ -431,11 +432,13 @@ set local role pgclaim_owner;
 -- Returns: boolean. Raises: nothing. Tables: none.
 create or replace function pgclaim._admin(role oid)
 returns boolean
-language sql
+language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
 as $fn$
-    select coalesce(pg_catalog.pg_has_role(_admin.role, 'pgclaim_admin', 'member'), false);
+begin
+    return coalesce(pg_catalog.pg_has_role(_admin.role, 'pgclaim_admin', 'member'), false);
+end;
 $fn$;
 
 comment on function pgclaim._admin(oid) is
@@ -501,17 +504,22 @@ comment on function pgclaim._backoff(interval, interval, integer) is
 -- function current_user is the owner, so it cannot serve; session_user alone
 -- would ignore SET ROLE. A claim records this role, and only it (or a member of
 -- pgclaim_admin) may report on the record (docs/security.md).
--- Returns: the role's oid. Raises: nothing. Tables: none (pg_roles).
+-- Returns: the role's oid. Raises: nothing. Tables: none.
 create or replace function pgclaim._caller()
 returns oid
-language sql
+language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
 as $fn$
-    select a.oid from pg_catalog.pg_roles as a
-    where a.rolname = coalesce(
-        nullif(pg_catalog.current_setting('role'), 'none'), session_user::text
-    );
+begin
+    -- PL/pgSQL evaluates this as a simple expression (a cache lookup), where a query
+    -- on pg_roles would be planned at every call: every claim and report asks.
+    return coalesce(
+        pg_catalog.to_regrole(pg_catalog.quote_ident(
+            nullif(pg_catalog.current_setting('role'), 'none'))),
+        pg_catalog.to_regrole(pg_catalog.quote_ident(session_user::text))
+    )::oid;
+end;
 $fn$;
 
 comment on function pgclaim._caller() is
@@ -1103,16 +1111,17 @@ comment on function pgclaim._granted(text, oid) is
 -- Returns: bigint. Raises: nothing. Tables: none.
 create or replace function pgclaim._lease_token()
 returns bigint
-language sql
+language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $fn$
+declare
+    v_hex text := pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '');
+begin
     -- Hex digits 13 (the version) and 17 (the variant) of a v4 uuid are not random.
-    select ('x' || pg_catalog.substr(u.h, 1, 12) || pg_catalog.substr(u.h, 14, 3)
-        || pg_catalog.substr(u.h, 18, 1))::bit(64)::bigint
-    from (
-        select pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '') as h
-    ) as u;
+    return ('x' || pg_catalog.substr(v_hex, 1, 12) || pg_catalog.substr(v_hex, 14, 3)
+        || pg_catalog.substr(v_hex, 18, 1))::bit(64)::bigint;
+end;
 $fn$;
 
 comment on function pgclaim._lease_token() is
@@ -1127,11 +1136,13 @@ comment on function pgclaim._lease_token() is
 -- Returns: nothing. Raises: nothing. Tables: none.
 create or replace function pgclaim._notify(queue text)
 returns void
-language sql
+language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $fn$
-    select pg_catalog.pg_notify('pgclaim_' || _notify.queue, '');
+begin
+    perform pg_catalog.pg_notify('pgclaim_' || _notify.queue, '');
+end;
 $fn$;
 
 comment on function pgclaim._notify(text) is
@@ -1144,11 +1155,13 @@ comment on function pgclaim._notify(text) is
 -- Tests replace this function inside their own transaction to move time.
 create or replace function pgclaim._now()
 returns timestamptz
-language sql
+language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $fn$
-    select pg_catalog.clock_timestamp();
+begin
+    return pg_catalog.clock_timestamp();
+end;
 $fn$;
 
 comment on function pgclaim._now() is
@@ -1402,13 +1415,13 @@ begin
     perform pgclaim._check_text('worker_id', _report.worker_id);
     perform pgclaim._check_ids(_report.ids, _report.lease_tokens);
     for v_group in
-        select g.token, g.ids
+        select g.token, g.members
         from pgclaim._token_groups(_report.ids, _report.lease_tokens) as g
     loop
         if v_complete then
             select pg_catalog.count(*)::integer into v_n
             from pgclaim._finish(
-                v_group.ids, 'completed', v_now, null, '{running}', _report.worker_id,
+                v_group.members, 'completed', v_now, null, '{running}', _report.worker_id,
                 v_group.token, v_me, v_admin
             ) as f;
         else
@@ -1426,7 +1439,7 @@ begin
                     worker_id = case when v_release then null else r.worker_id end,
                     lease_token = case when v_release then null else r.lease_token end,
                     holder_role = case when v_release then null else r.holder_role end
-                where r.id = any(v_group.ids)
+                where r.id = any(v_group.members)
                   -- status compared as text: the planner must not read the partial index
                   -- of running records whole; it looks the ids up by primary key, in id
                   -- order. The same holder checks as _finish makes for a completion.
@@ -1447,8 +1460,10 @@ begin
             v_queues := v_queues || v_changed;
         end if;
     end loop;
-    perform pgclaim._notify(q.queue)
-    from (select distinct u.queue from pg_catalog.unnest(v_queues) as u (queue)) as q;
+    if pg_catalog.cardinality(v_queues) > 0 then
+        perform pgclaim._notify(q.queue)
+        from (select distinct u.queue from pg_catalog.unnest(v_queues) as u (queue)) as q;
+    end if;
     return v_count;
 end;
 $fn$;
@@ -1468,6 +1483,10 @@ stable
 set search_path = pg_catalog, pg_temp
 as $fn$
 begin
+    -- A queue without grants is open: decided here without a call (claims pass here).
+    if not q.restricted then
+        return;
+    end if;
     if not pgclaim._allowed(q.queue, q.restricted, _require.privilege, _require.role) then
         raise exception using
             errcode = '42501',
@@ -1515,25 +1534,35 @@ comment on function pgclaim._show(text) is
 -- pgclaim._token_groups(ids, lease_tokens): the ids of a report grouped by the
 -- lease token each must be held under (one group with a null token when no
 -- tokens are given). A claim gives one token to its whole batch, so a report
--- usually makes one group: the reports then touch each group with one
--- `id = any(...)` primary-key scan, which locks rows in id order whatever the
--- planner's statistics say.
--- Returns: setof (token bigint, ids bigint[]). Raises: nothing. Tables: none.
+-- usually makes one group: that case is decided without grouping. The reports
+-- then touch each group with one `id = any(...)` primary-key scan, which locks
+-- rows in id order whatever the planner's statistics say.
+-- PL/pgSQL, not SQL: it keeps its plans between calls (every report calls it).
+-- Returns: setof (token bigint, members bigint[]). Raises: nothing. Tables: none.
 create or replace function pgclaim._token_groups(ids bigint[], lease_tokens bigint[])
-returns table (token bigint, ids bigint[])
-language sql
+returns table (token bigint, members bigint[])
+language plpgsql
 immutable
 set search_path = pg_catalog, pg_temp
 as $fn$
-    select null::bigint, _token_groups.ids
-    where _token_groups.lease_tokens is null
-    union all
+declare
+    v_first bigint := _token_groups.lease_tokens[1];
+begin
+    if _token_groups.lease_tokens is null then
+        return query select null::bigint, _token_groups.ids;
+        return;
+    end if;
+    if v_first is not null and v_first = all(_token_groups.lease_tokens) then
+        return query select v_first, _token_groups.ids;
+        return;
+    end if;
+    return query
     select t.token, pg_catalog.array_agg(t.id order by t.id)
     from rows from (
         pg_catalog.unnest(_token_groups.ids), pg_catalog.unnest(_token_groups.lease_tokens)
     ) as t (id, token)
-    where _token_groups.lease_tokens is not null
     group by t.token;
+end;
 $fn$;
 
 comment on function pgclaim._token_groups(bigint[], bigint[]) is
@@ -1807,12 +1836,14 @@ create or replace function pgclaim.complete(
     worker_id text, ids bigint[], lease_tokens bigint[] default null
 )
 returns integer
-language sql
+language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pg_temp
 as $fn$
-    select pgclaim._report('complete', complete.worker_id, complete.ids, complete.lease_tokens, null);
+begin
+    return pgclaim._report('complete', complete.worker_id, complete.ids, complete.lease_tokens, null);
+end;
 $fn$;
 
 comment on function pgclaim.complete(text, bigint[], bigint[]) is
@@ -2760,12 +2791,14 @@ create or replace function pgclaim.release(
     worker_id text, ids bigint[], lease_tokens bigint[] default null
 )
 returns integer
-language sql
+language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pg_temp
 as $fn$
-    select pgclaim._report('release', release.worker_id, release.ids, release.lease_tokens, null);
+begin
+    return pgclaim._report('release', release.worker_id, release.ids, release.lease_tokens, null);
+end;
 $fn$;
 
 comment on function pgclaim.release(text, bigint[], bigint[]) is

@@ -177,6 +177,7 @@ drop function pgclaim.alter_queue(text, interval, integer, interval, interval, i
 drop function pgclaim.configure(interval, integer);
 drop function pgclaim._check_interval(text, interval, boolean);
 drop function pgclaim._check_text(text, text, integer);
+drop function pgclaim._token_groups(bigint[], bigint[]);
 
 -- Lease tokens are random now (_lease_token), not drawn from a sequence.
 -- lease_token_seq stays for this release: a 0.1.0 claim that waited on this

@@ -4,11 +4,13 @@
 -- Returns: boolean. Raises: nothing. Tables: none.
 create or replace function pgclaim._admin(role oid)
 returns boolean
-language sql
+language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
 as $fn$
-    select coalesce(pg_catalog.pg_has_role(_admin.role, 'pgclaim_admin', 'member'), false);
+begin
+    return coalesce(pg_catalog.pg_has_role(_admin.role, 'pgclaim_admin', 'member'), false);
+end;
 $fn$;
 
 comment on function pgclaim._admin(oid) is

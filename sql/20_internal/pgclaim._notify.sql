@@ -6,11 +6,13 @@
 -- Returns: nothing. Raises: nothing. Tables: none.
 create or replace function pgclaim._notify(queue text)
 returns void
-language sql
+language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $fn$
-    select pg_catalog.pg_notify('pgclaim_' || _notify.queue, '');
+begin
+    perform pg_catalog.pg_notify('pgclaim_' || _notify.queue, '');
+end;
 $fn$;
 
 comment on function pgclaim._notify(text) is

@@ -4,11 +4,13 @@
 -- Tests replace this function inside their own transaction to move time.
 create or replace function pgclaim._now()
 returns timestamptz
-language sql
+language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $fn$
-    select pg_catalog.clock_timestamp();
+begin
+    return pg_catalog.clock_timestamp();
+end;
 $fn$;
 
 comment on function pgclaim._now() is

@@ -36,13 +36,13 @@ begin
     perform pgclaim._check_text('worker_id', _report.worker_id);
     perform pgclaim._check_ids(_report.ids, _report.lease_tokens);
     for v_group in
-        select g.token, g.ids
+        select g.token, g.members
         from pgclaim._token_groups(_report.ids, _report.lease_tokens) as g
     loop
         if v_complete then
             select pg_catalog.count(*)::integer into v_n
             from pgclaim._finish(
-                v_group.ids, 'completed', v_now, null, '{running}', _report.worker_id,
+                v_group.members, 'completed', v_now, null, '{running}', _report.worker_id,
                 v_group.token, v_me, v_admin
             ) as f;
         else
@@ -60,7 +60,7 @@ begin
                     worker_id = case when v_release then null else r.worker_id end,
                     lease_token = case when v_release then null else r.lease_token end,
                     holder_role = case when v_release then null else r.holder_role end
-                where r.id = any(v_group.ids)
+                where r.id = any(v_group.members)
                   -- status compared as text: the planner must not read the partial index
                   -- of running records whole; it looks the ids up by primary key, in id
                   -- order. The same holder checks as _finish makes for a completion.
@@ -81,8 +81,10 @@ begin
             v_queues := v_queues || v_changed;
         end if;
     end loop;
-    perform pgclaim._notify(q.queue)
-    from (select distinct u.queue from pg_catalog.unnest(v_queues) as u (queue)) as q;
+    if pg_catalog.cardinality(v_queues) > 0 then
+        perform pgclaim._notify(q.queue)
+        from (select distinct u.queue from pg_catalog.unnest(v_queues) as u (queue)) as q;
+    end if;
     return v_count;
 end;
 $fn$;

@@ -9,12 +9,14 @@ create or replace function pgclaim.complete(
     worker_id text, ids bigint[], lease_tokens bigint[] default null
 )
 returns integer
-language sql
+language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pg_temp
 as $fn$
-    select pgclaim._report('complete', complete.worker_id, complete.ids, complete.lease_tokens, null);
+begin
+    return pgclaim._report('complete', complete.worker_id, complete.ids, complete.lease_tokens, null);
+end;
 $fn$;
 
 comment on function pgclaim.complete(text, bigint[], bigint[]) is

@@ -10,12 +10,14 @@ create or replace function pgclaim.release(
     worker_id text, ids bigint[], lease_tokens bigint[] default null
 )
 returns integer
-language sql
+language plpgsql
 volatile
 security definer
 set search_path = pg_catalog, pg_temp
 as $fn$
-    select pgclaim._report('release', release.worker_id, release.ids, release.lease_tokens, null);
+begin
+    return pgclaim._report('release', release.worker_id, release.ids, release.lease_tokens, null);
+end;
 $fn$;
 
 comment on function pgclaim.release(text, bigint[], bigint[]) is
