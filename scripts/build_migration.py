@@ -13,8 +13,9 @@ A migration NNNN_name.sql is, in order:
      40_views/, 90_grants.sql), all `create or replace`, so that the functions always
      match sql/.
 The first migration, 0001_initial.sql (release 0.1.0), was sql/ concatenated; it and
-every released migration are frozen (tests/python/test_migrations.py holds their
-checksums): a change after a release goes into a new migrations/src/ file.
+every released migration are frozen: migrations/RELEASED holds their checksums, and this
+script leaves them alone and checks them (as tests/python/test_migrations.py does). A
+change after a release goes into a new migrations/src/ file.
 
 The way back, NNNN_name.rollback.sql (yoyo runs it to roll NNNN_name back), is, in order:
   1. migrations/src/NNNN_name.rollback.sql, written by hand: the steps that undo the
@@ -27,6 +28,7 @@ The way back, NNNN_name.rollback.sql (yoyo runs it to roll NNNN_name back), is, 
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import sys
@@ -105,10 +107,27 @@ def build_rollback(src: Path) -> str:
     return "".join(parts)
 
 
+def released() -> dict[str, str]:
+    """The released migrations, frozen: file name -> sha256, from migrations/RELEASED
+    (``sha256sum`` lines; a release adds its migration and rollback there)."""
+    out = {}
+    for line in (ROOT / "migrations" / "RELEASED").read_text().splitlines():
+        if line.strip():
+            digest, name = line.split()
+            out[name] = digest
+    return out
+
+
 def main(argv: list[str]) -> int:
     check = "--check" in argv
     stale = []
+    frozen = released()
+    for name, digest in frozen.items():
+        if hashlib.sha256((ROOT / "migrations" / name).read_bytes()).hexdigest() != digest:
+            stale.append(f"{name} (released: it must not change)")
     for src in sorted(SRC.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+        if src.name in frozen:
+            continue
         out = ROOT / "migrations" / src.name
         text = build_rollback(src) if src.name.endswith(ROLLBACK) else build(src)
         if check:

@@ -13,10 +13,10 @@ from pgdb import ROOT, create_database, db_url, drop_database
 
 from pgclaim.migrate import migrate
 
-#: released migrations and the sha256 of each: a released migration is never edited.
-RELEASED = {
-    "0001_initial.sql": "434241d349b0487325ccbbfbfa6a839e0f2dcb8469286003cb25ae47f9ae8f20",
-}
+#: released migrations and the sha256 of each (migrations/RELEASED, ``sha256sum`` lines): a
+#: released migration is never edited
+RELEASED = dict(reversed(line.split()) for line in
+                Path(ROOT, "migrations", "RELEASED").read_text().splitlines() if line.strip())
 
 
 def schema_dump(url: str) -> str:
