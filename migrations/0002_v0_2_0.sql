@@ -577,7 +577,8 @@ comment on function pgclaim._check_enqueue(
 -- pgclaim._check_grant(queue, role, privileges): validates the arguments of
 -- grant_queue and revoke_queue.
 -- Returns: the role's oid. Raises: PC001 unknown queue; 42704 unknown role; 22004
--- null role, privileges or element; 22023 empty privileges or an unknown one.
+-- null role, privileges or element; 22023 empty privileges, privileges of more
+-- than one dimension or an unknown privilege.
 -- Tables: queues (read).
 create or replace function pgclaim._check_grant(queue text, role text, privileges text[])
 returns oid
@@ -604,6 +605,12 @@ begin
     if _check_grant.privileges is null then
         raise exception using
             errcode = '22004', message = 'pgclaim: privileges must not be null';
+    end if;
+    if pg_catalog.array_ndims(_check_grant.privileges) > 1 then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format('pgclaim: privileges must have one dimension, got %s',
+                pg_catalog.array_ndims(_check_grant.privileges));
     end if;
     v_at := pg_catalog.array_position(_check_grant.privileges, null);
     if v_at is not null then
@@ -632,8 +639,9 @@ comment on function pgclaim._check_grant(text, text, text[]) is
 -- Returns: nothing.
 -- Raises: 22004 when ids is null or holds a null, or lease_tokens holds a null
 -- (named by position: a null token would turn fencing off for its id); 22023
--- when lease_tokens is given with another length than ids (each token fences the
--- id at the same position), or when ids has more than config.max_ids elements.
+-- when either array has more than one dimension, when lease_tokens is given with
+-- another length than ids (each token fences the id at the same position), or
+-- when ids has more than config.max_ids elements.
 -- Tables: config (read).
 create or replace function pgclaim._check_ids(ids bigint[], lease_tokens bigint[])
 returns void
@@ -647,6 +655,14 @@ declare
 begin
     if ids is null then
         raise exception using errcode = '22004', message = 'pgclaim: ids must not be null';
+    end if;
+    if pg_catalog.array_ndims(ids) > 1 or pg_catalog.array_ndims(lease_tokens) > 1 then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: %s must have one dimension, got %s',
+                case when pg_catalog.array_ndims(ids) > 1 then 'ids' else 'lease_tokens' end,
+                greatest(pg_catalog.array_ndims(ids), pg_catalog.array_ndims(lease_tokens)));
     end if;
     v_at := pg_catalog.array_position(ids, null);
     if v_at is not null then
@@ -684,8 +700,8 @@ end;
 $fn$;
 
 comment on function pgclaim._check_ids(bigint[], bigint[]) is
-'Internal: raises 22004 for null ids or elements, 22023 when lease_tokens and ids differ '
-'in length or ids exceeds config.max_ids.';
+'Internal: raises 22004 for null ids or elements, 22023 when an array has more than one '
+'dimension, lease_tokens and ids differ in length or ids exceeds config.max_ids.';
 
 -- ---- sql/20_internal/pgclaim._check_int.sql ----
 -- pgclaim._check_int(arg_name, value, min, max, allow_null): validates an integer
@@ -2131,9 +2147,9 @@ comment on function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, int
 -- (unless the queue has a backlog, see _wake).
 -- Raises: PC001 unknown queue; 42501 no enqueue privilege on a restricted queue;
 -- 22004 null array, null element (named by its 1-based position) or null
--- priority; 22023 more payloads than the queue's max_batch, a payload over
--- max_payload_bytes (named by position), priority outside the queue's range,
--- run_at not finite (_check_enqueue).
+-- priority; 22023 payloads of more than one dimension, more payloads than the
+-- queue's max_batch, a payload over max_payload_bytes (named by position),
+-- priority outside the queue's range, run_at not finite (_check_enqueue).
 -- Tables: queues (key share), queue_grants (read), records (insert).
 create or replace function pgclaim.enqueue_batch(
     queue text,
@@ -2157,6 +2173,12 @@ begin
     v_q := pgclaim._queue(enqueue_batch.queue, true);
     if enqueue_batch.payloads is null then
         raise exception using errcode = '22004', message = 'pgclaim: payloads must not be null';
+    end if;
+    if pg_catalog.array_ndims(enqueue_batch.payloads) > 1 then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format('pgclaim: payloads must have one dimension, got %s',
+                pg_catalog.array_ndims(enqueue_batch.payloads));
     end if;
     v_at := pg_catalog.array_position(enqueue_batch.payloads, null);
     if v_at is not null then

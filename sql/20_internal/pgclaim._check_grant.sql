@@ -1,7 +1,8 @@
 -- pgclaim._check_grant(queue, role, privileges): validates the arguments of
 -- grant_queue and revoke_queue.
 -- Returns: the role's oid. Raises: PC001 unknown queue; 42704 unknown role; 22004
--- null role, privileges or element; 22023 empty privileges or an unknown one.
+-- null role, privileges or element; 22023 empty privileges, privileges of more
+-- than one dimension or an unknown privilege.
 -- Tables: queues (read).
 create or replace function pgclaim._check_grant(queue text, role text, privileges text[])
 returns oid
@@ -28,6 +29,12 @@ begin
     if _check_grant.privileges is null then
         raise exception using
             errcode = '22004', message = 'pgclaim: privileges must not be null';
+    end if;
+    if pg_catalog.array_ndims(_check_grant.privileges) > 1 then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format('pgclaim: privileges must have one dimension, got %s',
+                pg_catalog.array_ndims(_check_grant.privileges));
     end if;
     v_at := pg_catalog.array_position(_check_grant.privileges, null);
     if v_at is not null then

@@ -2,8 +2,9 @@
 -- Returns: nothing.
 -- Raises: 22004 when ids is null or holds a null, or lease_tokens holds a null
 -- (named by position: a null token would turn fencing off for its id); 22023
--- when lease_tokens is given with another length than ids (each token fences the
--- id at the same position), or when ids has more than config.max_ids elements.
+-- when either array has more than one dimension, when lease_tokens is given with
+-- another length than ids (each token fences the id at the same position), or
+-- when ids has more than config.max_ids elements.
 -- Tables: config (read).
 create or replace function pgclaim._check_ids(ids bigint[], lease_tokens bigint[])
 returns void
@@ -17,6 +18,14 @@ declare
 begin
     if ids is null then
         raise exception using errcode = '22004', message = 'pgclaim: ids must not be null';
+    end if;
+    if pg_catalog.array_ndims(ids) > 1 or pg_catalog.array_ndims(lease_tokens) > 1 then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: %s must have one dimension, got %s',
+                case when pg_catalog.array_ndims(ids) > 1 then 'ids' else 'lease_tokens' end,
+                greatest(pg_catalog.array_ndims(ids), pg_catalog.array_ndims(lease_tokens)));
     end if;
     v_at := pg_catalog.array_position(ids, null);
     if v_at is not null then
@@ -54,5 +63,5 @@ end;
 $fn$;
 
 comment on function pgclaim._check_ids(bigint[], bigint[]) is
-'Internal: raises 22004 for null ids or elements, 22023 when lease_tokens and ids differ '
-'in length or ids exceeds config.max_ids.';
+'Internal: raises 22004 for null ids or elements, 22023 when an array has more than one '
+'dimension, lease_tokens and ids differ in length or ids exceeds config.max_ids.';

@@ -4,9 +4,9 @@
 -- (unless the queue has a backlog, see _wake).
 -- Raises: PC001 unknown queue; 42501 no enqueue privilege on a restricted queue;
 -- 22004 null array, null element (named by its 1-based position) or null
--- priority; 22023 more payloads than the queue's max_batch, a payload over
--- max_payload_bytes (named by position), priority outside the queue's range,
--- run_at not finite (_check_enqueue).
+-- priority; 22023 payloads of more than one dimension, more payloads than the
+-- queue's max_batch, a payload over max_payload_bytes (named by position),
+-- priority outside the queue's range, run_at not finite (_check_enqueue).
 -- Tables: queues (key share), queue_grants (read), records (insert).
 create or replace function pgclaim.enqueue_batch(
     queue text,
@@ -30,6 +30,12 @@ begin
     v_q := pgclaim._queue(enqueue_batch.queue, true);
     if enqueue_batch.payloads is null then
         raise exception using errcode = '22004', message = 'pgclaim: payloads must not be null';
+    end if;
+    if pg_catalog.array_ndims(enqueue_batch.payloads) > 1 then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format('pgclaim: payloads must have one dimension, got %s',
+                pg_catalog.array_ndims(enqueue_batch.payloads));
     end if;
     v_at := pg_catalog.array_position(enqueue_batch.payloads, null);
     if v_at is not null then

@@ -243,3 +243,31 @@ def test_more_ids_than_max_ids_are_refused(q: SecDb) -> None:
     ):
         refuse(q, worker, "22023", sql, args)
     assert one(worker, "select pgclaim.complete('w', %s, %s)", (ids, tokens)) == 2
+
+
+def test_arrays_of_more_than_one_dimension_are_refused(q: SecDb) -> None:
+    """A two-dimensional array (which array_position cannot search) is refused with 22023
+    like any invalid value, not with an internal error."""
+    worker, admin = q.login(WORKER_A), q.login(ADMIN)
+    ids, tokens = claim(worker, "lq", "w", 2)
+    square = [[ids[0], ids[1]], [ids[0], ids[1]]]
+    square_tokens = [[tokens[0], tokens[1]], [tokens[0], tokens[1]]]
+    for conn, sql, args in (
+        (worker, "select pgclaim.complete('w', %s)", (square,)),
+        (worker, "select pgclaim.complete('w', %s, %s)", ([*ids, *ids], square_tokens)),
+        (worker, "select pgclaim.release('w', %s)", (square,)),
+        (worker, "select pgclaim.extend_lease('w', %s)", (square,)),
+        (worker, "select pgclaim.extend_lease('w', %s, '1 minute', %s)", (square, square_tokens)),
+        (worker, "select pgclaim.heartbeat('w', %s)", (square,)),
+        (worker, "select * from pgclaim.fail_batch('w', %s, %s)", (square, ["x"] * 4)),
+        (admin, "select pgclaim.cancel(%s)", (square,)),
+        (admin, "select pgclaim.retry_failed('lq', %s)", (square,)),
+        (q.login(PRODUCER), "select pgclaim.enqueue_batch('lq', %s)",
+         ([[Jsonb({}), Jsonb({})], [Jsonb({}), Jsonb({})]],)),
+        (admin, "select pgclaim.grant_queue('lq', %s, %s)",
+         (WORKER_A, [["claim", "read"], ["enqueue", "read"]])),
+        (admin, "select pgclaim.revoke_queue('lq', %s, %s)", (WORKER_A, [["claim"], ["read"]])),
+    ):
+        err = refuse(q, conn, "22023", sql, args)
+        assert "one dimension" in (err.diag.message_primary or ""), err
+    assert one(worker, "select pgclaim.complete('w', %s, %s)", (ids, tokens)) == 2
