@@ -2370,8 +2370,9 @@ comment on function pgclaim.fail(text, bigint, text, interval, bigint, boolean) 
 -- Returns: (id, status) of each record it changed, status 'pending' or 'failed';
 -- ids it may not touch are skipped, as in complete.
 -- Raises: 22004 null worker_id, ids or element of ids or lease_tokens; 22023
--- arrays of another length than ids, more ids than config.max_ids, a negative
--- retry_after. Waits at most 5 s for row locks (55P03).
+-- arrays of another length than ids, more ids than config.max_ids, a retry_after
+-- negative in any field or over 100 years (each checked as fail checks its one).
+-- Waits at most 5 s for row locks (55P03).
 -- Tables: queues, config (read), records (update).
 create or replace function pgclaim.fail_batch(
     worker_id text,
@@ -2397,7 +2398,6 @@ declare
     v_errors text [];
     v_retry_at timestamptz [];
     v_fatal boolean [];
-    v_bad interval;
 begin
     perform pgclaim._check_text('worker_id', fail_batch.worker_id);
     perform pgclaim._check_ids(fail_batch.ids, fail_batch.lease_tokens);
@@ -2411,9 +2411,8 @@ begin
                 'pgclaim: errors, retry_after and fatal must have one element per id (%s)',
                 pg_catalog.cardinality(fail_batch.ids));
     end if;
-    select u.a into v_bad from pg_catalog.unnest(fail_batch.retry_after) as u (a)
-    where u.a < '0'::interval limit 1;
-    perform pgclaim._check_interval('retry_after', v_bad, true, true);
+    perform pgclaim._check_interval(pg_catalog.format('retry_after[%s]', u.n), u.a, true, true)
+    from pg_catalog.unnest(fail_batch.retry_after) with ordinality as u (a, n);
     select c.max_error_bytes into v_max from pgclaim.config as c;
     select
         pg_catalog.array_agg(h.id order by h.id),

@@ -271,3 +271,20 @@ def test_arrays_of_more_than_one_dimension_are_refused(q: SecDb) -> None:
         err = refuse(q, conn, "22023", sql, args)
         assert "one dimension" in (err.diag.message_primary or ""), err
     assert one(worker, "select pgclaim.complete('w', %s, %s)", (ids, tokens)) == 2
+
+
+@pytest.mark.parametrize("retry_after", ["-1 second", "1 mon -30 days 1 second", "101 years",
+                                         "300000 years"])
+def test_fail_batch_checks_each_retry_after_as_fail_does(q: SecDb, retry_after: str) -> None:
+    """fail_batch checked only for a negative retry_after: a mixed-sign one passed, and one
+    far in the future ran into 'timestamp out of range' (22008)."""
+    worker = q.login(WORKER_A)
+    ids, tokens = claim(worker, "lq", "w", 2)
+    refuse(q, worker, "22023", "select pgclaim.fail('w', %s, 'x', %s::interval, %s)",
+           (ids[0], retry_after, tokens[0]))
+    err = refuse(q, worker, "22023", "select * from pgclaim.fail_batch('w', %s, %s, %s, %s)",
+                 (ids, ["x", "y"], tokens, [None, retry_after]))
+    assert "retry_after[2]" in (err.diag.message_primary or "")
+    rows = worker.execute("select * from pgclaim.fail_batch('w', %s, %s, %s, %s)",
+                          (ids, ["x", "y"], tokens, ["100 years", None])).fetchall()
+    assert sorted(r[1] for r in rows) == ["pending", "pending"]
