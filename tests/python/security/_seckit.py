@@ -76,10 +76,17 @@ def ensure_roles(cluster_url: str) -> None:
 
 
 def drop_roles(cluster_url: str, names: Sequence[str]) -> None:
-    """Drops roles of the suite (they own nothing outside the databases already dropped)."""
+    """Drops roles of the suite (they own nothing outside the databases already dropped).
+
+    A role still granted something in a database of another run of the suite on the same
+    cluster stays: that run drops it when it ends.
+    """
     with psycopg.connect(cluster_url, autocommit=True) as conn:
         for name in names:
-            conn.execute(f'drop role if exists "{name}"')
+            try:
+                conn.execute(f'drop role if exists "{name}"')
+            except psycopg.errors.DependentObjectsStillExist:
+                pass
 
 
 # --------------------------------------------------------------------------- digest
