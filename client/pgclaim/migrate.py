@@ -6,7 +6,8 @@ into pgclaim's indexes, views or function signatures while they are created. yoy
 bookkeeping on a separate connection, with the installer's usual path.
 
 Before the first migration of a fresh install, ``migrate`` refuses a schema ``pgclaim`` that
-already exists, and ``sql/00_roles.sql`` refuses ``pgclaim_*`` roles that pgclaim did not make
+already exists (and before an upgrade, one that neither pgclaim_owner nor the installing role
+owns), and ``sql/00_roles.sql`` refuses ``pgclaim_*`` roles that pgclaim did not make
 (``adopt_existing`` adopts both on purpose).
 """
 from __future__ import annotations
@@ -79,19 +80,32 @@ def preflight(dsn: str, *, fresh: bool, adopt_existing: bool = False) -> None:
     """Refuses to install over a schema or roles that pgclaim did not make.
 
     On a fresh install (``fresh``), an existing schema ``pgclaim`` is refused unless
-    ``adopt_existing``. Then ``sql/00_roles.sql`` checks, creates and marks the roles.
-    Raises ``InstallRefused`` (42710) with the reason.
+    ``adopt_existing``; on an upgrade, so is a schema ``pgclaim`` that belongs to neither
+    pgclaim_owner nor the installing role. Then ``sql/00_roles.sql`` checks, creates and
+    marks the roles. Raises ``InstallRefused`` (42710) with the reason.
     """
     roles = (data_dir("sql") / "00_roles.sql").read_text()
     with psycopg.connect(dsn, autocommit=False) as conn:
         for name, value in _settings(adopt_existing).items():
             conn.execute("select pg_catalog.set_config(%s, %s, true)", (name, value))
-        exists = conn.execute(
-            "select pg_catalog.to_regnamespace('pgclaim') is not null").fetchone()
-        if fresh and exists and exists[0] and not adopt_existing:
+        row = conn.execute(
+            "select n.nspowner::pg_catalog.regrole::pg_catalog.text, "
+            "n.nspowner = (select a.oid from pg_catalog.pg_roles as a "
+            "where a.rolname = current_user) "
+            "from pg_catalog.pg_namespace as n where n.nspname = 'pgclaim'").fetchone()
+        if row is not None and fresh and not adopt_existing:
             raise InstallRefused(
                 "pgclaim: schema pgclaim already exists and was not installed by pgclaim "
                 "migrate; drop it, or adopt it on purpose with --adopt-existing", "42710")
+        # An upgrade finds the schema of an earlier install: pgclaim_owner's, or (release
+        # 0.1.0) the installer's own. yoyo's bookkeeping alone does not prove that: a role
+        # that may create schemas can make schema pgclaim and the bookkeeping of an earlier
+        # install (in a schema named like the installer, first on its search_path).
+        if row is not None and row[0] != "pgclaim_owner" and not row[1] and not adopt_existing:
+            raise InstallRefused(
+                f"pgclaim: schema pgclaim belongs to role {row[0]}, neither pgclaim_owner nor "
+                "the installing role, so pgclaim did not install it; drop it, or adopt it on "
+                "purpose with --adopt-existing", "42710")
         try:
             conn.execute(roles)
         except psycopg.Error as exc:

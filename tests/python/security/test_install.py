@@ -25,9 +25,11 @@ from _seckit import ADMIN, PRODUCER, WORKER_A, claim, one, refused
 from pgdb import create_database, db_url, drop_database
 from psycopg import sql
 from psycopg.types.json import Jsonb
+from yoyo import get_backend, read_migrations  # type: ignore[import-untyped]
 
+from pgclaim._resources import data_dir
 from pgclaim.errors import InstallRefused
-from pgclaim.migrate import migrate
+from pgclaim.migrate import FIRST_MIGRATION, migrate, yoyo_url
 
 SQUATTER = "pgclaim_t_squatter"
 INSTALLER = "pgclaim_t_installer"
@@ -273,6 +275,65 @@ def test_an_existing_schema_pgclaim_is_not_adopted_silently(
                            "'CREATE')", (SQUATTER,))
             su.execute("drop owned by " + f'"{SQUATTER}"')
         lifecycle(url)
+
+
+def forge_an_earlier_install(url: str, installer: str) -> None:
+    """As a login with nothing but CREATE on the database: release 0.1.0 installed with
+    yoyo under its own name, its bookkeeping in a schema named like the installer (first on
+    the installer's search_path, as "$user"), and a trigger of its own on pgclaim.queues
+    that writes down whom it runs as."""
+    with superuser(url) as su:
+        name = one(su, "select pg_catalog.current_database()")
+        su.execute(f'grant create on database "{name}" to "{SQUATTER}"')
+        su.execute(f'alter role "{SQUATTER}" in database "{name}" '
+                   f'set search_path = "{installer}"')
+    with psycopg.connect(url_as(url, SQUATTER), autocommit=True) as sq:
+        sq.execute(f'create schema "{installer}"')
+    backend = get_backend(yoyo_url(url_as(url, SQUATTER)))
+    try:
+        first = read_migrations(str(data_dir("migrations"))).filter(
+            lambda m: m.id == FIRST_MIGRATION)
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(first))
+    finally:
+        backend.connection.close()
+    with psycopg.connect(url_as(url, SQUATTER), autocommit=True) as sq:
+        sq.execute(f'grant usage on schema "{installer}" to public')
+        sq.execute(f'create table "{installer}".spy (who text)')
+        sq.execute(f'grant insert on "{installer}".spy to public')
+        sq.execute(f'create function "{installer}".spy() returns trigger language plpgsql as '
+                   f"$f$ begin insert into \"{installer}\".spy values (current_user); "
+                   "return new; end $f$")
+        sq.execute("create trigger spy after insert on pgclaim.queues for each row "
+                   f'execute function "{installer}".spy()')
+
+
+def test_a_forged_earlier_install_is_not_upgraded(cluster_url: str,
+                                                  security_roles: None) -> None:
+    """yoyo's bookkeeping says release 0.1.0 is installed, so the install is taken for an
+    upgrade, which passes every object of schema pgclaim to pgclaim_owner: the trigger the
+    schema's maker left would then run as pgclaim_owner. The upgrade is refused (42710)
+    because the schema belongs to neither pgclaim_owner nor the installer; adopting it on
+    purpose shows what the refusal prevents."""
+    with temp_role(cluster_url, SQUATTER, ""), fresh_database(cluster_url) as url:
+        with superuser(url) as su:
+            installer = one(su, "select current_user::text")
+        forge_an_earlier_install(url, installer)
+        with pytest.raises(InstallRefused) as err:
+            migrate(url)
+        assert err.value.sqlstate == "42710"
+        assert f"belongs to role {SQUATTER}" in str(err.value)
+        with superuser(url) as su:
+            assert one(su, "select nspowner::regrole::text from pg_catalog.pg_namespace "
+                       "where nspname = 'pgclaim'") == SQUATTER
+            assert one(su, "select pgclaim.schema_version()") == 1
+
+        assert migrate(url, adopt_existing=True) == ["0002_v0_2_0"]
+        with psycopg.connect(url_as(url, ADMIN), autocommit=True) as admin:
+            admin.execute("select pgclaim.create_queue('spied')")
+        with superuser(url) as su:
+            assert su.execute(f'select who from "{installer}".spy').fetchall() == [
+                ("pgclaim_owner",)]
 
 
 # --------------------------------------------------------------------------- (c) roles
