@@ -14,7 +14,7 @@ the login's, each call under a savepoint, rolled back at the end of the example:
 example starts from the same database, so the run is deterministic (derandomize, no
 example database) and a failure shrinks to a minimal series of calls.
 
-Checked after every successful call (the helpers in schema fuzzkit read the tables as
+Checked after every successful call (the functions of schema fuzzkit read the tables as
 their owner, a superuser, in the login's transaction):
 
 - a running record has a worker id, a lease, a lease token and a holder role, and a record
@@ -31,6 +31,7 @@ their owner, a superuser, in the login's transaction):
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ from _seckit import (
     claim,
     one,
 )
-from _storm import freeze_clock
+from _storm import freeze_clock, mutant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
@@ -133,7 +134,7 @@ begin
                select from pgclaim.queue_grants as g where g.queue = q.queue));
     v := v || array(select pg_catalog.format('worker %s has no owner', w.worker_id)
         from pgclaim.workers as w where w.owner_role is null);
-    -- queue_stats as the login reads it (its identity is the session's) against the table
+    -- queue_stats as the login reads it (its identity: the connection's login) vs the table
     v := v || array(select pg_catalog.format('queue_stats of %s: %s, table: %s', s.queue,
             row(s.pending, s.scheduled, s.running, s.completed, s.failed,
                            s.cancelled),
@@ -597,3 +598,56 @@ def test_fuzz_every_granted_function(db: SecDb, login: str) -> None:
 def test_fuzz_every_granted_function_long(db: SecDb, login: str) -> None:
     stats = run_fuzz(db, login, DEFAULT_EXAMPLES[login] * HEAVY_FACTOR, 12)
     assert stats["ok"] > 0 and stats["calls"] > stats["ok"]
+
+
+# --------------------------------------------------------------------------- the checks fail
+
+#: deliberately broken functions (one edit of the real file each), the login and the calls
+#: that meet the bug, and what the fuzz's checks must then say
+MUTANTS: dict[str, tuple[str, str, str, str, Callable[[World], list[Any]], str]] = {
+    "reports ignore the holder role": (
+        "20_internal/pgclaim._report.sql",
+        "              and (v_admin or coalesce(r.holder_role, v_me) = v_me)\n", "",
+        WORKER_A,
+        lambda w: [("complete", {"worker_id": "w-other", "ids": w.held[2][0]})],
+        "touched record"),
+    "the claim sweep takes back live leases": (
+        "20_internal/pgclaim._reclaim.sql",
+        "and r.lease_until < v_now\n", "and r.lease_until < v_now + interval '1 day'\n",
+        WORKER_A,
+        lambda w: [("claim_batch", {"queue": "fz", "worker_id": "w-own", "batch_size": 100})],
+        "changed holder while leased"),
+    "enqueue accepts an infinite run_at": (
+        "20_internal/pgclaim._check_enqueue.sql",
+        "if not pg_catalog.isfinite(_check_enqueue.run_at) then",
+        "if false then",
+        PRODUCER,
+        lambda w: [("enqueue", {"queue": "fz", "payload": Jsonb({}), "run_at": "-infinity"})],
+        "monitoring (or the check) failed"),
+    "a refused enqueue draws an id": (
+        "30_api/pgclaim.enqueue.sql",
+        "    v_q := pgclaim._queue(enqueue.queue, true);\n",
+        ("    perform pg_catalog.nextval('pgclaim.records_id_seq');\n"
+         "    v_q := pgclaim._queue(enqueue.queue, true);\n"),
+        PRODUCER,
+        lambda w: [("enqueue", {"queue": "fz", "payload": Jsonb({}), "priority": 5000})],
+        "changed something"),
+    "durations are not bounded": (
+        "20_internal/pgclaim._check_interval.sql",
+        "    if value > max then", "    if false then",
+        WORKER_A,
+        lambda w: [("claim_batch", {"queue": "fz", "worker_id": "w-own",
+                                    "lease": "177000000 years"})],
+        "raised 22008"),
+}
+
+
+@pytest.mark.parametrize("bug", list(MUTANTS))
+def test_the_fuzz_checks_catch_a_broken_function(db: SecDb, bug: str) -> None:
+    """Each check of the fuzz, fed the call that meets a deliberate bug, fails."""
+    path, old, new, login, steps, says = MUTANTS[bug]
+    world = build_world(db, login)
+    db.su.execute(mutant(path, old, new))
+    runner = Runner(db, world, Counter())
+    with pytest.raises(AssertionError, match=re.escape(says)):
+        runner.example(steps(world))

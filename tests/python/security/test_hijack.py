@@ -2,7 +2,7 @@
 
 Every pgclaim function runs as pgclaim_owner. A login that could make one of them resolve
 a type, table, operator or function of its own would run its code with pgclaim's rights.
-Each test here plants, from a real login's session:
+Each test here plants, from a real login's connection:
 
 - in its temporary schema, a domain named like every type the functions use (``jsonb``,
   ``text``, ``timestamptz``, ``interval``, ...) and a view named like every table and
@@ -163,7 +163,7 @@ def attack_schema(login: str) -> str:
 
 
 def plant(conn: psycopg.Connection[Any], schema: str) -> None:
-    """Plants every object above from the login's session, and puts ``schema`` (the
+    """Plants every object above from the login's connection, and puts ``schema`` (the
     login's own) first on its search_path."""
     ddl = [
         f"""create function pg_temp.f(tag pg_catalog.text) returns pg_catalog.bool
@@ -209,7 +209,7 @@ def plant(conn: psycopg.Connection[Any], schema: str) -> None:
 
 
 class Attacker:
-    """A login's session with the planted objects; every call it makes is checked."""
+    """A login's connection with the planted objects; every call it makes is checked."""
 
     def __init__(self, db: SecDb, login: str) -> None:
         self.db = db
@@ -271,7 +271,7 @@ class Attacker:
 
     def claim(self, n: int, queue: str = "hj", worker: str | None = None
               ) -> tuple[list[int], list[int]]:
-        """Enqueues n records (as the superuser) and claims them through the planted session."""
+        """Enqueues n records (as the superuser) and claims them through the planted connection."""
         self.db.enqueue(queue, n)
         rows = self.call("claim_batch", queue=queue, worker_id=worker or self.worker,
                          batch_size=n, lease="1 minute")
@@ -545,7 +545,7 @@ def test_planted_objects_never_run_inside_pgclaim(db: SecDb, login: str) -> None
     a.reset()
     run_every_call(a)
     assert sum(a.called.values()) >= len(a.functions)
-    # and the session still has its planted objects (nothing dropped them on the way)
+    # and the connection still has its planted objects (nothing dropped them on the way)
     assert one(a.conn, "select pg_catalog.count(*)::int8 from pg_catalog.pg_type as t "
                "where t.typnamespace = pg_catalog.pg_my_temp_schema()") >= len(PLANTED_TYPES)
 
