@@ -195,6 +195,14 @@ def error_text(exc: psycopg.Error) -> str:
                                        d.context, str(exc)))
 
 
+def mutant(path: str, old: str, new: str) -> str:
+    """The text of sql/``path`` with ``old`` replaced by ``new`` (which must be there): a
+    deliberately broken function, to show that a check does fail."""
+    text = (ROOT / "sql" / path).read_text()
+    assert old in text, f"sql/{path} no longer contains {old!r}: update the mutant"
+    return text.replace(old, new)
+
+
 # --------------------------------------------------------------------------- server log
 
 

@@ -50,11 +50,12 @@ from _seckit import (
     WORKER_B,
     SecDb,
     claim,
+    mutant,
     one,
 )
-from _storm import freeze_clock, mutant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pgdb import freeze_clock
 from psycopg.types.json import Jsonb
 
 T0 = datetime.fromisoformat("2030-01-01T00:00:00+00:00")

@@ -27,7 +27,7 @@ from _seckit import (
     one,
     refused,
 )
-from _storm import freeze_clock
+from pgdb import freeze_clock
 from psycopg.types.json import Jsonb
 
 T0 = datetime.fromisoformat("2030-01-01T00:00:00+00:00")
