@@ -91,12 +91,21 @@ def drop_roles(cluster_url: str, names: Sequence[str]) -> None:
 
 # --------------------------------------------------------------------------- digest
 
-#: everything a call could change: records, queues, workers, config, per-queue grants
-#: and the id sequence (a refused call must not even draw an id). As tests/sql's digest.
+#: every record, unfinished (pgclaim.records) or finished (pgclaim.finished): same columns
+ALL_RECORDS = "(select * from pgclaim.records union all select * from pgclaim.finished)"
+
+#: everything a call could change: records (unfinished and finished), completion counters,
+#: queues, workers, config, per-queue grants and the id sequence (a refused call must not
+#: even draw an id). As tests/sql's digest.
 DIGEST_SQL = """
 select pg_catalog.concat_ws('/',
     (select pg_catalog.md5(coalesce(pg_catalog.string_agg(r::text, ',' order by r.id), ''))
         from pgclaim.records as r),
+    (select pg_catalog.md5(coalesce(pg_catalog.string_agg(f::text, ',' order by f.id), ''))
+        from pgclaim.finished as f),
+    (select pg_catalog.md5(coalesce(pg_catalog.string_agg(
+        t::text, ',' order by t.queue, t.slot), ''))
+        from pgclaim.queue_totals as t),
     (select pg_catalog.md5(coalesce(pg_catalog.string_agg(q::text, ',' order by q.queue), ''))
         from pgclaim.queues as q),
     (select pg_catalog.md5(
@@ -137,8 +146,8 @@ class SecDb:
         return self.su.execute(sql, args).fetchall()
 
     def record(self, rid: int) -> tuple[Any, ...]:
-        """The whole row of a record, read as the superuser."""
-        row = self.su.execute("select r.* from pgclaim.records as r where r.id = %s",
+        """The whole row of a record (unfinished or finished), read as the superuser."""
+        row = self.su.execute(f"select r.* from {ALL_RECORDS} as r where r.id = %s",
                               (rid,)).fetchone()
         assert row is not None
         return tuple(row)

@@ -43,6 +43,7 @@ import pytest
 from _catalog import Function, granted_functions
 from _seckit import (
     ADMIN,
+    ALL_RECORDS,
     DIGEST_SQL,
     FUZZ_STATS,
     PRODUCER,
@@ -91,14 +92,15 @@ language sql stable security definer set search_path = pg_catalog, pg_temp as $f
     from pgclaim.records as r where r.status = 'running';
 $fn$;
 
--- The state of the given records (whatever their status), as running() describes them
+-- The state of the given records (unfinished or finished), as running() describes them
 -- (without the last two).
 create function fuzzkit.state(ids bigint[]) returns jsonb
 language sql stable security definer set search_path = pg_catalog, pg_temp as $fn$
     select coalesce(pg_catalog.jsonb_object_agg(r.id::text, pg_catalog.jsonb_build_array(
         r.worker_id, r.lease_token::text, r.lease_until, r.holder_role::regrole::text,
         r.status::text)), '{}'::jsonb)
-    from pgclaim.records as r where r.id = any(ids);
+    from (select * from pgclaim.records union all select * from pgclaim.finished) as r
+    where r.id = any(ids);
 $fn$;
 
 create function fuzzkit.violations() returns text[]
@@ -118,13 +120,22 @@ begin
                or r.lease_for is null or r.holder_role is null));
     v := v || array(select pg_catalog.format('record %s is %s with a lease', r.id, r.status)
         from pgclaim.records as r where r.status <> 'running' and r.lease_until is not null);
+    v := v || array(select pg_catalog.format('finished record %s is %s with a lease', f.id,
+            f.status)
+        from pgclaim.finished as f
+        where f.status not in ('completed', 'failed', 'cancelled') or f.lease_until is not null
+           or f.finished_at is null);
+    v := v || array(select pg_catalog.format('record %s is both unfinished and finished', r.id)
+        from pgclaim.records as r
+        where exists (select from pgclaim.finished as f where f.id = r.id));
     v := v || array(select pg_catalog.format('record %s is %s at attempt %s of %s', r.id,
             r.status, r.attempt, r.max_attempts)
         from pgclaim.records as r
         where (r.status = 'running' and (r.attempt < 1 or r.attempt > r.max_attempts))
            or (r.status = 'pending' and (r.attempt < 0 or r.attempt >= r.max_attempts)));
     v := v || array(select pg_catalog.format('record %s of missing queue %s', r.id, r.queue)
-        from pgclaim.records as r
+        from (select r.id, r.queue from pgclaim.records as r
+              union all select f.id, f.queue from pgclaim.finished as f) as r
         where not exists (select from pgclaim.queues as q where q.queue = r.queue));
     v := v || array(select pg_catalog.format('queue %s has invalid settings', q.queue)
         from pgclaim.queues as q
@@ -152,7 +163,9 @@ begin
                 pg_catalog.count(*) filter (where r.status = 'completed') as completed,
                 pg_catalog.count(*) filter (where r.status = 'failed') as failed,
                 pg_catalog.count(*) filter (where r.status = 'cancelled') as cancelled
-            from pgclaim.records as r where r.queue = s.queue
+            from (select r.queue, r.status, r.run_at from pgclaim.records as r
+                  union all select f.queue, f.status, f.run_at from pgclaim.finished as f) as r
+            where r.queue = s.queue
         ) as t on true
         where (s.pending, s.scheduled, s.running, s.completed, s.failed, s.cancelled)
               is distinct from
@@ -255,7 +268,7 @@ def build_world(db: SecDb, login: str) -> World:
         login=login, functions=functions,
         queues=["fz", "fz.tight", "fz.locked", "fz.paused", "fz.none"],
         workers=["w-own", "w-other", "w-new", "ghost"],
-        ids=[r[0] for r in su.execute("select id from pgclaim.records order by id")]
+        ids=[r[0] for r in su.execute(f"select id from {ALL_RECORDS} as r order by id")]
         + [10**9],
         tokens=[t for _, toks in held for t in toks],
         held=held, roles=roles, role_oids=oids + ["0", "4294967295"],
@@ -608,9 +621,9 @@ def test_fuzz_every_granted_function_long(db: SecDb, login: str) -> None:
 MUTANTS: dict[str, tuple[str, str, str, str, Callable[[World], list[Any]], str]] = {
     "reports ignore the holder role": (
         "20_internal/pgclaim._report.sql",
-        "              and (v_admin or coalesce(r.holder_role, v_me) = v_me)\n", "",
+        "and (v_admin or coalesce(r.holder_role, v_me) = v_me)", "and true",
         WORKER_A,
-        lambda w: [("complete", {"worker_id": "w-other", "ids": w.held[2][0]})],
+        lambda w: [("release", {"worker_id": "w-other", "ids": w.held[2][0]})],
         "touched record"),
     "the claim sweep takes back live leases": (
         "20_internal/pgclaim._reclaim.sql",

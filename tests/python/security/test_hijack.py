@@ -56,11 +56,12 @@ PLANTED_TYPES = {
 #: tables, views and catalogs pgclaim reads: each becomes a view in pg_temp that runs the
 #: marker when read (or updated).
 PLANTED_RELATIONS = (
-    "records", "queues", "workers", "config", "queue_grants", "queue_stats",
+    "records", "finished", "queue_totals", "queues", "workers", "config", "queue_grants",
+    "queue_stats",
     "worker_status", "stuck_records", "queue_permissions", "records_id_seq",
     "pg_roles", "pg_authid", "pg_stat_activity", "pg_namespace", "pg_class", "pg_proc",
     "pg_type", "pg_database", "pg_settings", "pg_auth_members", "pg_locks", "pg_index",
-    "pg_depend", "picked", "changed", "clock", "completed", "ins",
+    "pg_depend", "picked", "changed", "clock", "completed", "ins", "done", "moved",
 )
 
 _CMP = ("=", "<>", "<", "<=", ">", ">=")
@@ -424,7 +425,7 @@ def _cancel(a: Attacker) -> None:
 def _purge(a: Attacker) -> None:
     ids, tokens = a.claim(1)
     a.call("complete", worker_id=a.worker, ids=ids, lease_tokens=tokens)
-    a.db.su.execute("update pgclaim.records set finished_at = pg_catalog.now() - '1 day'"
+    a.db.su.execute("update pgclaim.finished set finished_at = pg_catalog.now() - '1 day'"
                     "::interval where id = %s", (ids[0],))
     assert a.value("purge", queue="hj", older_than="1 hour", max_records=100) >= 1
     a.value("purge", queue="hj")

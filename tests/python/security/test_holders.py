@@ -16,6 +16,7 @@ from itertools import pairwise
 import psycopg
 from _seckit import (
     ADMIN,
+    ALL_RECORDS,
     DUAL,
     TEAM_X,
     TEAM_Y,
@@ -115,9 +116,9 @@ def test_an_admin_login_may_report_on_any_record(db: SecDb) -> None:
                (ids[0], tokens[0])) == "pending"
     assert one(admin, "select pgclaim.complete('wa', %s, %s)", (ids[1:], tokens[1:])) == 2
     assert "wa" in worker_ids(admin)
-    assert [r[0] for r in db.rows("select status::text from pgclaim.records where id = any(%s)"
-                                  " order by id", (ids,))] == ["pending", "completed",
-                                                               "completed"]
+    assert [r[0] for r in db.rows(f"select status::text from {ALL_RECORDS} as r "
+                                  "where id = any(%s) order by id", (ids,))] == [
+        "pending", "completed", "completed"]
 
 
 def test_set_role_claims_as_one_role_and_cannot_report_as_the_other(db: SecDb) -> None:

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from _seckit import (
     ADMIN,
+    ALL_RECORDS,
     PRODUCER,
     WORKER_A,
     SecDb,
@@ -210,7 +211,8 @@ def test_an_error_text_of_a_megabyte_is_cut(q: SecDb) -> None:
     q.login(ADMIN).execute("select pgclaim.configure(max_error_bytes => 64)")
     worker.execute("select * from pgclaim.fail_batch('w', %s, %s, %s)",
                    (ids[2:], [error, "y" * MiB], tokens[2:]))
-    kept = dict(q.rows("select id, last_error from pgclaim.records where id = any(%s)", (ids,)))
+    kept = dict(q.rows(f"select id, last_error from {ALL_RECORDS} as r where id = any(%s)",
+                       (ids,)))
     for rid, limit in zip(ids, (8192, 8192, 64, 64)):
         text = kept[rid]
         assert len(text.encode()) <= limit and text.endswith(" bytes]"), (limit, text[-60:])
