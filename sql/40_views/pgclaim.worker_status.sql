@@ -13,8 +13,15 @@ select
     pgclaim._now() - w.last_seen as silent_for,
     w.last_seen >= pgclaim._now() - c.worker_timeout as alive,
     (
+        -- A worker id counts only for the records its own role claimed (as in _reclaim
+        -- and stuck_records): another role's records under the same id are not shown.
         select pg_catalog.count(*) from pgclaim.records as r
-        where r.worker_id = w.worker_id and r.status = 'running'
+        where
+            r.worker_id = w.worker_id and r.status = 'running'
+            and (
+                r.holder_role = w.owner_role or w.owner_role is null
+                or r.holder_role is null
+            )
     ) as held
 from pgclaim.workers as w
 cross join pgclaim.config as c

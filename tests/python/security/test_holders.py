@@ -233,6 +233,11 @@ def test_squatting_a_worker_id_takes_nothing_away(db: SecDb) -> None:
     squatted, _ = claim(a, "hq", "squat", 2)
     a.execute("select pgclaim.register_worker('wa')")
     own, _ = claim(a, "hq", "wa", 2)
+    # worker_status counts for each worker id only the records of its own role: B does
+    # not learn how many records A holds under B's worker id
+    held = "select worker_id, held from pgclaim.worker_status"
+    assert dict(b.execute(held).fetchall()) == {"squat": 0}
+    assert dict(a.execute(held).fetchall()) == {"wa": 2}
 
     freeze_clock(db.su, T0 + timedelta(minutes=5))  # both ids silent past worker_timeout
     assert one(b, "select pgclaim.reclaim_orphans()") == 2
