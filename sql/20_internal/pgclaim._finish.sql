@@ -3,7 +3,8 @@
 -- are in one of from_status (and, when worker_id is given, held by worker_id
 -- under token when given, claimed by the role me unless admin) leave
 -- pgclaim.records for pgclaim.finished with their row, to_status, finished_at =
--- now and their error (errors, one per id, when given). Completions are counted
+-- now and their error (errors, one per id, when given; an id given twice finishes
+-- once, with the first of its errors). Completions are counted
 -- in queue_totals (the slot of this backend). complete calls it with the holder's
 -- checks; _end_attempt (dead letters) and cancel with ids they checked or locked.
 -- Returns: (id, queue) of each record it finished. Raises: nothing.
@@ -46,6 +47,17 @@ begin
             r.last_error, r.holder_role
     ),
 
+    -- One error per id (the first given): with an id twice in ids, a join to the
+    -- arrays themselves would insert the record twice.
+    errs as (
+        select distinct on (e.id) e.id, e.error
+        from rows from (
+            pg_catalog.unnest(_finish.ids), pg_catalog.unnest(_finish.errors)
+        ) with ordinality as e (id, error, n)
+        where _finish.errors is not null
+        order by e.id, e.n
+    ),
+
     moved as (
         insert into pgclaim.finished as f (
             id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
@@ -57,9 +69,7 @@ begin
             d.max_attempts, d.dedup_key, d.worker_id, null, d.lease_token, d.lease_for,
             d.enqueued_at, _finish.now, coalesce(e.error, d.last_error), d.holder_role
         from done as d
-        left join rows from (
-            pg_catalog.unnest(_finish.ids), pg_catalog.unnest(_finish.errors)
-        ) as e (id, error) on d.id = e.id
+        left join errs as e on d.id = e.id
         returning f.id, f.queue
     ),
 

@@ -290,3 +290,28 @@ def test_fail_batch_checks_each_retry_after_as_fail_does(q: SecDb, retry_after: 
     rows = worker.execute("select * from pgclaim.fail_batch('w', %s, %s, %s, %s)",
                           (ids, ["x", "y"], tokens, ["100 years", None])).fetchall()
     assert sorted(r[1] for r in rows) == ["pending", "pending"]
+
+
+def test_an_id_given_twice_is_acted_on_once(q: SecDb) -> None:
+    """Finishing moves a record to pgclaim.finished: an id twice in one call must move it
+    once (it raised 23505, a duplicate key in pgclaim.finished), and count once."""
+    worker, admin = q.login(WORKER_A), q.login(ADMIN)
+    q.enqueue("lq", 4)
+    ids, tokens = claim(worker, "lq", "w", 6)
+    twice = lambda i: [ids[i], ids[i]]
+    assert one(worker, "select pgclaim.extend_lease('w', %s)", (twice(0),)) == 1
+    assert one(worker, "select pgclaim.complete('w', %s, %s)",
+               (twice(0), [tokens[0]] * 2)) == 1
+    assert one(worker, "select pgclaim.release('w', %s)", (twice(1),)) == 1
+    rows = worker.execute("select * from pgclaim.fail_batch('w', %s, %s, null, null, %s)",
+                          (twice(2), ["x", "y"], [True, True])).fetchall()
+    assert rows == [(ids[2], "failed")]
+    rows = worker.execute("select * from pgclaim.fail_batch('w', %s, %s)",
+                          (twice(3), ["x", "y"])).fetchall()
+    assert rows == [(ids[3], "pending")]
+    assert one(admin, "select pgclaim.cancel(%s)", (twice(4),)) == 1
+    assert one(admin, "select pgclaim.retry_failed('lq', %s)", (twice(2),)) == 1
+    stats = admin.execute("select completed, failed, cancelled from pgclaim.queue_stats"
+                          ).fetchall()
+    assert stats == [(1, 0, 1)]
+    assert one(q.su, f"select count(*) from {ALL_RECORDS} as r") == 6
