@@ -2,10 +2,10 @@
 
 The functions and their argument types come from pg_proc (what the login may execute), so a
 function a release adds is fuzzed too. Each argument is drawn from a mix of valid values
-(the database's queues, worker ids, held record ids and their lease tokens, sensible
-durations) and hostile ones (nulls, huge strings, extreme numbers, infinite timestamps,
-mixed-sign and huge intervals, arrays with nulls, huge, multidimensional or with other
-bounds, unicode and control characters).
+(the database's queues, worker ids, held record ids and their lease tokens, once or twice
+each, sensible durations) and hostile ones (nulls, huge strings, extreme numbers, infinite
+timestamps, mixed-sign and huge intervals, arrays with nulls, huge, multidimensional or
+with other bounds, unicode and control characters).
 
 Every call must either succeed with pgclaim's invariants intact, or fail with a documented
 SQLSTATE and change nothing; queue_stats and health() must work after every call. A test
@@ -455,6 +455,10 @@ def actions(draw: st.DrawFn, world: World) -> tuple[str, dict[str, Any]]:
         for extra in ("retry_after", "fatal"):
             if extra in names and extra in args and draw(st.booleans()):
                 args[extra] = [None] * k
+        if draw(st.integers(0, 3)) == 0:  # every id (and its token, error...) twice
+            for key in ("ids", "lease_tokens", "errors", "retry_after", "fatal"):
+                if isinstance(args.get(key), list) and len(args[key]) == k:
+                    args[key] = args[key] * 2
     if {"id", "lease_token"} <= names and world.held and draw(st.booleans()):
         ids, tokens = draw(st.sampled_from(world.held))
         i = draw(st.integers(0, len(ids) - 1))
