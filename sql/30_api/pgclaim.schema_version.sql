@@ -10,7 +10,7 @@ immutable
 security definer
 set search_path = pg_catalog, pg_temp
 as $fn$
-    select 2;
+    select 3;
 $fn$;
 
 comment on function pgclaim.schema_version() is

@@ -136,7 +136,7 @@ select is_empty(
 );
 
 select is(
-    pgclaim.schema_version(), 2, 'schema_version() is 2'
+    pgclaim.schema_version(), 3, 'schema_version() is 3'
 );
 
 select enum_has_labels(

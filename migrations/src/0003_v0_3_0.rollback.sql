@@ -1,0 +1,83 @@
+-- Way back from release 0.3.0 to 0.2.0 (yoyo rollback of 0003_v0_3_0): undoes the
+-- upgrade steps of migrations/src/0003_v0_3_0.sql, then every function, view and
+-- grant of 0.2.0 is created again exactly as migrations/0002_v0_2_0.sql made it,
+-- owned by pgclaim_owner. Records keep their state, lease, token and holder.
+
+set local search_path = pg_catalog, pg_temp;
+set local lock_timeout = '10s';
+
+-- As in the upgrade, every table is locked at once, in attempts of at most 100 ms
+-- that give back what they got, until lock_timeout has passed (then 55P03, nothing
+-- changed); the views go in the same attempt.
+do $do$
+declare
+    v_timeout text := pg_catalog.current_setting('lock_timeout');
+    v_give_up timestamptz := pg_catalog.clock_timestamp() + v_timeout::interval;
+begin
+    perform pg_catalog.set_config('lock_timeout', '100ms', true);
+    loop
+        begin
+            lock table pgclaim.queues, pgclaim.records, pgclaim.workers, pgclaim.config,
+            pgclaim.queue_grants, pgclaim.finished, pgclaim.queue_totals
+            in access exclusive mode;
+            drop view pgclaim.queue_permissions, pgclaim.queue_stats, pgclaim.stuck_records,
+            pgclaim.worker_status;
+            exit;
+        exception when lock_not_available or deadlock_detected then
+            if pg_catalog.clock_timestamp() >= v_give_up then
+                raise exception using
+                    errcode = '55P03',
+                    message = pg_catalog.format(
+                        'pgclaim: the rollback could not lock pgclaim''s tables within %s',
+                        v_timeout),
+                    hint = 'Nothing was changed: run it again. A transaction that holds '
+                    'one of them for long (see pg_locks) must end first.';
+            end if;
+            perform pg_catalog.pg_sleep(0.05 * pg_catalog.random());
+        end;
+    end loop;
+    perform pg_catalog.set_config('lock_timeout', v_timeout, true);
+end
+$do$;
+
+-- Every function of 0.3.0 goes; 0.2.0's are created again below (those 0.3.0 added
+-- or whose signature it changed must not stay).
+do $do$
+declare
+    v_function text;
+begin
+    for v_function in
+        select p.oid::regprocedure::text
+        from pg_catalog.pg_proc as p
+        where p.pronamespace = 'pgclaim'::regnamespace
+    loop
+        execute pg_catalog.format('drop function %s', v_function);
+    end loop;
+end
+$do$;
+
+-- ---------------------------------------------------------------------------
+-- Flow control: groups, concurrency caps, rate limits, schedules, dedup windows.
+-- ---------------------------------------------------------------------------
+
+
+
+-- (end of flow control)
+-- ---------------------------------------------------------------------------
+-- Counters for metrics.
+-- ---------------------------------------------------------------------------
+
+
+
+-- (end of counters for metrics)
+-- ---------------------------------------------------------------------------
+-- Fencing, latency and health.
+-- ---------------------------------------------------------------------------
+
+
+
+-- (end of fencing, latency and health)
+-- ---------------------------------------------------------------------------
+
+-- 0.2.0's functions, views and grants follow, created by pgclaim_owner.
+set local role pgclaim_owner;

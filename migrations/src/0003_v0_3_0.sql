@@ -1,0 +1,68 @@
+-- Upgrade steps from release 0.2.0 (migrations/0002_v0_2_0.sql) to 0.3.0, run
+-- after sql/00_roles.sql and before the functions, views and grants of sql/,
+-- which replace every one of 0.2.0's. Records in flight keep their state, lease,
+-- token and holder.
+--
+-- The steps below wait at most this long for the tables' locks (claims and reports
+-- hold them for milliseconds): a migration that cannot get them fails, changes
+-- nothing, and can be run again.
+set local lock_timeout = '10s';
+
+-- Every table is locked at once, in attempts of at most 100 ms that give back what
+-- they got, until lock_timeout has passed (then 55P03, nothing changed), so that
+-- the upgrade never deadlocks with workers' calls (see 0002_v0_2_0.sql). The views
+-- go in the same attempt and come back from sql/40_views/, whatever columns this
+-- release gives them.
+do $do$
+declare
+    v_timeout text := pg_catalog.current_setting('lock_timeout');
+    v_give_up timestamptz := pg_catalog.clock_timestamp() + v_timeout::interval;
+begin
+    perform pg_catalog.set_config('lock_timeout', '100ms', true);
+    loop
+        begin
+            lock table pgclaim.queues, pgclaim.records, pgclaim.workers, pgclaim.config,
+            pgclaim.queue_grants, pgclaim.finished, pgclaim.queue_totals
+            in access exclusive mode;
+            drop view pgclaim.queue_permissions, pgclaim.queue_stats, pgclaim.stuck_records,
+            pgclaim.worker_status;
+            exit;
+        exception when lock_not_available or deadlock_detected then
+            if pg_catalog.clock_timestamp() >= v_give_up then
+                raise exception using
+                    errcode = '55P03',
+                    message = pg_catalog.format(
+                        'pgclaim: the upgrade could not lock pgclaim''s tables within %s',
+                        v_timeout),
+                    hint = 'Nothing was changed: run it again. A transaction that holds '
+                    'one of them for long (see pg_locks) must end first.';
+            end if;
+            perform pg_catalog.pg_sleep(0.05 * pg_catalog.random());
+        end;
+    end loop;
+    perform pg_catalog.set_config('lock_timeout', v_timeout, true);
+end
+$do$;
+
+-- ---------------------------------------------------------------------------
+-- Flow control: groups, concurrency caps, rate limits, schedules, dedup windows.
+-- ---------------------------------------------------------------------------
+
+
+
+-- (end of flow control)
+-- ---------------------------------------------------------------------------
+-- Counters for metrics.
+-- ---------------------------------------------------------------------------
+
+
+
+-- (end of counters for metrics)
+-- ---------------------------------------------------------------------------
+-- Fencing, latency and health.
+-- ---------------------------------------------------------------------------
+
+
+
+-- (end of fencing, latency and health)
+-- ---------------------------------------------------------------------------
