@@ -1,11 +1,14 @@
-"""Upgrading release 0.1.0 in place with records in flight, and the way back.
+"""Upgrading releases 0.1.0 and 0.2.0 in place with records in flight, and the way back.
 
 Release 0.1.0 is installed as its users installed it: yoyo applying the frozen
 migrations/0001_initial.sql alone, by a login that is no superuser (it has CREATEROLE and
 owns the database). A worker of release 0.1.0 (its client as it was at commit 50c25a5, run
 from git in a separate process) keeps working while the current ``pgclaim.migrate`` upgrades
 the database to the newest schema, then stops; a worker of the current client drains the
-rest. The way back is ``yoyo rollback`` of 0002_v0_2_0, as docs/install.md says.
+rest. The way back is ``yoyo rollback`` of 0002_v0_2_0, as docs/install.md says. Release
+0.2.0 goes through the same: installed by its own ``pgclaim migrate`` (its client and
+migrations as they were at its commit), a worker of 0.2.0 running through the upgrade to the
+newest schema, and ``yoyo rollback`` of 0003_v0_3_0 back to it.
 
 Every wait is for a condition (bounded, generously); the handler of both workers holds each
 record until the test opens a gate for it, so the upgrade happens with records in flight by
@@ -44,6 +47,8 @@ from pgclaim.migrate import migrate
 
 #: the commit of release 0.1.0: its client and its migrations/0001_initial.sql
 RELEASE_0_1_0 = "50c25a5"
+#: the commit of release 0.2.0: its client and its migrations 0001 and 0002
+RELEASE_0_2_0 = "aceb1f6"
 #: how long any awaited condition may take before the test gives up (none should take
 #: more than a few seconds)
 PATIENCE = 60.0
@@ -178,6 +183,40 @@ def first_migration(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert text == (ROOT / "migrations" / "0001_initial.sql").read_bytes(), "0001 is frozen"
     (where / "0001_initial.sql").write_bytes(text)
     return where
+
+
+def newer_than(migration: str) -> list[str]:
+    """The migrations of this checkout after ``migration``, in the order they apply."""
+    return sorted(p.name.removesuffix(".sql") for p in Path(ROOT, "migrations").glob("*.sql")
+                  if not p.name.endswith(".rollback.sql")
+                  and p.name.removesuffix(".sql") > migration)
+
+
+@pytest.fixture(scope="module")
+def client_0_2_0(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder holding release 0.2.0's package ``pgclaim`` (for PYTHONPATH), with its
+    migrations and sql/ beside it where the package looks for them."""
+    where = tmp_path_factory.mktemp("pgclaim-0.2.0")
+    archive = from_release("archive", RELEASE_0_2_0, "client/pgclaim", "migrations", "sql")
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(where, filter="data")
+    shipped = sorted(p.name for p in (where / "migrations").glob("*.sql"))
+    assert shipped == ["0001_initial.sql", "0002_v0_2_0.rollback.sql", "0002_v0_2_0.sql"]
+    for name in shipped:
+        assert (where / "migrations" / name).read_bytes() == Path(
+            ROOT, "migrations", name).read_bytes(), f"{name} is frozen"
+    return where / "client"
+
+
+def install_with(client: Path, url: str) -> None:
+    """Installs pgclaim with the ``pgclaim migrate`` of the release whose package is in
+    ``client``, as its users did."""
+    result = subprocess.run(
+        [sys.executable, "-c", BOOT, "--database", url, "migrate"],
+        env={**os.environ, "PYTHONPATH": str(client)}, capture_output=True, text=True,
+        check=False, timeout=PATIENCE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert str(client) in result.stdout
 
 
 def install_0_1_0(url: str, first_migration: Path) -> None:
@@ -428,7 +467,7 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
             for role in made_by_0_1_0:
                 su.execute(f"comment on role {role} is null")
         try:
-            assert migrate(installer_url) == ["0002_v0_2_0"]
+            assert migrate(installer_url) == newer_than("0001_initial")
             marks = admin.execute(
                 "select rolname, shobj_description(oid, 'pg_authid') from pg_roles"
                 " where rolname = any(%s) order by rolname", (list(made_by_0_1_0),)).fetchall()
@@ -504,7 +543,7 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
             " from pgclaim.records where id = %s", (retried,)).fetchone() == (
             1, None, None, None, "Retry: asked to retry", True)
 
-        # ... and claims more under 0.2.0: random tokens, its role recorded as the holder.
+        # ... and claims more under the new schema: random tokens, its role recorded as the holder.
         # It claims while it has two records or fewer in hand, up to four: it ends up with
         # three or four, two of them blocked in its handler, the others waiting for a thread.
         def claimed_again() -> bool:
@@ -514,7 +553,7 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
                 (logins.worker, old_worker_id)).fetchone()
             return count >= 3 and holders and len(in_handler()) == 2
 
-        wait_for("the old worker to claim more records under 0.2.0", claimed_again,
+        wait_for("the old worker to claim more records under the new schema", claimed_again,
                  details=state)
         held_now = [rid for rid, _, _ in old_running()]
         assert held_now == pending[4:4 + len(held_now)]
@@ -649,7 +688,7 @@ def test_upgrade_gives_way_to_a_call_instead_of_deadlocking(
         finally:
             upgrading.join(PATIENCE)
     assert not upgrading.is_alive()
-    assert outcome == {"applied": ["0002_v0_2_0"]}
+    assert outcome == {"applied": newer_than("0001_initial")}
 
 
 def test_upgrade_that_cannot_lock_changes_nothing(
@@ -671,7 +710,7 @@ def test_upgrade_that_cannot_lock_changes_nothing(
     assert schema_dump(installer_url) == before
     with psycopg.connect(installer_url) as conn:
         assert conn.execute("select pgclaim.schema_version()").fetchone() == (1,)
-    assert migrate(installer_url) == ["0002_v0_2_0"]
+    assert migrate(installer_url) == newer_than("0001_initial")
 
 
 # -- what every migration must do -----------------------------------------------------------
@@ -806,7 +845,7 @@ def test_rollback_to_0_1_0_keeps_the_records(
         inst.execute("select pgclaim.cancel(ids => %s)", ([finished[2][0]],))
         held = {"w1": work.execute(claim, ("w1", 2)).fetchall()}
 
-    assert migrate(installer_url) == ["0002_v0_2_0"]
+    assert migrate(installer_url) == newer_than("0001_initial")
     assert schema_dump(admin_url) != release_0_1_0  # the comparison below can fail
     # Used as 0.2.0: records claimed under its random tokens, a per-queue grant, limits.
     with psycopg.connect(admin_url, autocommit=True) as admin, \
@@ -858,10 +897,276 @@ def test_rollback_to_0_1_0_keeps_the_records(
     # The current client refuses the older schema; upgrading again gives a fresh install's.
     with QueueClient(worker_url) as client, pytest.raises(SchemaMismatch):
         client.stats()
-    assert migrate(installer_url) == ["0002_v0_2_0"]
+    assert migrate(installer_url) == newer_than("0001_initial")
     assert schema_dump(admin_url) == schema_dump(db_url(cluster_url, template_db))
     with psycopg.connect(admin_url, autocommit=True) as admin:
         assert admin.execute(f"select count(*) from {every_record(admin)} as r").fetchone() == (
             len(ids) + 1,)
         assert admin.execute("select status, run_at = %s from pgclaim.records where id = %s",
                              (later, scheduled)).fetchone() == ("pending", True)
+
+
+# -- release 0.2.0: the upgrade with its worker running, and the way back -------------------
+
+def handler_running(conn: psycopg.Connection[Any]) -> set[int]:
+    """The records a handler started and has not finished."""
+    running: set[int] = set()
+    for rid, event in conn.execute(
+            "select record_id, event from public.upgrade_log order by seq").fetchall():
+        (running.add if event == "started" else running.discard)(rid)
+    return running
+
+
+def same_columns(before: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]],
+                 ) -> list[str]:
+    """The records of ``before`` that ``after`` lost or changed, in the columns ``before``
+    has (a newer release may add columns)."""
+    problems = [f"record {rid} is lost" for rid in sorted(set(before) - set(after))]
+    problems += [f"record {rid} appeared" for rid in sorted(set(after) - set(before))]
+    for rid in sorted(set(before) & set(after)):
+        kept = {column: after[rid].get(column) for column in before[rid]}
+        if kept != before[rid]:
+            problems.append(f"record {rid} changed: {before[rid]} -> {kept}")
+    return problems
+
+
+def fill_0_2_0(installer_url: str, worker_url: str) -> dict[str, Any]:
+    """A record of release 0.2.0 in every state, on queue 'jobs': completed, failed,
+    cancelled, running under a registered worker id that is not running ('legacy-w'),
+    twelve pending (the third asks its handler for a retry), one held by a dedup key, one
+    scheduled for tomorrow. Returns their ids (and the legacy record's token)."""
+    with psycopg.connect(installer_url, autocommit=True) as inst, \
+            psycopg.connect(worker_url, autocommit=True) as work:
+        inst.execute("select pgclaim.configure(worker_timeout => '1 hour')")
+        inst.execute("select pgclaim.create_queue(queue => 'jobs', lease => %s)", (LEASE,))
+
+        def enqueue(priority: int, run_at: str | None = None,
+                    dedup_key: str | None = None) -> int:
+            row = inst.execute("select pgclaim.enqueue(queue => 'jobs', payload => '{}',"
+                               " priority => %s, run_at => %s, dedup_key => %s)",
+                               (priority, run_at, dedup_key)).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        claim = ("select id, lease_token from pgclaim.claim_batch(queue => 'jobs',"
+                 " worker_id => %s, batch_size => %s)")
+        made: dict[str, Any] = {"done": enqueue(100), "failed": enqueue(100)}
+        work.execute("select pgclaim.register_worker(worker_id => 'setup-w')")
+        got = work.execute(claim, ("setup-w", 2)).fetchall()
+        assert [rid for rid, _ in got] == [made["done"], made["failed"]]
+        work.execute("select pgclaim.complete(worker_id => 'setup-w', ids => %s,"
+                     " lease_tokens => %s)", ([got[0][0]], [got[0][1]]))
+        work.execute("select pgclaim.fail(worker_id => 'setup-w', id => %s, error => 'bad',"
+                     " lease_token => %s, fatal => true)", got[1])
+        made["cancelled"] = enqueue(100)
+        inst.execute("select pgclaim.cancel(ids => %s)", ([made["cancelled"]],))
+        made["legacy"] = enqueue(90)
+        work.execute("select pgclaim.register_worker(worker_id => 'legacy-w')")
+        [(legacy, made["legacy_token"])] = work.execute(claim, ("legacy-w", 1)).fetchall()
+        assert legacy == made["legacy"]
+        made["pending"] = [int(r[0]) for r in inst.execute(
+            "select pgclaim.enqueue_batch(queue => 'jobs', payloads => array(select"
+            " jsonb_build_object('n', i, 'retry', i = 3) from generate_series(1, 12) as i),"
+            " priority => 10)")]
+        made["dedup"] = enqueue(5, dedup_key="dedup-1")
+        made["scheduled"] = enqueue(0, (datetime.now(UTC) + timedelta(days=1)).isoformat())
+    return made
+
+
+def test_upgrade_with_a_worker_of_0_2_0_running(
+    cluster_url: str, template_db: str, logins: Logins, database: str, client_0_2_0: Path,
+    tmp_path: Path,
+) -> None:
+    installer_url = role_url(cluster_url, logins.installer, database)
+    worker_url = role_url(cluster_url, logins.worker, database)
+    admin_url = db_url(cluster_url, database)
+    with psycopg.connect(cluster_url, autocommit=True) as su:
+        su.execute(f"grant pgclaim_worker to {logins.worker}")
+    install_with(client_0_2_0, installer_url)
+    make_log_tables(admin_url)
+    made = fill_0_2_0(installer_url, worker_url)
+    pending, retried = made["pending"], made["pending"][2]
+
+    old = WorkerProcess("old", tmp_path, worker_url, admin_url, client_0_2_0,
+                        ["--queue", "jobs", "--concurrency", "2", "--batch-size", "4",
+                         "--lease", "30m", "--heartbeat-every", "0.5", "--poll-interval",
+                         "0.2", "--reclaim-every", "1", "--grace", "120"])
+    new: WorkerProcess | None = None
+    admin = psycopg.connect(admin_url, autocommit=True)
+    try:
+        assert old.package() == str(client_0_2_0 / "pgclaim" / "__init__.py")
+        assert admin.execute("select pgclaim.schema_version()").fetchone() == (2,)
+
+        def state() -> str:
+            rows = admin.execute(
+                "select id, status, worker_id, lease_token, attempt from"
+                " (select id, status, worker_id, lease_token, attempt from pgclaim.records"
+                " union all select id, status, worker_id, lease_token, attempt"
+                " from pgclaim.finished) as r order by id").fetchall()
+            return "\n".join([old.log(), "--- records:", *map(str, rows)])
+
+        def old_running() -> list[tuple[int, int, str]]:
+            return admin.execute(
+                "select id, lease_token, worker_id from pgclaim.records where status ="
+                " 'running' and worker_id <> 'legacy-w' order by id").fetchall()
+
+        wait_for("the old worker to hold four records, two of them in its handler",
+                 lambda: len(old_running()) == 4 and len(handler_running(admin)) == 2,
+                 details=state)
+        in_flight = old_running()
+        assert [rid for rid, _, _ in in_flight] == pending[:4]
+        old_token, old_worker_id = in_flight[0][1], in_flight[0][2]
+        before = records(admin)
+
+        # -- the upgrade, with the current code, while the old worker holds its records ------
+        assert migrate(installer_url) == newer_than("0002_v0_2_0")
+        assert old.proc.poll() is None, old.log()
+        assert admin.execute("select pgclaim.schema_version()").fetchone()[0] >= 3
+        assert same_columns(before, records(admin)) == []
+        # Counts work, for the current schema and for the old client.
+        assert admin.execute(
+            "select pending, scheduled, running, completed, failed, cancelled"
+            " from pgclaim.queue_stats where queue = 'jobs'").fetchone() == (
+            len(pending) - 4 + 1, 1, 5, 1, 1, 1)
+        for command in (["stats", "--json"], ["health", "--json"], ["reclaim"]):
+            result = subprocess.run(
+                [sys.executable, "-c", BOOT, "--database", worker_url, *command],
+                env={**os.environ, "PYTHONPATH": str(client_0_2_0)}, capture_output=True,
+                text=True, check=False, timeout=PATIENCE)
+            assert result.returncode == 0, (command, result.stdout, result.stderr)
+        # A dedup_key is still held by its unfinished record.
+        assert admin.execute("select pgclaim.enqueue(queue => 'jobs', payload => '{}',"
+                             " dedup_key => 'dedup-1')").fetchone()[0] == made["dedup"]
+
+        # -- the old worker finishes its records under their 0.2.0 lease and token -----------
+        completed = [rid for rid in pending[:4] if rid != retried]
+        open_gate(admin, pending[:4])
+        wait_for("the old worker to report on the records it held", lambda: admin.execute(
+            "select count(*) = 3 from pgclaim.finished where id = any(%s)"
+            " and status = 'completed'", (completed,)).fetchone()[0]
+            and admin.execute("select attempt = 1 and status = 'pending' from pgclaim.records"
+                              " where id = %s", (retried,)).fetchone() == (True,),
+            details=state)
+        assert admin.execute(
+            "select array_agg(distinct lease_token), array_agg(distinct worker_id)"
+            " from pgclaim.finished where id = any(%s)", (completed,)).fetchone() == (
+            [old_token], [old_worker_id])
+
+        # ... and claims more under the new schema, until SIGTERM: it releases what it has
+        # not started and finishes the rest.
+        wait_for("the old worker to claim more records", lambda: len(old_running()) >= 3
+                 and len(handler_running(admin)) == 2, details=state)
+        held_now = [rid for rid, _, _ in old_running()]
+        running_ids = sorted(handler_running(admin))
+        waiting_ids = [rid for rid in held_now if rid not in running_ids]
+        old.proc.send_signal(signal.SIGTERM)
+        wait_for("the old worker to release the records it had not started",
+                 lambda: admin.execute(
+                     "select coalesce(bool_and(status = 'pending' and worker_id is null),"
+                     " true) from pgclaim.records where id = any(%s)", (waiting_ids,)
+                 ).fetchone()[0], details=old.log)
+        open_gate(admin, running_ids)
+        assert old.wait() == 0, old.log()
+        assert old.problems() == [], old.log()
+
+        # -- the record held by legacy-w since 0.2.0 finishes under its 0.2.0 token ----------
+        with psycopg.connect(worker_url, autocommit=True) as work:
+            report = ("select pgclaim.complete(worker_id => 'legacy-w', ids => %s,"
+                      " lease_tokens => %s)")
+            assert work.execute(report, ([made["legacy"]], [made["legacy_token"] ^ 1])
+                                ).fetchone()[0] == 0
+            assert work.execute(report, ([made["legacy"]], [made["legacy_token"]])
+                                ).fetchone()[0] == 1
+
+        # -- a worker of the current client drains the rest -----------------------------------
+        open_gate(admin, [0])
+        new = WorkerProcess("new", tmp_path, worker_url, admin_url, None,
+                            ["--queue", "jobs", "--concurrency", "4", "--poll-interval", "0.2",
+                             "--until-empty"])
+        assert new.package() == str(ROOT / "client" / "pgclaim" / "__init__.py")
+        assert new.wait() == 0, new.log()
+        assert new.problems() == [], new.log()
+
+        by_old = completed + running_ids
+        by_new = [rid for rid in pending if rid not in by_old + [retried]]
+        expected: Expected = {rid: ("completed", ["old"], ["old"]) for rid in by_old}
+        expected |= {rid: ("completed", ["new"], ["new"]) for rid in [*by_new, made["dedup"]]}
+        expected |= {retried: ("completed", ["old", "new"], ["new"])}
+        expected |= {made[name]: (status, [], []) for name, status in (
+            ("done", "completed"), ("failed", "failed"), ("cancelled", "cancelled"),
+            ("legacy", "completed"), ("scheduled", "pending"))}
+        assert final_problems(admin, expected) == []
+        final = records(admin)
+        for name in ("done", "failed", "cancelled", "scheduled"):
+            assert same_columns({made[name]: before[made[name]]}, {made[name]: final[made[name]]}
+                                ) == []
+    finally:
+        admin.close()
+        old.kill()
+        if new is not None:
+            new.kill()
+
+    # The upgraded schema is exactly a fresh install's (owners and grants included).
+    assert schema_dump(admin_url) == schema_dump(db_url(cluster_url, template_db))
+
+
+def test_rollback_to_0_2_0_keeps_the_records(
+    cluster_url: str, template_db: str, logins: Logins, database: str, client_0_2_0: Path,
+    tmp_path: Path,
+) -> None:
+    installer_url = role_url(cluster_url, logins.installer, database)
+    worker_url = role_url(cluster_url, logins.worker, database)
+    admin_url = db_url(cluster_url, database)
+    with psycopg.connect(cluster_url, autocommit=True) as su:
+        su.execute(f"grant pgclaim_worker to {logins.worker}")
+    install_with(client_0_2_0, installer_url)
+    release_0_2_0 = schema_dump(admin_url)
+    made = fill_0_2_0(installer_url, worker_url)
+    claim = ("select id, lease_token from pgclaim.claim_batch(queue => 'jobs',"
+             " worker_id => %s, batch_size => %s)")
+    with psycopg.connect(worker_url, autocommit=True) as work:
+        work.execute("select pgclaim.register_worker(worker_id => 'w1')")
+        held = {"w1": work.execute(claim, ("w1", 2)).fetchall()}
+
+    assert migrate(installer_url) == newer_than("0002_v0_2_0")
+    assert schema_dump(admin_url) != release_0_2_0  # the comparison below can fail
+    # Used as the new release: records claimed under it.
+    with psycopg.connect(worker_url, autocommit=True) as work:
+        work.execute("select pgclaim.register_worker(worker_id => 'w2')")
+        held["w2"] = work.execute(claim, ("w2", 2)).fetchall()
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        before = records(admin)
+
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "yoyo"), "rollback", "--batch", "--no-config-file",
+         "--database", yoyo_url(installer_url), "--revision", newer_than("0002_v0_2_0")[0],
+         str(ROOT / "migrations")],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=PATIENCE)
+    assert result.returncode == 0, result.stderr
+    assert schema_dump(admin_url) == release_0_2_0
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        assert admin.execute("select migration_id from public._yoyo_migration order by 1"
+                             ).fetchall() == [("0001_initial",), ("0002_v0_2_0",)]
+        after = records(admin)
+    assert same_columns(after, before) == [], "the rollback changed records"
+    assert set(after) == set(before)
+
+    # The 0.2.0 client works on it: the records held across both releases are completed
+    # under their tokens, the rest claimed and completed.
+    script = tmp_path / "old_client_script.py"
+    script.write_text(OLD_CLIENT_SCRIPT)
+    used = subprocess.run(
+        [sys.executable, str(script), worker_url, json.dumps(held)],
+        env={**os.environ, "PYTHONPATH": str(client_0_2_0)}, capture_output=True, text=True,
+        check=False, timeout=PATIENCE)
+    assert used.returncode == 0, used.stderr
+    out = json.loads(used.stdout)
+    assert out["package"] == str(client_0_2_0 / "pgclaim" / "__init__.py")
+    assert out["completed"] == {"w1": 2, "w2": 2, "w3": len(made["pending"]) - 4 + 1}
+    assert out["stats"] == [["jobs", 0, 1, 1, len(made["pending"]) + 2, 1, 1]]
+
+    # The current client refuses the older schema; upgrading again gives a fresh install's.
+    with QueueClient(worker_url) as client, pytest.raises(SchemaMismatch):
+        client.stats()
+    assert migrate(installer_url) == newer_than("0002_v0_2_0")
+    assert schema_dump(admin_url) == schema_dump(db_url(cluster_url, template_db))
