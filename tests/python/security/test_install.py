@@ -328,7 +328,7 @@ def test_a_forged_earlier_install_is_not_upgraded(cluster_url: str,
                        "where nspname = 'pgclaim'") == SQUATTER
             assert one(su, "select pgclaim.schema_version()") == 1
 
-        assert migrate(url, adopt_existing=True) == ["0002_v0_2_0"]
+        assert migrate(url, adopt_existing=True)[0] == "0002_v0_2_0"
         with psycopg.connect(url_as(url, ADMIN), autocommit=True) as admin:
             admin.execute("select pgclaim.create_queue('spied')")
         with superuser(url) as su:
