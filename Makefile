@@ -56,7 +56,7 @@ demo: venv
 
 lint: venv
 	$(VENV)/bin/sqlfluff lint --processes 2 sql migrations tests/sql
-	$(VENV)/bin/ruff check client tests/python scripts bench
+	$(VENV)/bin/ruff check client tests/python scripts bench examples
 	$(VENV)/bin/mypy
 
 pgtap: venv deps

@@ -77,6 +77,22 @@ $do$;
 -- (end of fencing, latency and health)
 -- ---------------------------------------------------------------------------
 
+-- Maintenance.
+-- ---------------------------------------------------------------------------
+
+-- The automatic purge goes with its setting and its slice sequence.
+alter table pgclaim.config drop column purge_limit;
+
+drop sequence pgclaim.purge_slice_seq;
+
+comment on table pgclaim.config is
+'Cluster-wide settings: worker_timeout (a worker silent that long is dead), '
+'sweep_limit (expired leases each claim_batch takes back), max_ids (ids in one call), '
+'max_error_bytes (error texts are cut there), max_info_bytes (worker info).';
+
+-- (end of maintenance)
+-- ---------------------------------------------------------------------------
+
 -- 0.2.0's functions, views and grants follow, created by pgclaim_owner.
 set local role pgclaim_owner;
 

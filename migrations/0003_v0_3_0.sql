@@ -166,6 +166,35 @@ $do$;
 
 -- (end of fencing, latency and health)
 -- ---------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------
+-- Maintenance.
+-- ---------------------------------------------------------------------------
+
+-- reclaim_orphans also deletes a bounded number of finished records past their
+-- queue's retention (config.purge_limit a call, 0 turns it off), reading
+-- pgclaim.finished a slice at a time (purge_slice_seq); configure sets the limit.
+drop function pgclaim.configure(interval, integer, integer, integer, integer);
+
+alter table pgclaim.config
+add column purge_limit integer not null default 1000 check (purge_limit >= 0);
+
+comment on table pgclaim.config is
+'Cluster-wide settings: worker_timeout (a worker silent that long is dead), '
+'sweep_limit (expired leases each claim_batch takes back), max_ids (ids in one call), '
+'max_error_bytes (error texts are cut there), max_info_bytes (worker info), '
+'purge_limit (expired finished records each reclaim_orphans deletes).';
+
+set local role pgclaim_owner;
+
+create sequence pgclaim.purge_slice_seq;
+
+comment on sequence pgclaim.purge_slice_seq is
+'The next slice of pgclaim.finished the automatic purge of reclaim_orphans reads.';
+
+reset role;
+
+-- (end of maintenance)
+-- ---------------------------------------------------------------------------
 
 -- Everything below is created by, and owned by, pgclaim_owner.
 set local role pgclaim_owner;
@@ -938,6 +967,121 @@ $fn$;
 comment on function pgclaim._now() is
 'Internal: the clock of pgclaim (clock_timestamp); tests replace it.';
 
+-- ---- sql/20_internal/pgclaim._purge.sql ----
+-- pgclaim._purge(ids): deletes the finished records among ids (of any queue) and
+-- takes the completed ones among them off their queue's completion total (the
+-- slot of this backend in queue_totals). purge and the automatic purge of
+-- reclaim_orphans (_purge_expired) pick the ids; this is where they go.
+-- Returns: how many records it deleted. Raises: nothing.
+-- Tables: finished (delete), queue_totals (upsert).
+create or replace function pgclaim._purge(ids bigint[])
+returns integer
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_count integer;
+begin
+    with gone as (
+        delete from pgclaim.finished as f
+        where f.id = any(_purge.ids)
+        returning f.queue, f.status
+    ),
+
+    -- the completions kept in pgclaim.finished, as counted in queue_totals
+    counted as (
+        insert into pgclaim.queue_totals as t (queue, slot, completed)
+        select g.queue, (pg_catalog.pg_backend_pid() % 16)::smallint, -pg_catalog.count(*)
+        from gone as g
+        where g.status = 'completed'
+        group by g.queue
+        on conflict on constraint queue_totals_pkey do update
+        set completed = t.completed + excluded.completed
+    )
+
+    select pg_catalog.count(*)::integer into v_count from gone as g;
+    return v_count;
+end;
+$fn$;
+
+comment on function pgclaim._purge(bigint[]) is
+'Internal: deletes the finished records among ids and takes their completions off '
+'queue_totals. Returns how many it deleted.';
+
+-- ---- sql/20_internal/pgclaim._purge_expired.sql ----
+-- pgclaim._purge_expired(): the automatic purge that reclaim_orphans runs, so that
+-- retention holds without an operator running purge. The table is cut into
+-- slices of 1024 pages (8 MB); each call reads one slice (the next one, drawn from
+-- purge_slice_seq: n slices are read by n calls in a row, round and round) and
+-- deletes, through _purge, at most config.purge_limit records of it that finished
+-- longer ago than their queue's retention. A call that found that many leaves its
+-- slice to the next call, which goes on there: expired records sit together, as
+-- records are stored in about the order they finish. So one call costs a bounded
+-- amount however large the table is and whatever its indexes say: a table of one
+-- slice is read whole at every call, a larger one swept a slice at a time. Rows
+-- another transaction holds are skipped (a later call takes them), so any number
+-- of callers may run at once.
+-- Returns: how many records it deleted (0 with purge_limit 0). Raises: nothing.
+-- Tables: config, queues (read), finished (delete), queue_totals (upsert).
+create or replace function pgclaim._purge_expired()
+returns integer
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    -- pages read by one call: with ~50 small records a page, 1024 pages hold about
+    -- 50,000 finished records, and a call reads them in milliseconds from memory
+    c_slice constant bigint := 1024;
+    -- read once: _now() in the statement would be called for every row
+    v_now timestamptz := pgclaim._now();
+    v_limit integer;
+    v_pages bigint;
+    v_slice bigint;
+    v_first bigint;
+    v_ids bigint [];
+begin
+    select c.purge_limit into v_limit from pgclaim.config as c;
+    if v_limit = 0 then
+        return 0;
+    end if;
+    v_pages := pg_catalog.pg_relation_size('pgclaim.finished'::pg_catalog.regclass)
+        / pg_catalog.current_setting('block_size')::bigint;
+    if v_pages = 0 then
+        return 0;
+    end if;
+    -- slice k of the table (k from 0 to the number of slices - 1)
+    v_slice := pg_catalog.nextval('pgclaim.purge_slice_seq'::pg_catalog.regclass);
+    v_first := (v_slice - 1) % ((v_pages + c_slice - 1) / c_slice) * c_slice;
+    -- A TID range scan: reads the slice's pages, nothing else.
+    select pg_catalog.array_agg(e.id) into v_ids
+    from (
+        select f.id
+        from pgclaim.finished as f
+        inner join pgclaim.queues as q on f.queue = q.queue
+        where f.ctid >= pg_catalog.format('(%s,0)', v_first)::tid
+          and f.ctid < pg_catalog.format('(%s,0)', v_first + c_slice)::tid
+          and f.finished_at < v_now - q.retention
+        limit v_limit
+        for update of f skip locked
+    ) as e;
+    if v_ids is null then
+        return 0;
+    end if;
+    if pg_catalog.cardinality(v_ids) = v_limit then
+        -- there may be more: the next call reads this slice again (a call made
+        -- meanwhile may have drawn the next one; then the lap revisits that one)
+        perform pg_catalog.setval('pgclaim.purge_slice_seq'::pg_catalog.regclass, v_slice, false);
+    end if;
+    return pgclaim._purge(v_ids);
+end;
+$fn$;
+
+comment on function pgclaim._purge_expired() is
+'Internal: deletes at most config.purge_limit finished records past their queue''s '
+'retention from the next slice of 1024 pages of pgclaim.finished (reclaim_orphans).';
+
 -- ---- sql/20_internal/pgclaim._queue.sql ----
 -- pgclaim._queue(queue, key_share): the settings row of an existing queue.
 -- Returns: pgclaim.queues; with key_share the row is locked FOR KEY SHARE, so
@@ -1623,17 +1767,19 @@ comment on function pgclaim.complete(text, bigint[], bigint[]) is
 
 -- ---- sql/30_api/pgclaim.configure.sql ----
 -- pgclaim.configure(worker_timeout, sweep_limit, max_ids, max_error_bytes,
---     max_info_bytes): changes the cluster-wide settings given (null leaves one
--- alone); their defaults are the column defaults of pgclaim.config.
+--     max_info_bytes, purge_limit): changes the cluster-wide settings given (null
+-- leaves one alone); their defaults are the column defaults of pgclaim.config.
 -- Returns: nothing. Raises: 22023 worker_timeout not positive, sweep_limit outside
 -- 0..10000, max_ids outside 1..1000000, max_error_bytes outside 64..1048576,
--- max_info_bytes outside 2..1048576. Tables: config (update).
+-- max_info_bytes outside 2..1048576, purge_limit outside 0..100000.
+-- Tables: config (update).
 create or replace function pgclaim.configure(
     worker_timeout interval default null,
     sweep_limit integer default null,
     max_ids integer default null,
     max_error_bytes integer default null,
-    max_info_bytes integer default null
+    max_info_bytes integer default null,
+    purge_limit integer default null
 )
 returns void
 language plpgsql
@@ -1647,19 +1793,22 @@ begin
     perform pgclaim._check_int('max_ids', configure.max_ids, 1, 1000000, true);
     perform pgclaim._check_int('max_error_bytes', configure.max_error_bytes, 64, 1048576, true);
     perform pgclaim._check_int('max_info_bytes', configure.max_info_bytes, 2, 1048576, true);
+    perform pgclaim._check_int('purge_limit', configure.purge_limit, 0, 100000, true);
     update pgclaim.config as c set
         worker_timeout = coalesce(configure.worker_timeout, c.worker_timeout),
         sweep_limit = coalesce(configure.sweep_limit, c.sweep_limit),
         max_ids = coalesce(configure.max_ids, c.max_ids),
         max_error_bytes = coalesce(configure.max_error_bytes, c.max_error_bytes),
-        max_info_bytes = coalesce(configure.max_info_bytes, c.max_info_bytes);
+        max_info_bytes = coalesce(configure.max_info_bytes, c.max_info_bytes),
+        purge_limit = coalesce(configure.purge_limit, c.purge_limit);
 end;
 $fn$;
 
-comment on function pgclaim.configure(interval, integer, integer, integer, integer) is
+comment on function pgclaim.configure(interval, integer, integer, integer, integer, integer) is
 'Sets worker_timeout (a worker silent that long is dead), sweep_limit (expired leases '
 'each claim_batch takes back), max_ids (ids in one call), max_error_bytes (error texts '
-'are cut there) and max_info_bytes (worker info). Raises 22023.';
+'are cut there), max_info_bytes (worker info) and purge_limit (expired finished records '
+'each reclaim_orphans deletes). Raises 22023.';
 
 -- ---- sql/30_api/pgclaim.create_queue.sql ----
 -- pgclaim.create_queue(queue, lease, max_attempts, backoff_base, backoff_max,
@@ -2443,7 +2592,7 @@ comment on function pgclaim.pause_queue(text) is
 -- older_than ago (default: the queue's retention), at most max_records a call.
 -- Returns: how many it deleted. Raises: PC001 unknown queue; 22023 older_than
 -- negative or max_records < 1. Waits at most 5 s for row locks (55P03).
--- Tables: finished (delete), queue_totals (upsert).
+-- Tables: finished (delete), queue_totals (upsert), through _purge.
 create or replace function pgclaim.purge(
     queue text, older_than interval default null, max_records integer default 100000
 )
@@ -2457,40 +2606,16 @@ as $fn$
 declare
     v_q pgclaim.queues;
     v_cutoff timestamptz;
-    v_count integer;
 begin
     v_q := pgclaim._queue(purge.queue);
     perform pgclaim._check_interval('older_than', purge.older_than, true, true);
     perform pgclaim._check_int('max_records', purge.max_records, 1, 2147483647);
     v_cutoff := pgclaim._now() - coalesce(purge.older_than, v_q.retention);
-    with gone as (
-        delete from pgclaim.finished as f
-        where f.id in (
-            select o.id from pgclaim.finished as o
-            where o.queue = purge.queue and o.finished_at < v_cutoff
-            limit purge.max_records
-        )
-        returning f.status
-    ),
-
-    counts as (
-        select
-            pg_catalog.count(*)::integer as n,
-            pg_catalog.count(*) filter (where g.status = 'completed') as completed
-        from gone as g
-    ),
-
-    -- the completions kept in pgclaim.finished, as counted in queue_totals
-    counted as (
-        insert into pgclaim.queue_totals as t (queue, slot, completed)
-        select purge.queue, (pg_catalog.pg_backend_pid() % 16)::smallint, -c.completed
-        from counts as c where c.completed > 0
-        on conflict on constraint queue_totals_pkey do update
-        set completed = t.completed + excluded.completed
-    )
-
-    select c.n into v_count from counts as c;
-    return v_count;
+    return pgclaim._purge(array(
+        select f.id from pgclaim.finished as f
+        where f.queue = purge.queue and f.finished_at < v_cutoff
+        limit purge.max_records
+    ));
 end;
 $fn$;
 
@@ -2501,11 +2626,15 @@ comment on function pgclaim.purge(text, interval, integer) is
 -- ---- sql/30_api/pgclaim.reclaim_orphans.sql ----
 -- pgclaim.reclaim_orphans(max_records): takes back running records whose lease
 -- expired or whose registered worker has been silent for config.worker_timeout:
--- to pending, or failed when no attempt is left. Bounded and skip-locked, so
--- every worker and pg_cron may run it at once.
--- Returns: how many records it took back. Raises: 22004/22023 max_records null or
--- outside 1..1000000.
--- Tables: records (update), workers, config (read).
+-- to pending, or failed when no attempt is left. Then it deletes at most
+-- config.purge_limit finished records past their queue's retention
+-- (_purge_expired), so that retention holds without anyone running purge: every
+-- Worker calls it now and then. Bounded and skip-locked, so every worker and
+-- pg_cron may run it at once.
+-- Returns: how many records it took back (the purged are not counted).
+-- Raises: 22004/22023 max_records null or outside 1..1000000.
+-- Tables: records (update), workers, config, queues (read), finished (delete),
+-- queue_totals (upsert).
 create or replace function pgclaim.reclaim_orphans(max_records integer default 10000)
 returns integer
 language plpgsql
@@ -2513,15 +2642,20 @@ volatile
 security definer
 set search_path = pg_catalog, pg_temp
 as $fn$
+declare
+    v_count integer;
 begin
     perform pgclaim._check_int('max_records', reclaim_orphans.max_records, 1, 1000000);
-    return pgclaim._reclaim(null, reclaim_orphans.max_records, true);
+    v_count := pgclaim._reclaim(null, reclaim_orphans.max_records, true);
+    perform pgclaim._purge_expired();
+    return v_count;
 end;
 $fn$;
 
 comment on function pgclaim.reclaim_orphans(integer) is
 'Takes back records with an expired lease or a dead worker (at most max_records); '
-'returns how many. Safe to run from every worker at once.';
+'returns how many. Then deletes at most config.purge_limit finished records past their '
+'queue''s retention. Safe to run from every worker at once.';
 
 -- ---- sql/30_api/pgclaim.register_worker.sql ----
 -- pgclaim.register_worker(worker_id, info): records a worker of the caller's role
@@ -2931,8 +3065,9 @@ grant execute on function pgclaim.revoke_queue(text, text, text[]) to pgclaim_ad
 grant execute on function pgclaim.retry_failed(text, bigint[]) to pgclaim_admin;
 grant execute on function pgclaim.cancel(bigint[]) to pgclaim_admin;
 grant execute on function pgclaim.purge(text, interval, integer) to pgclaim_admin;
-grant execute on function pgclaim.configure(interval, integer, integer, integer, integer) to
-pgclaim_admin;
+grant execute on function pgclaim.configure(
+    interval, integer, integer, integer, integer, integer
+) to pgclaim_admin;
 
 grant select on pgclaim.queue_stats, pgclaim.worker_status, pgclaim.stuck_records to
 pgclaim_worker, pgclaim_admin;

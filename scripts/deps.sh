@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages pgclaim's tests need, when missing: the PostgreSQL
 # server, pgTAP, pg_prove, plpgsql_check, and iptables and iproute2 (ip) for the
-# network-namespace faults of the chaos suite. apt-get when root; else says what to run.
+# network-namespace faults of the chaos suite, pg_cron for the scheduled maintenance
+# test and Node.js for the example of examples/node. apt-get when root; else says what
+# to run.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -14,6 +16,9 @@ optional=()
 has() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 has iptables || optional+=(iptables)
 has ip || optional+=(iproute2)
+ls /usr/share/postgresql/15/extension/pg_cron.control >/dev/null 2>&1 || optional+=(postgresql-15-cron)
+command -v node >/dev/null || optional+=(nodejs)
+command -v npm >/dev/null || optional+=(npm)
 [ ${#need[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && exit 0
 all=("${need[@]}" "${optional[@]}")
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -26,5 +31,6 @@ elif [ ${#need[@]} -gt 0 ]; then
     echo "  sudo apt-get install -y ${all[*]}" >&2
     exit 1
 else
-    echo "deps: ${optional[*]} missing: the network-namespace chaos rows will be skipped" >&2
+    echo "deps: ${optional[*]} missing: the tests that need them (network-namespace chaos rows," \
+        "pg_cron maintenance, the Node.js example) will be skipped" >&2
 fi

@@ -153,13 +153,17 @@ create table pgclaim.config (
     sweep_limit integer not null default 10 check (sweep_limit >= 0),
     max_ids integer not null default 10000 check (max_ids >= 1),
     max_error_bytes integer not null default 8192 check (max_error_bytes >= 64),
-    max_info_bytes integer not null default 8192 check (max_info_bytes >= 2)
+    max_info_bytes integer not null default 8192 check (max_info_bytes >= 2),
+    -- Finished records past their queue's retention that each reclaim_orphans
+    -- deletes (0: none; purge and a pg_cron job then keep the retention).
+    purge_limit integer not null default 1000 check (purge_limit >= 0)
 );
 
 comment on table pgclaim.config is
 'Cluster-wide settings: worker_timeout (a worker silent that long is dead), '
 'sweep_limit (expired leases each claim_batch takes back), max_ids (ids in one call), '
-'max_error_bytes (error texts are cut there), max_info_bytes (worker info).';
+'max_error_bytes (error texts are cut there), max_info_bytes (worker info), '
+'purge_limit (expired finished records each reclaim_orphans deletes).';
 
 insert into pgclaim.config default values;
 
@@ -183,3 +187,11 @@ comment on sequence pgclaim.lease_token_seq is
 
 comment on table pgclaim.queue_grants is
 'Per-queue privileges (enqueue, claim, read) granted to roles with grant_queue.';
+
+-- The automatic purge of reclaim_orphans (_purge_expired) reads pgclaim.finished a
+-- slice of pages at a time: each call draws the next slice from this sequence, so
+-- that calls made at once read different slices and never wait on one another.
+create sequence pgclaim.purge_slice_seq;
+
+comment on sequence pgclaim.purge_slice_seq is
+'The next slice of pgclaim.finished the automatic purge of reclaim_orphans reads.';

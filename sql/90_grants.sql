@@ -72,8 +72,9 @@ grant execute on function pgclaim.revoke_queue(text, text, text[]) to pgclaim_ad
 grant execute on function pgclaim.retry_failed(text, bigint[]) to pgclaim_admin;
 grant execute on function pgclaim.cancel(bigint[]) to pgclaim_admin;
 grant execute on function pgclaim.purge(text, interval, integer) to pgclaim_admin;
-grant execute on function pgclaim.configure(interval, integer, integer, integer, integer) to
-pgclaim_admin;
+grant execute on function pgclaim.configure(
+    interval, integer, integer, integer, integer, integer
+) to pgclaim_admin;
 
 grant select on pgclaim.queue_stats, pgclaim.worker_status, pgclaim.stuck_records to
 pgclaim_worker, pgclaim_admin;

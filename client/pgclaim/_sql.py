@@ -100,7 +100,8 @@ PURGE = (
 CONFIGURE = (
     "select pgclaim.configure(worker_timeout => %(worker_timeout)s,"
     " sweep_limit => %(sweep_limit)s, max_ids => %(max_ids)s,"
-    " max_error_bytes => %(max_error_bytes)s, max_info_bytes => %(max_info_bytes)s)"
+    " max_error_bytes => %(max_error_bytes)s, max_info_bytes => %(max_info_bytes)s,"
+    " purge_limit => %(purge_limit)s)"
 )
 GRANT_QUEUE = (
     "select pgclaim.grant_queue(queue => %(queue)s, role => %(role)s,"

@@ -628,14 +628,16 @@ class QueueClient:
     def configure(
         self, *, worker_timeout: Duration | None = None, sweep_limit: int | None = None,
         max_ids: int | None = None, max_error_bytes: int | None = None,
-        max_info_bytes: int | None = None,
+        max_info_bytes: int | None = None, purge_limit: int | None = None,
     ) -> None:
         """Sets the cluster-wide settings given (``None``: unchanged): ``worker_timeout``,
-        ``sweep_limit`` and the limits ``max_ids``, ``max_error_bytes``, ``max_info_bytes``."""
+        ``sweep_limit``, the limits ``max_ids``, ``max_error_bytes``, ``max_info_bytes``, and
+        ``purge_limit`` (finished records past retention each ``reclaim_orphans`` deletes;
+        0 turns that off)."""
         self._call("configure", _sql.CONFIGURE, {
             "worker_timeout": as_interval(worker_timeout), "sweep_limit": sweep_limit,
             "max_ids": max_ids, "max_error_bytes": max_error_bytes,
-            "max_info_bytes": max_info_bytes},
+            "max_info_bytes": max_info_bytes, "purge_limit": purge_limit},
             idempotent=True)
 
     def grant_queue(self, queue: str, role: str, privileges: Sequence[str]) -> list[str]:

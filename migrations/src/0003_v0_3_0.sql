@@ -60,3 +60,32 @@ $do$;
 
 -- (end of fencing, latency and health)
 -- ---------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------
+-- Maintenance.
+-- ---------------------------------------------------------------------------
+
+-- reclaim_orphans also deletes a bounded number of finished records past their
+-- queue's retention (config.purge_limit a call, 0 turns it off), reading
+-- pgclaim.finished a slice at a time (purge_slice_seq); configure sets the limit.
+drop function pgclaim.configure(interval, integer, integer, integer, integer);
+
+alter table pgclaim.config
+add column purge_limit integer not null default 1000 check (purge_limit >= 0);
+
+comment on table pgclaim.config is
+'Cluster-wide settings: worker_timeout (a worker silent that long is dead), '
+'sweep_limit (expired leases each claim_batch takes back), max_ids (ids in one call), '
+'max_error_bytes (error texts are cut there), max_info_bytes (worker info), '
+'purge_limit (expired finished records each reclaim_orphans deletes).';
+
+set local role pgclaim_owner;
+
+create sequence pgclaim.purge_slice_seq;
+
+comment on sequence pgclaim.purge_slice_seq is
+'The next slice of pgclaim.finished the automatic purge of reclaim_orphans reads.';
+
+reset role;
+
+-- (end of maintenance)
+-- ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The API surface, checked against the catalog, so that adding a function cannot forget a
 place: one file per function in sql/, every public function and view documented in
-docs/sql.md with its exact arguments and defaults, called by the client, tested by pgTAP,
-and every SQLSTATE that sql/ raises documented (CONTRIBUTING.md lists the places)."""
+docs/sql.md with its exact arguments, defaults, argument types where written and return
+type, every view with its columns, called by the client, tested by pgTAP, and every
+SQLSTATE that sql/ raises documented (CONTRIBUTING.md lists the places)."""
 from __future__ import annotations
 
 import re
@@ -116,3 +117,54 @@ def test_every_sqlstate_raised_is_documented() -> None:
     # lock_timeout raises 55P03 and the privilege system 42501: documented too
     assert {"55P03", "42501"} <= documented
     assert documented - raised <= {"55P03", "42501"}, "documented but never raised"
+
+
+def normalised_type(text: str) -> str:
+    """A type as docs/sql.md writes it, in the catalog's spelling, without spaces."""
+    text = text.replace("`", "").strip().lower()
+    text = re.sub(r"\bint\b", "integer", text)
+    return re.sub(r"\s+", "", text)
+
+
+def test_docs_state_each_function_return_type(conn: psycopg.Connection[Any]) -> None:
+    stated = {m.group(1): m.group(2) for m in re.finditer(
+        r"^\| `([a-z_]+)\([^`]*\)` \| ([^|]+) \|", DOCS, re.MULTILINE)}
+    actual = dict(conn.execute(
+        "select p.proname::text, pg_catalog.pg_get_function_result(p.oid)"
+        " from pg_catalog.pg_proc as p"
+        " where p.pronamespace = 'pgclaim'::regnamespace and p.proname !~ '^_'").fetchall())
+    assert set(stated) == set(actual)
+    for name, result in actual.items():
+        assert normalised_type(stated[name]) == normalised_type(result), (
+            f"{name}: docs/sql.md says it returns {stated[name].strip()}, the SQL {result}")
+
+
+def test_docs_argument_types_where_stated(conn: psycopg.Connection[Any]) -> None:
+    """An argument written with its type (``ids bigint[]``) has that type."""
+    checked = 0
+    for match in re.finditer(r"^\| `([a-z_]+)\(([^`]*)\)` \|", DOCS, re.MULTILINE):
+        name, args = match.group(1), match.group(2)
+        argnames, argtypes = catalog(conn)[name][3:5]
+        types = dict(zip(argnames, argtypes, strict=True))
+        for part in filter(None, (p.strip() for p in args.split(", "))):
+            words = part.partition(" = ")[0].split(maxsplit=1)
+            if len(words) == 2:
+                assert normalised_type(words[1]) == normalised_type(types[words[0]]), (
+                    f"{name}({words[0]}): docs say {words[1]}, the SQL {types[words[0]]}")
+                checked += 1
+    assert checked > 0
+
+
+def test_docs_list_each_view_with_its_columns(conn: psycopg.Connection[Any]) -> None:
+    rows = re.findall(r"^\| `([a-z_]+)` \| [^|]+ \| ([^|]+) \|$", DOCS, re.MULTILINE)
+    assert {view for view, _ in rows} == {r[0] for r in conn.execute(
+        "select c.relname::text from pg_catalog.pg_class as c"
+        " where c.relnamespace = 'pgclaim'::regnamespace and c.relkind = 'v'").fetchall()}
+    for view, columns in rows:
+        documented = [re.sub(r"\s*\(.*?\)", "", c).strip() for c in
+                      re.sub(r"\([^)]*\)", "", columns).split(",")]
+        actual = [r[0] for r in conn.execute(
+            "select a.attname::text from pg_catalog.pg_attribute as a"
+            " where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped"
+            " order by a.attnum", [f"pgclaim.{view}"]).fetchall()]
+        assert documented == actual, f"docs/sql.md: the columns of view {view}"

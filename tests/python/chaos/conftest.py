@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults import FaultProxy, PrivateCluster
+from faults import FaultProxy
 from harness import AuditResult, ChaosRun
+from pgcluster import PrivateCluster
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "reliability.md"
 BEGIN, END = "<!-- chaos-table:begin -->", "<!-- chaos-table:end -->"

@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
-from faults import PrivateCluster, load_pgclaim, mount_available, small_tmpfs
+from faults import mount_available, small_tmpfs
 from harness import ChaosRun
+from pgcluster import PrivateCluster, load_pgclaim
 
 pytestmark = pytest.mark.chaos
 

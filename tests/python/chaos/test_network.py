@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from faults import FaultProxy, NetNamespace, PrivateCluster, load_pgclaim, netns_available
+from faults import FaultProxy, NetNamespace, netns_available
 from harness import ChaosRun
+from pgcluster import PrivateCluster, load_pgclaim
 
 pytestmark = pytest.mark.chaos
 

@@ -30,6 +30,7 @@ their owner, a superuser, in the login's transaction):
 """
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections import Counter
@@ -458,7 +459,8 @@ def actions(draw: st.DrawFn, world: World) -> tuple[str, dict[str, Any]]:
         if draw(st.integers(0, 3)) == 0:  # every id (and its token, error...) twice
             for key in ("ids", "lease_tokens", "errors", "retry_after", "fatal"):
                 if isinstance(args.get(key), list) and len(args[key]) == k:
-                    args[key] = args[key] * 2
+                    # copies: psycopg refuses a list holding one inner list twice
+                    args[key] = args[key] + copy.deepcopy(args[key])
     if {"id", "lease_token"} <= names and world.held and draw(st.booleans()):
         ids, tokens = draw(st.sampled_from(world.held))
         i = draw(st.integers(0, len(ids) - 1))
