@@ -63,14 +63,14 @@ is not kept alive and comes back when its lease expires.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures as cf
+import collections
 import enum
 import inspect
 import json
 import logging
 import math
-import queue as queue_mod
 import random
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -153,10 +153,95 @@ class WorkerStats:
 
 @dataclass(frozen=True)
 class _Outcome:
+    """A handler's failure (a success is the record itself)."""
+
     record: Claimed
-    error: str | None = None
+    error: str
     retry_after: timedelta | None = None
     fatal: bool = False
+
+
+_Finished = Claimed | _Outcome
+"""What a handler left: the record itself when it succeeded, else its ``_Outcome``."""
+
+
+def _record_of(item: _Finished) -> Claimed:
+    return item.record if type(item) is _Outcome else item  # type: ignore[return-value]
+
+
+class _Handlers:
+    """The handler threads, fed whole batches.
+
+    Records to run wait in ``queued``; each of up to ``size`` threads takes records from it
+    one by one and appends what the handler left to ``finished`` (``deque`` appends and pops
+    are atomic: no lock and no future per record). The main loop is woken (``wake``) only
+    when ``finished`` holds ``wake_at`` items or more, a threshold it sets before it sleeps.
+    """
+
+    def __init__(self, size: int, run: Callable[[Claimed], _Outcome | None],
+                 wake: threading.Event, name: str) -> None:
+        self.size = size
+        self.queued: collections.deque[Claimed] = collections.deque()
+        self.finished: collections.deque[_Finished] = collections.deque()
+        self.wake_at = sys.maxsize
+        self._run = run
+        self._wake = wake
+        self._name = name
+        self._cond = threading.Condition()
+        self._idle = 0
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, records: Sequence[Claimed]) -> None:
+        """Queues records for the threads, starting threads up to ``size`` as needed."""
+        with self._cond:
+            self.queued.extend(records)
+            wanted = min(len(records), self.size)
+            woken = min(wanted, self._idle)
+            if woken:
+                self._cond.notify(woken)
+            for _ in range(min(wanted - woken, self.size - len(self._threads))):
+                t = threading.Thread(target=self._work,
+                                     name=f"{self._name}_{len(self._threads)}")
+                t.start()
+                self._threads.append(t)
+
+    def take_queued(self) -> list[Claimed]:
+        """Takes back the records no thread has started."""
+        taken = []
+        while True:
+            try:
+                taken.append(self.queued.popleft())
+            except IndexError:
+                return taken
+
+    def close(self) -> None:
+        """Lets the threads end once nothing is queued (running handlers are not waited for)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _work(self) -> None:
+        queued, finished, run, wake = self.queued, self.finished, self._run, self._wake
+        while True:
+            with self._cond:
+                while not queued:
+                    if self._closed:
+                        return
+                    self._idle += 1
+                    try:
+                        self._cond.wait()
+                    finally:
+                        self._idle -= 1
+            while True:
+                try:
+                    record = queued.popleft()
+                except IndexError:
+                    break
+                outcome = run(record)
+                finished.append(record if outcome is None else outcome)
+                if len(finished) >= self.wake_at and not wake.is_set():
+                    wake.set()
 
 
 @dataclass
@@ -167,9 +252,9 @@ class _Loop:
     """the most records held at once: max(concurrency, batch_size)"""
     threshold: int
     """claim only while at most this many handlers run (half a batch of slots free)"""
-    inflight: dict[int, cf.Future[_Outcome]] = field(default_factory=dict)
-    """records whose handler runs or waits for a thread"""
-    done: list[_Outcome] = field(default_factory=list)
+    inflight: int = 0
+    """records whose handler runs or waits for a thread (their outcome not collected)"""
+    done: list[_Finished] = field(default_factory=list)
     """outcomes not reported yet, oldest first"""
     done_since: float = 0.0
     """when the oldest of ``done`` arrived"""
@@ -185,7 +270,7 @@ class _Loop:
 
     def room(self) -> bool:
         """Whether half a batch of slots is free."""
-        return len(self.inflight) <= self.threshold
+        return self.inflight <= self.threshold
 
     def wake_floor(self, min_wake_interval: float) -> float:
         """The earliest time a notification may make the worker claim."""
@@ -204,10 +289,6 @@ def _error_text(exc: BaseException) -> str:
 
 def _payload_text(payload: Any) -> str:
     return json.dumps(payload, default=str)[:MAX_ERROR_LENGTH]
-
-
-def _chunks(items: Sequence[_Outcome]) -> list[list[_Outcome]]:
-    return [list(items[i:i + MAX_BATCH_SIZE]) for i in range(0, len(items), MAX_BATCH_SIZE)]
 
 
 class Worker:
@@ -290,7 +371,6 @@ class Worker:
         self._wake = threading.Event()      # the main loop has something to look at
         self._notified = threading.Event()  # a notification came (or the listener reconnected)
         self._listening = threading.Event()
-        self._done: queue_mod.SimpleQueue[_Outcome] = queue_mod.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         # Records claimed and not yet reported: the heartbeat keeps their leases alive. A
@@ -345,8 +425,8 @@ class Worker:
         (``stop(now=True)``); the previous handlers are restored on return.
         """
         self._state = WorkerState.STARTING
-        executor = cf.ThreadPoolExecutor(self.concurrency,
-                                         thread_name_prefix=f"pgclaim-{self.queue}")
+        handlers = _Handlers(self.concurrency, self._run_handler, self._wake,
+                             f"pgclaim-{self.queue}")
         limit = max(self.concurrency, self.batch_size)
         loop = _Loop(limit=limit, threshold=limit - math.ceil(self.batch_size / 2),
                      next_reclaim=time.monotonic() + self.reclaim_every * random.random())
@@ -359,8 +439,8 @@ class Worker:
                 self._start_thread(self._heartbeat_loop, "heartbeat")
                 if self.listen:
                     self._start_thread(self._listen_loop, "listen")
-                self._main_loop(executor, loop, until_empty)
-                self._drain(loop)
+                self._main_loop(handlers, loop, until_empty)
+                self._drain(handlers, loop)
                 self._deregister()
             finally:
                 self._stop.set()
@@ -368,7 +448,8 @@ class Worker:
                 self._wake.set()
                 for t in self._threads:
                     t.join(timeout=5)
-                executor.shutdown(wait=False, cancel_futures=True)
+                handlers.take_queued()  # not started: deregistering released them
+                handlers.close()
                 if self._loop is not None:
                     self._loop.call_soon_threadsafe(self._loop.stop)
                 self._state = WorkerState.STOPPED
@@ -517,13 +598,14 @@ class Worker:
 
     # -- handlers -------------------------------------------------------------------------
 
-    def _run_handler(self, record: Claimed) -> _Outcome:
+    def _run_handler(self, record: Claimed) -> _Outcome | None:
+        """Runs the handler on one record: None when it succeeded, else its failure."""
         try:
             result = self.handler(record)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 loop = self._event_loop()
                 asyncio.run_coroutine_threadsafe(_as_coroutine(result), loop).result()
-            return _Outcome(record)
+            return None
         except Retry as exc:
             return _Outcome(record, error=_error_text(exc), retry_after=exc.after)
         except Fatal as exc:
@@ -546,30 +628,33 @@ class Worker:
                 self._loop = loop
             return self._loop
 
-    def _on_done(self, future: cf.Future[_Outcome]) -> None:
-        if not future.cancelled():
-            self._done.put(future.result())
-            self._wake.set()
+    def _collect(self, handlers: _Handlers, loop: _Loop, now: float) -> None:
+        """Moves what finished handlers left to ``loop.done``."""
+        finished = handlers.finished
+        n = len(finished)
+        if not n:
+            return
+        if not loop.done:
+            loop.done_since = now
+        pop = finished.popleft
+        loop.done.extend([pop() for _ in range(n)])
+        loop.inflight -= n
 
-    def _collect(self, loop: _Loop, now: float) -> None:
-        """Moves the outcomes of finished handlers to ``loop.done``."""
-        while True:
-            try:
-                outcome = self._done.get_nowait()
-            except queue_mod.Empty:
-                break
-            loop.inflight.pop(outcome.record.id, None)
-            if not loop.done:
-                loop.done_since = now
-            loop.done.append(outcome)
+    def _sleep(self, handlers: _Handlers, wake_at: int, timeout: float) -> None:
+        """Waits up to ``timeout`` for a wake-up, asking the handler threads for one once
+        ``wake_at`` outcomes are waiting to be collected."""
+        handlers.wake_at = wake_at
+        if len(handlers.finished) < wake_at:  # else one came meanwhile: no wait
+            self._wake.wait(max(0.0, timeout))
+        handlers.wake_at = sys.maxsize
+        self._wake.clear()
 
     # -- WAITING, CLAIMING, RUNNING, BACKING_OFF ------------------------------------------
 
-    def _main_loop(self, executor: cf.ThreadPoolExecutor, loop: _Loop,
-                   until_empty: bool) -> None:
+    def _main_loop(self, handlers: _Handlers, loop: _Loop, until_empty: bool) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
-            self._collect(loop, now)
+            self._collect(handlers, loop, now)
             if until_empty and not loop.inflight:
                 loop.next_claim = 0.0
             elif (self._notified.is_set() and loop.room()
@@ -586,18 +671,17 @@ class Worker:
                 loop.next_reclaim = now + self.reclaim_every
             claimed_full = False
             if ok and loop.room() and now >= loop.next_claim:
-                want = min(self.batch_size, loop.limit - len(loop.inflight))
+                want = min(self.batch_size, loop.limit - loop.inflight)
                 self._state = WorkerState.CLAIMING
                 records = self._claim(want)
                 ended = time.monotonic()
                 if records is None:
                     ok = False
                 else:
-                    self._hold(records)
-                    for record in records:
-                        future = executor.submit(self._run_handler, record)
-                        loop.inflight[record.id] = future
-                        future.add_done_callback(self._on_done)
+                    if records:
+                        self._hold(records)
+                        loop.inflight += len(records)
+                        handlers.submit(records)
                     claimed_full = len(records) == want
                     loop.empty_at = None if records else ended
                     if not claimed_full:
@@ -615,8 +699,21 @@ class Worker:
                 return
             if claimed_full and loop.room():
                 continue
-            self._wake.wait(max(0.0, self._next_deadline(loop) - time.monotonic()))
-            self._wake.clear()
+            self._sleep(handlers, self._wake_at(loop, now),
+                        self._next_deadline(loop) - time.monotonic())
+
+    def _wake_at(self, loop: _Loop, now: float) -> int:
+        """How many outcomes of running handlers give the loop something to do: the first
+        one (it starts the ``report_delay`` clock), enough to free half a batch of slots
+        when a claim is due, and the last one (no handler left running: report)."""
+        if not loop.inflight:
+            return sys.maxsize
+        at = loop.inflight
+        if not loop.done:
+            at = 1
+        if (now >= loop.next_claim or self._notified.is_set()) and not loop.room():
+            at = min(at, loop.inflight - loop.threshold)
+        return at
 
     def _next_deadline(self, loop: _Loop) -> float:
         """When the loop has something to do unless woken before (by a handler's end, a
@@ -669,20 +766,31 @@ class Worker:
         seconds are waited for it first); on a database error the rest stay for the next try
         and it returns False.
         """
-        ready = {r.id for r in self._reserve([o.record for o in loop.done], wait)}
-        outcomes = [o for o in loop.done if o.record.id in ready]
-        loop.held_back = len(outcomes) < len(loop.done)
+        done = loop.done
+        records = [_record_of(item) for item in done]
+        ready = self._reserve(records, wait)
+        if len(ready) == len(records):
+            outcomes = done
+        else:
+            ids = {r.id for r in ready}
+            outcomes = [item for item in done if _record_of(item).id in ids]
+        loop.held_back = len(outcomes) < len(done)
         try:
-            return self._send(loop.done, outcomes)
+            return self._send(loop, outcomes)
         finally:
-            self._unreserve([o.record for o in outcomes])
+            self._unreserve(ready)
 
-    def _send(self, done: list[_Outcome], outcomes: list[_Outcome]) -> bool:
-        """Sends ``outcomes`` (part of ``done``); those reported leave ``done``."""
-        successes = [o for o in outcomes if o.error is None]
-        failures = [o for o in outcomes if o.error is not None]
-        for batch in _chunks(successes):
-            records = [o.record for o in batch]
+    def _send(self, loop: _Loop, outcomes: list[_Finished]) -> bool:
+        """Sends ``outcomes`` (part of ``loop.done``); those reported leave ``loop.done``."""
+        successes: list[Claimed] = []
+        failures: list[_Outcome] = []
+        for item in outcomes:
+            if type(item) is _Outcome:
+                failures.append(item)
+            else:
+                successes.append(item)  # type: ignore[arg-type]
+        for i in range(0, len(successes), MAX_BATCH_SIZE):
+            records = successes[i:i + MAX_BATCH_SIZE]
             try:
                 n = self.client.complete(self.worker_id, [r.id for r in records],
                                          [r.lease_token for r in records], queue=self.queue)
@@ -691,19 +799,20 @@ class Worker:
                 self._warn("complete of %d record(s) failed, kept for later: %s",
                            len(records), exc, operation="complete", sqlstate=exc.sqlstate)
                 return False
-            self._reported(done, batch)
+            self._reported(loop, records)
             self.stats.completed += n
             if n < len(records):
                 self.stats.lost += len(records) - n
                 self._warn("%d of %d record(s) were no longer held (lease taken back)",
                            len(records) - n, len(records), operation="complete")
-        for batch in _chunks(failures):
+        for i in range(0, len(failures), MAX_BATCH_SIZE):
+            batch = failures[i:i + MAX_BATCH_SIZE]
             records = [o.record for o in batch]
             retry_after = [o.retry_after for o in batch]
             fatal = [o.fatal for o in batch]
             try:
                 statuses = self.client.fail_batch(
-                    self.worker_id, records, [o.error or "" for o in batch],
+                    self.worker_id, records, [o.error for o in batch],
                     retry_after=retry_after if any(a is not None for a in retry_after) else None,
                     fatal=fatal if any(fatal) else None, queue=self.queue)
             except PgclaimError as exc:
@@ -711,7 +820,7 @@ class Worker:
                 self._warn("fail_batch of %d record(s) failed, kept for later: %s",
                            len(records), exc, operation="fail_batch", sqlstate=exc.sqlstate)
                 return False
-            self._reported(done, batch)
+            self._reported(loop, records)
             failed = sum(1 for s in statuses.values() if s == "failed")
             self.stats.failed += failed
             self.stats.retried += len(statuses) - failed
@@ -721,24 +830,25 @@ class Worker:
                            len(records) - len(statuses), len(records), operation="fail_batch")
         return True
 
-    def _reported(self, done: list[_Outcome], batch: list[_Outcome]) -> None:
-        ids = {o.record.id for o in batch}
-        done[:] = [o for o in done if o.record.id not in ids]
-        self._let_go([o.record for o in batch])
+    def _reported(self, loop: _Loop, records: list[Claimed]) -> None:
+        """The outcomes of ``records`` were reported: they leave ``loop.done`` and the
+        heartbeat set."""
+        if len(records) == len(loop.done):
+            loop.done = []
+        else:
+            ids = {r.id for r in records}
+            loop.done = [item for item in loop.done if _record_of(item).id not in ids]
+        self._let_go(records)
 
     # -- DRAINING, STOPPING ---------------------------------------------------------------
 
-    def _drain(self, loop: _Loop) -> None:
+    def _drain(self, handlers: _Handlers, loop: _Loop) -> None:
         """Releases the records not started, waits for running handlers (up to ``grace``,
         unless stopping now) while reporting, then reports what is left."""
         self._state = WorkerState.DRAINING
         self._stop.set()  # after until_empty too: the listener ends, nothing more is claimed
-        unstarted = [record_id for record_id, future in list(loop.inflight.items())
-                     if future.cancel()]
-        for record_id in unstarted:
-            del loop.inflight[record_id]
-        with self._records_lock:
-            records = [self._records[i] for i in unstarted if i in self._records]
+        records = handlers.take_queued()
+        loop.inflight -= len(records)
         if records:
             ready = self._reserve(records, wait=5.0)  # deregistering releases any left out
             try:
@@ -755,11 +865,11 @@ class Worker:
         grace_end = time.monotonic() + self.grace
         if loop.inflight and not self._stop_now.is_set():
             self._info("waiting up to %.1fs for %d running handler(s)", self.grace,
-                       len(loop.inflight))
+                       loop.inflight)
         reporting = True
         while True:
             now = time.monotonic()
-            self._collect(loop, now)
+            self._collect(handlers, loop, now)
             if not loop.inflight or self._stop_now.is_set() or now >= grace_end:
                 break
             if reporting and loop.report_due(now, self.report_delay):
@@ -767,8 +877,7 @@ class Worker:
             deadline = grace_end
             if reporting and loop.done and not loop.held_back:
                 deadline = min(deadline, loop.done_since + self.report_delay)
-            self._wake.wait(max(0.0, deadline - now))
-            self._wake.clear()
+            self._sleep(handlers, 1, deadline - now)
         deadline = time.monotonic() + max(self.grace, 5.0)
         tries = 0
         while loop.done:
@@ -785,9 +894,9 @@ class Worker:
             self._warn("could not report %d outcome(s): deregistering releases them",
                        len(loop.done))
         if loop.inflight:
-            self.stats.abandoned = len(loop.inflight)
+            self.stats.abandoned = loop.inflight
             self._warn("%d handler(s) still running, not waited for: their records are "
-                       "released", len(loop.inflight))
+                       "released", loop.inflight)
 
     def _deregister(self) -> None:
         """Stops the heartbeat (a heartbeat after the deregistration would register the
