@@ -233,7 +233,7 @@ class QueueClient:
             self.connect_kwargs = kwargs
             pool = _Pool(
                 self.dsn, kwargs=kwargs, min_size=min_size, max_size=max_size, open=False,
-                check=self._check, reset=self._mark_idle, timeout=pool_timeout,
+                check=self._check, timeout=pool_timeout,
                 reconnect_timeout=reconnect_timeout, reconnect_failed=self._reconnect_failed,
                 name=f"pgclaim-{self.instance_id}",
             )
@@ -244,10 +244,6 @@ class QueueClient:
             self._owns_pool = True
 
     # -- plumbing -------------------------------------------------------------------------
-
-    def _mark_idle(self, conn: psycopg.Connection[Any]) -> None:
-        """Pool ``reset`` callback: remembers when a connection came back to the pool."""
-        self._idle_since[conn] = time.monotonic()
 
     def _check(self, conn: psycopg.Connection[Any]) -> None:
         """Pool ``check`` callback: probes a connection that sat idle ``check_idle_after``
@@ -722,7 +718,14 @@ class QueueClient:
         def once(attempt: Attempt) -> T:
             with pool.connection() as c:
                 attempt.sent = True
-                return fn(c)
+                try:
+                    return fn(c)
+                finally:
+                    # When it goes back to the pool: ``_check`` lends a connection used a
+                    # moment ago without a probe. (Noted here rather than in a pool ``reset``
+                    # callback, which would make the pool take every connection back on a
+                    # thread of its own: a thread hand-off per call.)
+                    self._idle_since[c] = time.monotonic()
 
         return call_with_retry(once, policy=self.retry, operation=operation,
                                idempotent=idempotent, queue=queue, log=self._log)
