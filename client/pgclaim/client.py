@@ -1,6 +1,7 @@
 """QueueClient: one method per pgclaim SQL function, each one SQL call."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -12,7 +13,9 @@ from typing import Any, Self, TypeVar, overload
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
+from psycopg.pq import Format
+from psycopg.types.json import Jsonb, JsonbLoader
+from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
@@ -34,7 +37,11 @@ MAX_BATCH_SIZE = 10_000
 
 @dataclass(frozen=True)
 class Claimed:
-    """A record handed to a worker by ``claim``; ``lease_token`` fences its reports."""
+    """A record handed to a worker by ``claim``; ``lease_token`` fences its reports.
+
+    ``payload`` is decoded from its JSON on first access (once; a handler that does not
+    read it costs no decoding), with the JSON loader the connection is configured with.
+    """
 
     id: int
     queue: str
@@ -46,6 +53,76 @@ class Claimed:
     run_at: datetime
     lease_until: datetime
     lease_token: int
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields, payload decoded (so that a copy or a pickle carries the value)."""
+        self.payload  # noqa: B018 - decodes it
+        return self.__dict__
+
+
+_RAW_PAYLOAD = "_payload_json"
+"""Key of a not yet decoded payload in a claimed record's ``__dict__``: (loads, JSON text)."""
+
+
+class _LazyPayload:
+    """``Claimed.payload`` of claimed records: decodes the JSON text on first access and
+    keeps the value in the instance's ``__dict__``, where later accesses find it first (a
+    non-data descriptor, like ``functools.cached_property``). Records built with
+    ``Claimed(...)`` have their payload in ``__dict__`` from the start."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        d = obj.__dict__
+        try:
+            return d["payload"]
+        except KeyError:
+            pass
+        raw = d.get(_RAW_PAYLOAD)
+        if raw is None:  # decoded meanwhile by another thread
+            return d["payload"]
+        loads, text = raw
+        value = d["payload"] = loads(text) if loads is json.loads else loads(text.encode())
+        d.pop(_RAW_PAYLOAD, None)
+        return value
+
+
+setattr(Claimed, "payload", _LazyPayload())  # noqa: B010 - after @dataclass, not a default
+
+
+def _claimed(rows: list[tuple[Any, ...]], loads: Callable[[Any], Any] | None) -> list[Claimed]:
+    """``Claimed`` records from rows of ``_sql.CLAIM`` (payload as JSON text, decoded on
+    first access with ``loads``; None: rows carry the payload decoded). Built without
+    ``__init__``, which sets each field through ``object.__setattr__``: six times faster."""
+    new = object.__new__
+    out = []
+    for row in rows:
+        record = new(Claimed)
+        d = record.__dict__
+        (d["id"], d["queue"], payload, d["attempt"], d["max_attempts"], d["priority"],
+         d["enqueued_at"], d["run_at"], d["lease_until"], d["lease_token"]) = row
+        if loads is None or payload is None:
+            d["payload"] = payload
+        else:
+            d[_RAW_PAYLOAD] = (loads, payload)
+        out.append(record)
+    return out
+
+
+def _lazy_jsonb(cur: psycopg.Cursor[Any]) -> Callable[[Any], Any] | None:
+    """Makes ``cur`` return jsonb as text; returns the JSON ``loads`` its connection would
+    have used (None, and ``cur`` unchanged, when a loader other than psycopg's JSON
+    loaders is registered for jsonb)."""
+    oid = _JSONB_OID
+    cls = cur.adapters.get_loader(oid, Format.TEXT)
+    if cls is None or not issubclass(cls, JsonbLoader):
+        return None
+    loads: Callable[[Any], Any] = cls(oid, cur).loads
+    cur.adapters.register_loader(oid, TextLoader)
+    return loads
+
+
+_JSONB_OID = psycopg.postgres.types["jsonb"].oid
 
 
 def _fencing(
@@ -441,11 +518,16 @@ class QueueClient:
         Not retried once sent: records of a claim whose answer was lost come back when their
         lease expires.
         """
-        rows = self._call("claim", _sql.CLAIM, {
-            "queue": queue, "worker_id": worker_id, "batch_size": batch_size,
-            "lease": as_interval(lease)},
-            idempotent=False, queue=queue)
-        return [Claimed(*r) for r in rows]
+        params = {"queue": queue, "worker_id": worker_id, "batch_size": batch_size,
+                  "lease": as_interval(lease)}
+
+        def statement(c: psycopg.Connection[Any]) -> list[Claimed]:
+            with c.cursor() as cur:
+                loads = _lazy_jsonb(cur)
+                cur.execute(_sql.CLAIM, params)
+                return _claimed(cur.fetchall(), loads)
+
+        return self.run(statement, operation="claim", idempotent=False, queue=queue)
 
     @overload
     def complete(

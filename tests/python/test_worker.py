@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
+import dataclasses
+import json
 import logging
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -699,6 +703,92 @@ def test_retry_after_is_honoured(client: pgclaim.QueueClient,
     assert (worker.stats.retried, worker.stats.completed) == (1, 1)
     with pytest.raises(ValueError, match="negative"):
         Retry(after=-1)
+
+
+# -- payloads -------------------------------------------------------------------------------------
+
+PAYLOADS: list[Any] = [
+    {"to": "a@example.com", "n": 1}, {"nested": {"list": [1, 2.5, None, True, "é€😀"]}},
+    [], {}, "text", 0, -17, 2**63 + 5, 1.25e-8, True, False, None, {"\tx": "a\nb\u001f"},
+    {"big": "x" * 100_000},
+]
+
+
+def stored_payloads(conn: psycopg.Connection[Any]) -> dict[int, Any]:
+    """The payloads as the database holds them, decoded here from their JSON text."""
+    rows = conn.execute("select id, payload::text from public.every_record").fetchall()
+    return {rid: json.loads(text) for rid, text in rows}
+
+
+def test_payloads_seen_by_handlers_equal_the_stored_ones(client: pgclaim.QueueClient,
+                                                         conn: psycopg.Connection[Any]) -> None:
+    """Payloads reach handlers as JSON text, decoded on first access: what a handler reads is
+    what was stored, whichever thread reads it first and however often."""
+    ids = client.enqueue_many("q", PAYLOADS)
+    seen: dict[int, list[Any]] = {}
+    lock = threading.Lock()
+
+    def handler(rec: Claimed) -> None:
+        values = [rec.payload, rec.payload]  # the second read finds the decoded value
+        with lock:
+            seen[rec.id] = values
+
+    stats = Worker(client, "q", handler, concurrency=3, batch_size=5, poll_interval=0.2).run(
+        until_empty=True)
+    assert stats.completed == len(PAYLOADS)
+    stored = stored_payloads(conn)
+    assert set(seen) == set(ids)
+    for rid, (first, second) in seen.items():
+        assert first == stored[rid] and second is first
+    assert [stored[rid] for rid in ids] == PAYLOADS
+
+
+def test_claimed_records_decode_their_payload_once(client: pgclaim.QueueClient,
+                                                   conn: psycopg.Connection[Any]) -> None:
+    ids = client.enqueue_many("q", PAYLOADS)
+    records = client.claim("q", "w", len(PAYLOADS))
+    stored = stored_payloads(conn)
+    assert sorted(r.id for r in records) == sorted(ids)
+    for rec in records:
+        assert dataclasses.asdict(rec)["payload"] == stored[rec.id]  # decoded on first access
+    again = client.claim("q", "w", 1)  # nothing left
+    assert again == []
+    rec = records[1]
+    # a record behaves as a frozen dataclass whether its payload was read yet or not
+    fresh = client.enqueue("q", {"k": [1, 2]})
+    (lazy,) = client.claim("q", "w", 1)
+    assert lazy.id == fresh
+    for clone in (copy.copy(lazy), copy.deepcopy(lazy), pickle.loads(pickle.dumps(lazy)),
+                  dataclasses.replace(lazy)):
+        assert clone == lazy and clone.payload == {"k": [1, 2]}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rec.payload = "changed"  # type: ignore[misc]
+    built = Claimed(**{f.name: getattr(rec, f.name) for f in dataclasses.fields(Claimed)})
+    assert built == rec and built.payload == stored[rec.id]
+    assert client.complete("w", [*records, lazy]) == len(records) + 1
+
+
+def test_a_connection_json_loader_decodes_claimed_payloads(
+        dsn: str, conn: psycopg.Connection[Any]) -> None:
+    """psycopg's set_json_loads applies to claimed payloads, decoded lazily or not."""
+    from psycopg.types.json import set_json_loads
+
+    calls: list[bytes] = []
+
+    def loads(data: bytes) -> Any:
+        calls.append(data)
+        return ("custom", json.loads(data))
+
+    with psycopg.connect(dsn, autocommit=True) as own:
+        set_json_loads(loads, own)
+        client = pgclaim.QueueClient(own)
+        client.create_queue("q")
+        client.enqueue_many("q", [{"a": 1}, [2]])
+        records = client.claim("q", "w", 10)
+        assert calls == []  # nothing decoded yet
+        assert [r.payload for r in records] == [("custom", {"a": 1}), ("custom", [2])]
+        assert [r.payload for r in records] == [("custom", {"a": 1}), ("custom", [2])]
+        assert len(calls) == 2 and all(isinstance(c, bytes) for c in calls)
 
 
 # -- wake-ups -------------------------------------------------------------------------------------
