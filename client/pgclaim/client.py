@@ -13,6 +13,7 @@ from typing import Any, Self, TypeVar, overload
 
 import psycopg
 from psycopg import sql
+from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types.json import Jsonb, JsonbLoader
 from psycopg.types.string import TextLoader
@@ -123,6 +124,33 @@ def _lazy_jsonb(cur: psycopg.Cursor[Any]) -> Callable[[Any], Any] | None:
 
 
 _JSONB_OID = psycopg.postgres.types["jsonb"].oid
+
+
+class _Int8Array(str):
+    """A ``bigint[]`` parameter given as its text literal (``{1,2,3}``): psycopg dumps a
+    list element by element in Python, a literal costs one ``str.join``."""
+
+
+class _Int8ArrayDumper(Dumper):
+    oid = psycopg.postgres.types["int8"].array_oid
+
+    def dump(self, obj: Any) -> bytes:
+        return obj.encode()  # type: ignore[no-any-return]
+
+
+psycopg.adapters.register_dumper(_Int8Array, _Int8ArrayDumper)
+
+
+def _bigints(values: Sequence[Any] | None) -> list[Any] | _Int8Array | None:
+    """A ``bigint[]`` parameter: a text literal when every value is an ``int``, else the
+    values as a list (psycopg dumps them, and the server reports what is wrong)."""
+    if values is None:
+        return None
+    if not isinstance(values, list | tuple):
+        values = list(values)
+    if all(type(v) is int for v in values):
+        return _Int8Array("{" + ",".join(map(str, values)) + "}")
+    return list(values)
 
 
 def _fencing(
@@ -555,7 +583,7 @@ class QueueClient:
         """
         id_list, tokens = _fencing(ids, lease_tokens)
         return int(self._scalar("complete", _sql.COMPLETE, {
-            "worker_id": worker_id, "ids": id_list, "lease_tokens": tokens},
+            "worker_id": worker_id, "ids": _bigints(id_list), "lease_tokens": _bigints(tokens)},
             idempotent=True, queue=_queue_of(ids, queue), conn=conn))
 
     def fail(
@@ -598,8 +626,8 @@ class QueueClient:
             raise ValueError("pgclaim: fail_batch takes one error (and retry_after, fatal) "
                              "per record")
         rows = self._call("fail_batch", _sql.FAIL_BATCH, {
-            "worker_id": worker_id, "ids": [r.id for r in records], "errors": list(errors),
-            "lease_tokens": [r.lease_token for r in records],
+            "worker_id": worker_id, "ids": _bigints([r.id for r in records]),
+            "errors": list(errors), "lease_tokens": _bigints([r.lease_token for r in records]),
             "retry_after": None if retry_after is None else [as_interval(a) for a in retry_after],
             "fatal": None if fatal is None else list(fatal)},
             idempotent=True, queue=queue)
@@ -629,8 +657,8 @@ class QueueClient:
         """
         id_list, tokens = _fencing(ids, lease_tokens)
         return int(self._scalar("extend_lease", _sql.EXTEND_LEASE, {
-            "worker_id": worker_id, "ids": id_list, "lease": as_interval(lease),
-            "lease_tokens": tokens}, idempotent=True, queue=_queue_of(ids, queue)))
+            "worker_id": worker_id, "ids": _bigints(id_list), "lease": as_interval(lease),
+            "lease_tokens": _bigints(tokens)}, idempotent=True, queue=_queue_of(ids, queue)))
 
     @overload
     def release(
@@ -653,7 +681,7 @@ class QueueClient:
         """
         id_list, tokens = _fencing(ids, lease_tokens)
         return int(self._scalar("release", _sql.RELEASE, {
-            "worker_id": worker_id, "ids": id_list, "lease_tokens": tokens},
+            "worker_id": worker_id, "ids": _bigints(id_list), "lease_tokens": _bigints(tokens)},
             idempotent=True, queue=_queue_of(ids, queue)))
 
     # -- workers --------------------------------------------------------------------------
@@ -670,7 +698,7 @@ class QueueClient:
         returns how many."""
         return int(self._scalar(
             "heartbeat", _sql.HEARTBEAT,
-            {"worker_id": worker_id, "ids": None if ids is None else list(ids)},
+            {"worker_id": worker_id, "ids": _bigints(ids)},
             idempotent=True, queue=queue))
 
     def deregister_worker(self, worker_id: str, *, queue: str | None = None) -> int:

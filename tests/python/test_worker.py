@@ -791,6 +791,29 @@ def test_a_connection_json_loader_decodes_claimed_payloads(
         assert len(calls) == 2 and all(isinstance(c, bytes) for c in calls)
 
 
+def test_reports_take_ids_in_every_form(client: pgclaim.QueueClient,
+                                        conn: psycopg.Connection[Any]) -> None:
+    """Ids and lease tokens go to the server as one bigint[] literal when they are all ints
+    (as the worker's reports pass them), else as psycopg dumps them: same results."""
+    ids = client.enqueue_many("q", list(range(6)))
+    records = client.claim("q", "w", 6)
+    by_id = {r.id: r for r in records}
+    a, b, c, d, e, f = (by_id[i] for i in ids)
+    assert client.heartbeat("w", (r.id for r in records)) == 6  # any iterable
+    assert client.extend_lease("w", (a.id,), lease=30, lease_tokens=(a.lease_token,)) == 1
+    assert client.complete("w", [a.id, b.id], [a.lease_token, b.lease_token]) == 2
+    assert client.complete("w", [c]) == 1
+    assert client.release("w", [d.id], [d.lease_token]) == 1
+    assert client.complete("w", [e.id], [e.lease_token + 1]) == 0  # another claim's token
+    assert client.fail_batch("w", [e, f], ["x", "y"], fatal=[True, False]) == {
+        e.id: "failed", f.id: "pending"}
+    assert client.complete("w", []) == 0
+    with pytest.raises(pgclaim.InvalidArgument) as err:
+        client.complete("w", [None], [1])  # type: ignore[list-item]
+    assert err.value.sqlstate == "22004"
+    assert counts(conn) == {"completed": 3, "pending": 2, "failed": 1}
+
+
 # -- wake-ups -------------------------------------------------------------------------------------
 
 def test_a_notification_after_real_work_is_not_held_back(counting: CountingClient,
