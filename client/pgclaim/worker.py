@@ -169,13 +169,21 @@ def _record_of(item: _Finished) -> Claimed:
     return item.record if type(item) is _Outcome else item  # type: ignore[return-value]
 
 
+#: how long records may wait in the queue of a single handler thread before more threads take
+#: them: a batch of fast handlers runs on one thread (no wake-up of every thread per batch),
+#: slow handlers run ``concurrency`` at once within this delay.
+SPREAD_AFTER = 0.001
+
+
 class _Handlers:
     """The handler threads, fed whole batches.
 
-    Records to run wait in ``queued``; each of up to ``size`` threads takes records from it
-    one by one and appends what the handler left to ``finished`` (``deque`` appends and pops
-    are atomic: no lock and no future per record). The main loop is woken (``wake``) only
-    when ``finished`` holds ``wake_at`` items or more, a threshold it sets before it sleeps.
+    Records to run wait in ``queued``; threads take them one by one and append what the
+    handler left to ``finished`` (``deque`` appends and pops are atomic: no lock and no
+    future per record). A batch wakes one thread; more (up to ``size``) join in when records
+    have waited ``SPREAD_AFTER`` (``spread``, from the main loop, or from a thread whose
+    handler took that long). The main loop is woken (``wake``) only when ``finished`` holds
+    ``wake_at`` items or more, a threshold it sets before it sleeps.
     """
 
     def __init__(self, size: int, run: Callable[[Claimed], _Outcome | None],
@@ -184,27 +192,46 @@ class _Handlers:
         self.queued: collections.deque[Claimed] = collections.deque()
         self.finished: collections.deque[_Finished] = collections.deque()
         self.wake_at = sys.maxsize
+        self.queued_since = 0.0
+        """when ``queued`` last went from empty to not empty"""
         self._run = run
         self._wake = wake
         self._name = name
         self._cond = threading.Condition()
         self._idle = 0
+        """threads waiting for records (and not yet notified)"""
         self._closed = False
         self._threads: list[threading.Thread] = []
 
     def submit(self, records: Sequence[Claimed]) -> None:
-        """Queues records for the threads, starting threads up to ``size`` as needed."""
+        """Queues records for the threads and has one more thread take them."""
         with self._cond:
+            if not self.queued:
+                self.queued_since = time.monotonic()
             self.queued.extend(records)
-            wanted = min(len(records), self.size)
-            woken = min(wanted, self._idle)
-            if woken:
-                self._cond.notify(woken)
-            for _ in range(min(wanted - woken, self.size - len(self._threads))):
-                t = threading.Thread(target=self._work,
-                                     name=f"{self._name}_{len(self._threads)}")
-                t.start()
-                self._threads.append(t)
+            self._run_more(1)
+
+    def spread_due(self, now: float) -> bool:
+        """Whether records have waited ``SPREAD_AFTER`` while threads could take them."""
+        return (bool(self.queued) and now >= self.queued_since + SPREAD_AFTER
+                and (self._idle > 0 or len(self._threads) < self.size))
+
+    def spread(self) -> None:
+        """Has as many threads as there are queued records take them (up to ``size``)."""
+        with self._cond:
+            busy = len(self._threads) - self._idle
+            self._run_more(min(len(self.queued), self.size - busy))
+
+    def _run_more(self, n: int) -> None:
+        """With the lock held: wakes up to ``n`` idle threads, starts new ones for the rest."""
+        woken = min(n, self._idle)
+        if woken > 0:
+            self._idle -= woken
+            self._cond.notify(woken)
+        for _ in range(min(n - woken, self.size - len(self._threads))):
+            t = threading.Thread(target=self._work, name=f"{self._name}_{len(self._threads)}")
+            t.start()
+            self._threads.append(t)
 
     def take_queued(self) -> list[Claimed]:
         """Takes back the records no thread has started."""
@@ -219,29 +246,31 @@ class _Handlers:
         """Lets the threads end once nothing is queued (running handlers are not waited for)."""
         with self._cond:
             self._closed = True
+            self._idle = 0
             self._cond.notify_all()
 
     def _work(self) -> None:
         queued, finished, run, wake = self.queued, self.finished, self._run, self._wake
+        clock = time.monotonic
         while True:
             with self._cond:
                 while not queued:
                     if self._closed:
                         return
                     self._idle += 1
-                    try:
-                        self._cond.wait()
-                    finally:
-                        self._idle -= 1
+                    self._cond.wait()  # whoever notifies takes it off _idle
             while True:
                 try:
                     record = queued.popleft()
                 except IndexError:
                     break
+                started = clock()
                 outcome = run(record)
                 finished.append(record if outcome is None else outcome)
                 if len(finished) >= self.wake_at and not wake.is_set():
                     wake.set()
+                if queued and clock() - started >= SPREAD_AFTER:
+                    self.spread()  # a slow handler: the others need not wait for it
 
 
 @dataclass
@@ -642,10 +671,24 @@ class Worker:
 
     def _sleep(self, handlers: _Handlers, wake_at: int, timeout: float) -> None:
         """Waits up to ``timeout`` for a wake-up, asking the handler threads for one once
-        ``wake_at`` outcomes are waiting to be collected."""
+        ``wake_at`` outcomes are waiting to be collected; meanwhile lets more handler threads
+        take the queued records once they have waited ``SPREAD_AFTER``."""
         handlers.wake_at = wake_at
-        if len(handlers.finished) < wake_at:  # else one came meanwhile: no wait
-            self._wake.wait(max(0.0, timeout))
+        deadline = time.monotonic() + max(0.0, timeout)
+        spread = False
+        while len(handlers.finished) < wake_at:  # else one came meanwhile: no wait
+            now = time.monotonic()
+            wait = deadline - now
+            if not spread:
+                if handlers.spread_due(now):
+                    handlers.spread()
+                    spread = True
+                else:
+                    spread_at = handlers.queued_since + SPREAD_AFTER
+                    if now < spread_at < deadline and handlers.spread_due(spread_at):
+                        wait = spread_at - now
+            if wait <= 0 or self._wake.wait(wait) or time.monotonic() >= deadline:
+                break
         handlers.wake_at = sys.maxsize
         self._wake.clear()
 

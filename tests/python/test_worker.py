@@ -231,6 +231,37 @@ def test_async_handler(client: pgclaim.QueueClient, conn: psycopg.Connection[Any
     assert 1 < peak <= 4
 
 
+@pytest.mark.parametrize("concurrency", [2, 4, 7])
+def test_handlers_that_wait_run_concurrency_at_once(client: pgclaim.QueueClient,
+                                                   conn: psycopg.Connection[Any],
+                                                   concurrency: int) -> None:
+    """A batch starts on one thread; handlers that do not end at once are joined by the other
+    threads: each handler here waits for ``concurrency`` handlers to run together. (One
+    claim takes every record, so that each round of the barrier finds its records queued.)"""
+    meet = threading.Barrier(concurrency)
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def handler(rec: Claimed) -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            meet.wait(30)  # broken (BrokenBarrierError) if fewer run at once
+        finally:
+            with lock:
+                running -= 1
+
+    n = concurrency * 6
+    client.enqueue_many("q", list(range(n)))
+    stats = Worker(client, "q", handler, concurrency=concurrency, batch_size=n,
+                   poll_interval=0.2).run(until_empty=True)
+    assert (stats.completed, stats.handler_errors, peak) == (n, 0, concurrency)
+    assert counts(conn) == {"completed": n}
+
+
 def test_listen_wakes_an_idle_worker(client: pgclaim.QueueClient,
                                      conn: psycopg.Connection[Any],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
