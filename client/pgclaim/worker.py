@@ -70,6 +70,8 @@ import json
 import logging
 import math
 import random
+import select
+import socket
 import sys
 import threading
 import time
@@ -399,6 +401,8 @@ class Worker:
         self._halt = threading.Event()      # the heartbeat and listener threads end
         self._wake = threading.Event()      # the main loop has something to look at
         self._notified = threading.Event()  # a notification came (or the listener reconnected)
+        # Wakes the listener thread out of its wait on the LISTEN connection (on stop).
+        self._listener_wake: tuple[socket.socket, socket.socket] | None = None
         self._listening = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
@@ -430,6 +434,7 @@ class Worker:
             self._stop_now.set()
         self._stop.set()
         self._wake.set()
+        self._wake_listener()
 
     @property
     def stopping(self) -> bool:
@@ -474,6 +479,7 @@ class Worker:
             finally:
                 self._stop.set()
                 self._halt.set()
+                self._wake_listener()
                 self._wake.set()
                 for t in self._threads:
                     t.join(timeout=5)
@@ -570,6 +576,14 @@ class Worker:
                 self.stats.db_errors += 1
                 self._warn("heartbeat failed: %s", exc, sqlstate=exc.sqlstate)
 
+    def _wake_listener(self) -> None:
+        pair = self._listener_wake
+        if pair is not None:
+            try:
+                pair[1].send(b"x")
+            except OSError:  # closed, or its buffer full of earlier wake-ups
+                pass
+
     def _listen_loop(self) -> None:
         target = self.client.conninfo()
         if target is None:
@@ -578,32 +592,53 @@ class Worker:
         conninfo, kwargs = target
         failures = 0
         channel = _sql.channel(self.queue)
+        wake_r, wake_w = self._listener_wake = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        try:
+            while not self._stop.is_set():
+                try:
+                    with psycopg.connect(conninfo, **kwargs) as conn:
+                        conn.execute(_sql.listen(channel))
+                        self._listening.set()
+                        if failures:
+                            self._info("listening again on %s", channel, operation="listen")
+                        failures = 0
+                        # Notifications sent while we were away are lost: look once.
+                        self._notified.set()
+                        self._wake.set()
+                        self._listen(conn, wake_r)
+                except psycopg.Error as exc:
+                    self._listening.clear()
+                    failures += 1
+                    wait = self.backoff.backoff(failures)
+                    self._warn("listen connection lost, reconnect %d in %.1fs: %s", failures,
+                               wait, str(exc).strip(), operation="listen")
+                    self._stop.wait(wait)
+        finally:
+            self._listening.clear()
+            self._listener_wake = None
+            wake_r.close()
+            wake_w.close()
+
+    def _listen(self, conn: psycopg.Connection[Any], wake_r: socket.socket) -> None:
+        """Waits on the LISTEN connection (and on ``wake_r``, written to on stop) and wakes
+        the main loop when notifications come; returns once the worker stops."""
+        fd, wake_fd = conn.fileno(), wake_r.fileno()
         while not self._stop.is_set():
-            try:
-                with psycopg.connect(conninfo, **kwargs) as conn:
-                    conn.execute(_sql.listen(channel))
-                    self._listening.set()
-                    if failures:
-                        self._info("listening again on %s", channel, operation="listen")
-                    failures = 0
-                    # Notifications sent while we were away are lost: look once.
-                    self._notified.set()
-                    self._wake.set()
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.25):
-                            # One wake-up until the main loop takes it: a flood of
-                            # notifications does not spin the loop.
-                            if not self._notified.is_set():
-                                self._notified.set()
-                                self._wake.set()
-            except psycopg.Error as exc:
-                self._listening.clear()
-                failures += 1
-                wait = self.backoff.backoff(failures)
-                self._warn("listen connection lost, reconnect %d in %.1fs: %s", failures,
-                           wait, str(exc).strip(), operation="listen")
-                self._stop.wait(wait)
-        self._listening.clear()
+            # Those already received (with another reply, or several in one packet) first:
+            # the socket would not show them.
+            if any(True for _ in conn.notifies(timeout=0)) and not self._notified.is_set():
+                # One wake-up until the main loop takes it: a flood of notifications does
+                # not spin the loop.
+                self._notified.set()
+                self._wake.set()
+            readable, _, _ = select.select([fd, wake_fd], [], [], self.poll_interval)
+            if wake_fd in readable:
+                try:
+                    wake_r.recv(4096)
+                except OSError:
+                    pass
 
     # -- STARTING -------------------------------------------------------------------------
 
@@ -890,6 +925,7 @@ class Worker:
         unless stopping now) while reporting, then reports what is left."""
         self._state = WorkerState.DRAINING
         self._stop.set()  # after until_empty too: the listener ends, nothing more is claimed
+        self._wake_listener()
         records = handlers.take_queued()
         loop.inflight -= len(records)
         if records:

@@ -297,6 +297,24 @@ def test_listen_wakes_an_idle_worker(client: pgclaim.QueueClient,
     assert counts(conn) == {"completed": 1}
 
 
+def test_stop_ends_the_listener_at_once(client: pgclaim.QueueClient,
+                                        conn: psycopg.Connection[Any]) -> None:
+    """The listener waits on its connection for up to poll_interval (an hour here); stop
+    wakes it, so that run returns with every thread of the worker ended."""
+    worker = Worker(client, "q", lambda rec: None, poll_interval=3600.0, reclaim_every=3600)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: worker.listening and worker.state is WorkerState.WAITING,
+                 what="an idle, listening worker")
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert [t.name for t in worker._threads if t.is_alive()] == []
+    assert not worker.listening
+
+
 def test_polling_fallback_without_listen(client: pgclaim.QueueClient,
                                          conn: psycopg.Connection[Any]) -> None:
     done = threading.Event()
