@@ -146,28 +146,37 @@ def _bigints(values: Sequence[Any] | None) -> list[Any] | _Int8Array | None:
     values as a list (psycopg dumps them, and the server reports what is wrong)."""
     if values is None:
         return None
-    if not isinstance(values, list | tuple):
+    if type(values) is not list:
         values = list(values)
-    if all(type(v) is int for v in values):
+    if _all_ints(values):
         return _Int8Array("{" + ",".join(map(str, values)) + "}")
-    return list(values)
+    return values
 
 
 def _fencing(
     ids: Sequence[int] | Sequence[Claimed], lease_tokens: Sequence[int] | None,
 ) -> tuple[list[int], list[int] | None]:
     """The ids and lease tokens of a report: taken from ``Claimed`` records, or given apart."""
-    items: list[int | Claimed] = list(ids)
+    items: list[Any] = ids if type(ids) is list else list(ids)
+    if _all_ints(items):  # ids, as a worker's reports pass them
+        return items, None if lease_tokens is None else list(lease_tokens)
     records = [item for item in items if isinstance(item, Claimed)]
     if not records:
-        plain = [item for item in items if not isinstance(item, Claimed)]
-        return plain, None if lease_tokens is None else list(lease_tokens)
+        return items, None if lease_tokens is None else list(lease_tokens)
     if len(records) != len(items):
         raise TypeError("pgclaim: pass Claimed records or ids, not a mix of both")
     if lease_tokens is not None:
         raise TypeError("pgclaim: Claimed records carry their lease tokens: "
                         "do not pass lease_tokens with them")
     return [r.id for r in records], [r.lease_token for r in records]
+
+
+_INT = frozenset({int})
+
+
+def _all_ints(values: list[Any]) -> bool:
+    """Whether every value is exactly an ``int`` (a C-speed pass: no generator)."""
+    return set(map(type, values)) <= _INT
 
 
 def _queue_of(ids: Sequence[int] | Sequence[Claimed], queue: str | None) -> str | None:

@@ -163,13 +163,6 @@ class _Outcome:
     fatal: bool = False
 
 
-_Finished = Claimed | _Outcome
-"""What a handler left: the record itself when it succeeded, else its ``_Outcome``."""
-
-
-def _record_of(item: _Finished) -> Claimed:
-    return item.record if type(item) is _Outcome else item  # type: ignore[return-value]
-
 
 #: how long records may wait in the queue of a single handler thread before more threads take
 #: them: a batch of fast handlers runs on one thread (no wake-up of every thread per batch),
@@ -180,19 +173,20 @@ SPREAD_AFTER = 0.001
 class _Handlers:
     """The handler threads, fed whole batches.
 
-    Records to run wait in ``queued``; threads take them one by one and append what the
-    handler left to ``finished`` (``deque`` appends and pops are atomic: no lock and no
-    future per record). A batch wakes one thread; more (up to ``size``) join in when records
+    Records to run wait in ``queued``; threads take them one by one and append each record
+    whose handler succeeded to ``succeeded``, each failure to ``failed`` (``deque`` appends
+    and pops are atomic: no lock and no future per record). A batch wakes one thread; more (up to ``size``) join in when records
     have waited ``SPREAD_AFTER`` (``spread``, from the main loop, or from a thread whose
     handler took that long). The main loop is woken (``wake``) only when ``finished`` holds
-    ``wake_at`` items or more, a threshold it sets before it sleeps.
+    ``wake_at`` outcomes or more, a threshold it sets before it sleeps.
     """
 
     def __init__(self, size: int, run: Callable[[Claimed], _Outcome | None],
                  wake: threading.Event, name: str) -> None:
         self.size = size
         self.queued: collections.deque[Claimed] = collections.deque()
-        self.finished: collections.deque[_Finished] = collections.deque()
+        self.succeeded: collections.deque[Claimed] = collections.deque()
+        self.failed: collections.deque[_Outcome] = collections.deque()
         self.wake_at = sys.maxsize
         self.queued_since = 0.0
         """when ``queued`` last went from empty to not empty"""
@@ -235,6 +229,10 @@ class _Handlers:
             t.start()
             self._threads.append(t)
 
+    def finished(self) -> int:
+        """How many outcomes wait to be collected."""
+        return len(self.succeeded) + len(self.failed)
+
     def take_queued(self) -> list[Claimed]:
         """Takes back the records no thread has started."""
         taken = []
@@ -252,8 +250,8 @@ class _Handlers:
             self._cond.notify_all()
 
     def _work(self) -> None:
-        queued, finished, run, wake = self.queued, self.finished, self._run, self._wake
-        clock = time.monotonic
+        queued, succeeded, failed = self.queued, self.succeeded, self.failed
+        run, wake, clock = self._run, self._wake, time.monotonic
         while True:
             with self._cond:
                 while not queued:
@@ -268,8 +266,11 @@ class _Handlers:
                     break
                 started = clock()
                 outcome = run(record)
-                finished.append(record if outcome is None else outcome)
-                if len(finished) >= self.wake_at and not wake.is_set():
+                if outcome is None:
+                    succeeded.append(record)
+                else:
+                    failed.append(outcome)
+                if len(succeeded) + len(failed) >= self.wake_at and not wake.is_set():
                     wake.set()
                 if queued and clock() - started >= SPREAD_AFTER:
                     self.spread()  # a slow handler: the others need not wait for it
@@ -285,10 +286,12 @@ class _Loop:
     """claim only while at most this many handlers run (half a batch of slots free)"""
     inflight: int = 0
     """records whose handler runs or waits for a thread (their outcome not collected)"""
-    done: list[_Finished] = field(default_factory=list)
-    """outcomes not reported yet, oldest first"""
+    succeeded: list[Claimed] = field(default_factory=list)
+    """records whose handler succeeded, not reported yet"""
+    failed: list[_Outcome] = field(default_factory=list)
+    """failures not reported yet"""
     done_since: float = 0.0
-    """when the oldest of ``done`` arrived"""
+    """when the oldest outcome not reported yet arrived"""
     next_claim: float = 0.0
     """no claim before this time (the poll timer), unless woken; 0: as soon as slots free"""
     empty_at: float | None = None
@@ -310,7 +313,12 @@ class _Loop:
     def report_due(self, now: float, report_delay: float) -> bool:
         """Whether the gathered outcomes go out now: no handler left running, or the oldest
         has waited ``report_delay``."""
-        return bool(self.done) and (not self.inflight or now >= self.done_since + report_delay)
+        return self.done > 0 and (not self.inflight or now >= self.done_since + report_delay)
+
+    @property
+    def done(self) -> int:
+        """How many outcomes are not reported yet."""
+        return len(self.succeeded) + len(self.failed)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -517,31 +525,36 @@ class Worker:
 
     def _hold(self, records: Sequence[Claimed]) -> None:
         with self._records_lock:
-            for record in records:
-                self._records[record.id] = record
+            self._records.update({r.id: r for r in records})
 
     def _let_go(self, records: Sequence[Claimed]) -> None:
         with self._records_lock:
+            pop = self._records.pop
             for record in records:
-                self._records.pop(record.id, None)
+                pop(record.id, None)
 
-    def _reserve(self, records: Sequence[Claimed], wait: float = 0.0) -> list[Claimed]:
+    def _reserve(self, records: list[Claimed], wait: float = 0.0) -> list[Claimed]:
         """Marks the records a report is about to send, leaving out those in a heartbeat under
-        way (after waiting up to ``wait`` seconds for it to end); returns the marked ones."""
+        way (after waiting up to ``wait`` seconds for it to end); returns the marked ones
+        (``records`` itself when none is left out)."""
         deadline = time.monotonic() + wait
         with self._heartbeat_ended:
-            while any(r.id in self._beating for r in records):
+            while True:
+                beating = self._beating
+                if not beating or not any(r.id in beating for r in records):
+                    ready = records
+                    break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    ready = [r for r in records if r.id not in beating]
                     break
                 self._heartbeat_ended.wait(remaining)
-            ready = [r for r in records if r.id not in self._beating]
-            self._reporting.update(r.id for r in ready)
+            self._reporting.update([r.id for r in ready])
         return ready
 
     def _unreserve(self, records: Sequence[Claimed]) -> None:
         with self._records_lock:
-            self._reporting.difference_update(r.id for r in records)
+            self._reporting.difference_update([r.id for r in records])
 
     def _heartbeat(self) -> None:
         """One heartbeat for the records held, except those in a report under way (which
@@ -693,16 +706,20 @@ class Worker:
             return self._loop
 
     def _collect(self, handlers: _Handlers, loop: _Loop, now: float) -> None:
-        """Moves what finished handlers left to ``loop.done``."""
-        finished = handlers.finished
-        n = len(finished)
-        if not n:
+        """Moves the outcomes of finished handlers to ``loop``."""
+        succeeded, failed = handlers.succeeded, handlers.failed
+        n, m = len(succeeded), len(failed)
+        if not n + m:
             return
         if not loop.done:
             loop.done_since = now
-        pop = finished.popleft
-        loop.done.extend([pop() for _ in range(n)])
-        loop.inflight -= n
+        if n:
+            pop = succeeded.popleft
+            loop.succeeded.extend([pop() for _ in range(n)])
+        if m:
+            pop_failed = failed.popleft
+            loop.failed.extend([pop_failed() for _ in range(m)])
+        loop.inflight -= n + m
 
     def _sleep(self, handlers: _Handlers, wake_at: int, timeout: float) -> None:
         """Waits up to ``timeout`` for a wake-up, asking the handler threads for one once
@@ -711,7 +728,7 @@ class Worker:
         handlers.wake_at = wake_at
         deadline = time.monotonic() + max(0.0, timeout)
         spread = False
-        while len(handlers.finished) < wake_at:  # else one came meanwhile: no wait
+        while handlers.finished() < wake_at:  # else one came meanwhile: no wait
             now = time.monotonic()
             wait = deadline - now
             if not spread:
@@ -836,39 +853,32 @@ class Worker:
         return True
 
     def _report(self, loop: _Loop, wait: float = 0.0) -> bool:
-        """Reports the outcomes in ``loop.done``: successes with ``complete``, failures with
-        ``fail_batch`` (one call each, per ``MAX_BATCH_SIZE``), under their lease tokens.
+        """Reports the outcomes gathered in ``loop``: successes with ``complete``, failures
+        with ``fail_batch`` (one call each, per ``MAX_BATCH_SIZE``), under their lease tokens.
 
-        Reported outcomes leave ``loop.done`` and the heartbeat set. Outcomes whose records a
+        Reported outcomes leave ``loop`` and the heartbeat set. Outcomes whose records a
         heartbeat is extending at that moment are held back (``loop.held_back``; ``wait``
         seconds are waited for it first); on a database error the rest stay for the next try
         and it returns False.
         """
-        done = loop.done
-        records = [_record_of(item) for item in done]
+        succeeded, failed = loop.succeeded, loop.failed
+        records = succeeded + [o.record for o in failed] if failed else succeeded
         ready = self._reserve(records, wait)
-        if len(ready) == len(records):
-            outcomes = done
-        else:
+        loop.held_back = ready is not records
+        if loop.held_back:
             ids = {r.id for r in ready}
-            outcomes = [item for item in done if _record_of(item).id in ids]
-        loop.held_back = len(outcomes) < len(done)
+            succeeded = [r for r in succeeded if r.id in ids]
+            failed = [o for o in failed if o.record.id in ids]
         try:
-            return self._send(loop, outcomes)
+            return self._send(loop, succeeded, failed)
         finally:
             self._unreserve(ready)
 
-    def _send(self, loop: _Loop, outcomes: list[_Finished]) -> bool:
-        """Sends ``outcomes`` (part of ``loop.done``); those reported leave ``loop.done``."""
-        successes: list[Claimed] = []
-        failures: list[_Outcome] = []
-        for item in outcomes:
-            if type(item) is _Outcome:
-                failures.append(item)
-            else:
-                successes.append(item)  # type: ignore[arg-type]
-        for i in range(0, len(successes), MAX_BATCH_SIZE):
-            records = successes[i:i + MAX_BATCH_SIZE]
+    def _send(self, loop: _Loop, succeeded: list[Claimed], failed: list[_Outcome]) -> bool:
+        """Sends these outcomes (of ``loop``); those reported leave ``loop``."""
+        for i in range(0, len(succeeded), MAX_BATCH_SIZE):
+            records = succeeded[i:i + MAX_BATCH_SIZE] if i or len(succeeded) > MAX_BATCH_SIZE \
+                else succeeded
             try:
                 n = self.client.complete(self.worker_id, [r.id for r in records],
                                          [r.lease_token for r in records], queue=self.queue)
@@ -877,14 +887,15 @@ class Worker:
                 self._warn("complete of %d record(s) failed, kept for later: %s",
                            len(records), exc, operation="complete", sqlstate=exc.sqlstate)
                 return False
-            self._reported(loop, records)
+            loop.succeeded = _without(loop.succeeded, records)
+            self._let_go(records)
             self.stats.completed += n
             if n < len(records):
                 self.stats.lost += len(records) - n
                 self._warn("%d of %d record(s) were no longer held (lease taken back)",
                            len(records) - n, len(records), operation="complete")
-        for i in range(0, len(failures), MAX_BATCH_SIZE):
-            batch = failures[i:i + MAX_BATCH_SIZE]
+        for i in range(0, len(failed), MAX_BATCH_SIZE):
+            batch = failed[i:i + MAX_BATCH_SIZE]
             records = [o.record for o in batch]
             retry_after = [o.retry_after for o in batch]
             fatal = [o.fatal for o in batch]
@@ -898,25 +909,17 @@ class Worker:
                 self._warn("fail_batch of %d record(s) failed, kept for later: %s",
                            len(records), exc, operation="fail_batch", sqlstate=exc.sqlstate)
                 return False
-            self._reported(loop, records)
-            failed = sum(1 for s in statuses.values() if s == "failed")
-            self.stats.failed += failed
-            self.stats.retried += len(statuses) - failed
+            ids = {r.id for r in records}
+            loop.failed = [o for o in loop.failed if o.record.id not in ids]
+            self._let_go(records)
+            failures = sum(1 for s in statuses.values() if s == "failed")
+            self.stats.failed += failures
+            self.stats.retried += len(statuses) - failures
             if len(statuses) < len(records):
                 self.stats.lost += len(records) - len(statuses)
                 self._warn("%d of %d failed record(s) were no longer held (lease taken back)",
                            len(records) - len(statuses), len(records), operation="fail_batch")
         return True
-
-    def _reported(self, loop: _Loop, records: list[Claimed]) -> None:
-        """The outcomes of ``records`` were reported: they leave ``loop.done`` and the
-        heartbeat set."""
-        if len(records) == len(loop.done):
-            loop.done = []
-        else:
-            ids = {r.id for r in records}
-            loop.done = [item for item in loop.done if _record_of(item).id not in ids]
-        self._let_go(records)
 
     # -- DRAINING, STOPPING ---------------------------------------------------------------
 
@@ -971,7 +974,7 @@ class Worker:
             self._stop_now.wait(self.backoff.backoff(tries))
         if loop.done:
             self._warn("could not report %d outcome(s): deregistering releases them",
-                       len(loop.done))
+                       loop.done)
         if loop.inflight:
             self.stats.abandoned = loop.inflight
             self._warn("%d handler(s) still running, not waited for: their records are "
@@ -990,6 +993,14 @@ class Worker:
             self._info("deregistered (released %d)", n, operation="deregister_worker")
         except PgclaimError as exc:
             self._warn("deregister failed: %s", exc, operation="deregister_worker")
+
+
+def _without(items: list[Claimed], gone: list[Claimed]) -> list[Claimed]:
+    """``items`` less the records of ``gone`` (often all of them)."""
+    if gone is items or len(gone) == len(items):
+        return []
+    ids = {r.id for r in gone}
+    return [r for r in items if r.id not in ids]
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
