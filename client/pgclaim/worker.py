@@ -24,14 +24,15 @@ States
     and the listener and goes to ``WAITING``.
 ``WAITING``
     holds no record. Claims when a notification comes (but no sooner than
-    ``min_wake_interval`` after a claim that found nothing), when the poll timer runs out
-    (``poll_interval`` after a claim that got less than it asked for), or at once when the
-    last claim got all it asked for; runs ``reclaim_orphans`` every ``reclaim_every``.
+    ``min_wake_interval`` after two claims in a row that found nothing), when the poll timer
+    runs out (``poll_interval`` after a claim that got less than it asked for), or at once
+    when the last claim got all it asked for; runs ``reclaim_orphans`` every ``reclaim_every``.
 ``CLAIMING``
     one ``claim_batch`` call for up to ``batch_size`` records (fewer when fewer slots are
     free). Records go to the handler pool and into the set the heartbeat keeps alive; then
-    ``RUNNING``, or ``WAITING`` when it got none (noting the time: a notification cannot
-    make it claim again before ``min_wake_interval`` has passed since).
+    ``RUNNING``, or ``WAITING`` when it got none (noting the time when the claim before it
+    found nothing too: a notification cannot make it claim again before
+    ``min_wake_interval`` has passed since).
 ``RUNNING``
     holds records: handlers running or queued for a thread, outcomes not yet reported. It
     claims again when half a batch of slots is free and a claim is due (as in ``WAITING``). It
@@ -175,10 +176,11 @@ class _Handlers:
 
     Records to run wait in ``queued``; threads take them one by one and append each record
     whose handler succeeded to ``succeeded``, each failure to ``failed`` (``deque`` appends
-    and pops are atomic: no lock and no future per record). A batch wakes one thread; more (up to ``size``) join in when records
-    have waited ``SPREAD_AFTER`` (``spread``, from the main loop, or from a thread whose
-    handler took that long). The main loop is woken (``wake``) only when ``finished`` holds
-    ``wake_at`` outcomes or more, a threshold it sets before it sleeps.
+    and pops are atomic: no lock and no future per record). A batch wakes one thread; more
+    (up to ``size``) join in when records have waited ``SPREAD_AFTER`` (``spread``, from
+    the main loop, or from a thread whose handler took that long). The main loop is woken
+    (``wake``) only when ``finished()`` outcomes reach ``wake_at``, a threshold it sets
+    before it sleeps.
     """
 
     def __init__(self, size: int, run: Callable[[Claimed], _Outcome | None],
@@ -296,6 +298,11 @@ class _Loop:
     """no claim before this time (the poll timer), unless woken; 0: as soon as slots free"""
     empty_at: float | None = None
     """when the last claim came back empty (None: it found records)"""
+    found: bool = False
+    """whether the last claim found records"""
+    floor_from: float | None = None
+    """when the last claim that found nothing right after another such claim ended: a
+    notification makes the worker claim no sooner than ``min_wake_interval`` after it"""
     next_reclaim: float = 0.0
     db_failures: int = 0
     """database errors in a row (the backoff grows with them)"""
@@ -308,7 +315,7 @@ class _Loop:
 
     def wake_floor(self, min_wake_interval: float) -> float:
         """The earliest time a notification may make the worker claim."""
-        return 0.0 if self.empty_at is None else self.empty_at + min_wake_interval
+        return 0.0 if self.floor_from is None else self.floor_from + min_wake_interval
 
     def report_due(self, now: float, report_delay: float) -> bool:
         """Whether the gathered outcomes go out now: no handler left running, or the oldest
@@ -338,8 +345,9 @@ class Worker:
     heartbeat). ``lease`` overrides the queue's lease; ``heartbeat_every`` (seconds) should be
     well under both the lease and the server's ``worker_timeout``. ``poll_interval`` bounds
     the wait when no notification comes; ``min_wake_interval`` is the least time between a
-    claim that found nothing and the next claim a notification prompts (so a flood of
-    notifications costs an idle worker at most one claim per ``min_wake_interval``);
+    second claim in a row that found nothing and the next claim a notification prompts (so
+    a flood of notifications costs an idle worker at most one claim per
+    ``min_wake_interval``);
     ``reclaim_every`` spaces ``reclaim_orphans`` calls; ``report_delay`` is how long an
     outcome may wait for others to share its report while handlers still run; ``grace`` is
     how long ``stop`` waits for running handlers.
@@ -779,6 +787,12 @@ class Worker:
                         handlers.submit(records)
                     claimed_full = len(records) == want
                     loop.empty_at = None if records else ended
+                    # A claim that found nothing right after one that found records is
+                    # most often one that lost its record to another worker, or one prompted
+                    # by the notification of a record it had just taken: it does not delay
+                    # the next notification. A second one in a row does.
+                    loop.floor_from = None if records or loop.found else ended
+                    loop.found = bool(records)
                     if not claimed_full:
                         loop.next_claim = ended + self.poll_interval
             if not ok:

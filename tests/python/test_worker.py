@@ -897,6 +897,51 @@ def test_a_notification_after_real_work_is_not_held_back(counting: CountingClien
     assert sorted(seen) == sorted([*blocked, late])
 
 
+def test_one_empty_claim_after_records_does_not_hold_back_notifications(
+        counting: CountingClient, conn: psycopg.Connection[Any]) -> None:
+    """An empty claim right after one that found records (the record went to another worker,
+    or the notification was that of a record already taken) leaves the next notification
+    free to prompt a claim; a second empty claim in a row holds notifications back for
+    min_wake_interval (an hour here)."""
+    counting.create_queue("b")
+    seen: list[int] = []
+    first = counting.enqueue("b", {})
+    worker = Worker(counting, "b", lambda rec: seen.append(rec.id), poll_interval=3600,
+                    min_wake_interval=3600, reclaim_every=3600)
+    thread = threading.Thread(target=worker.run)
+
+    def idle() -> bool:
+        return (worker.state is WorkerState.WAITING and not worker._notified.is_set()
+                and not worker._wake.is_set())
+
+    def one_more_claim(action: Callable[[], Any]) -> Any:
+        before = len(counting.claims)
+        result = action()
+        wait_for(lambda: len(counting.claims) == before + 1 and idle(), what="one more claim")
+        return result
+
+    thread.start()
+    try:
+        # The first claim takes the record; the listener's first look may add an empty claim.
+        wait_for(lambda: seen == [first] and worker.listening and idle(), what="the first record")
+        second = one_more_claim(lambda: counting.enqueue("b", {}))  # last claim found a record
+        wait_for(lambda: second in seen, what="the second record")
+        start = len(counting.claims)
+        one_more_claim(lambda: conn.execute("notify pgclaim_b"))  # no record: an empty claim
+        third = one_more_claim(lambda: counting.enqueue("b", {}))  # taken at once all the same
+        wait_for(lambda: third in seen, what="the record enqueued after the empty claim")
+        one_more_claim(lambda: conn.execute("notify pgclaim_b"))
+        one_more_claim(lambda: conn.execute("notify pgclaim_b"))  # a second empty claim in a row
+        fourth = counting.enqueue("b", {})  # held back: no claim for an hour
+        time.sleep(0.5)
+        assert len(counting.claims) == start + 4 and fourth not in seen
+    finally:
+        worker.stop()
+        thread.join(20)
+    assert [n for _, _, n in counting.claims[start:]] == [0, 1, 0, 0]
+    assert status_of(conn, fourth) == "pending"
+
+
 @pytest.mark.concurrent
 def test_a_flood_of_notifications_costs_an_idle_worker_little(
         dsn: str, conn: psycopg.Connection[Any]) -> None:
@@ -949,7 +994,8 @@ def test_a_flood_of_notifications_costs_an_idle_worker_little(
     for c in clients:
         claims = [(s, r, n) for s, r, n in c.claims if start <= s <= end]
         assert all(n == 0 for _, _, n in claims)
-        # ... but no claim starts sooner than min_wake_interval after an empty one ended
+        # ... but no claim starts sooner than min_wake_interval after an empty one ended (each
+        # followed another empty claim: there is no record to find)
         gaps = [b[0] - a[1] for a, b in zip(c.claims, c.claims[1:], strict=False) if a[2] == 0]
         assert min(gaps) >= min_wake, gaps
         # hence at most one claim per min_wake_interval in the window
