@@ -7,12 +7,12 @@ import os
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Self, TypeVar, overload
 
 import psycopg
-from psycopg import sql
+from psycopg import abc, sql
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types.json import Jsonb, JsonbLoader
@@ -40,8 +40,10 @@ MAX_BATCH_SIZE = 10_000
 class Claimed:
     """A record handed to a worker by ``claim``; ``lease_token`` fences its reports.
 
-    ``payload`` is decoded from its JSON on first access (once; a handler that does not
-    read it costs no decoding), with the JSON loader the connection is configured with.
+    In a record ``claim`` returned, ``payload``, ``enqueued_at``, ``run_at`` and
+    ``lease_until`` are decoded on first access (once each; a handler that does not read
+    them costs no decoding), with the loaders the connection is configured with: the
+    values are those psycopg would have returned.
     """
 
     id: int
@@ -56,74 +58,104 @@ class Claimed:
     lease_token: int
 
     def __getstate__(self) -> dict[str, Any]:
-        """The fields, payload decoded (so that a copy or a pickle carries the value)."""
-        self.payload  # noqa: B018 - decodes it
-        return self.__dict__
+        """The fields, decoded (so that a copy or a pickle carries the values)."""
+        return {name: getattr(self, name) for name in _FIELDS}
 
 
-_RAW_PAYLOAD = "_payload_json"
-"""Key of a not yet decoded payload in a claimed record's ``__dict__``: (loads, JSON text)."""
+_FIELDS = tuple(f.name for f in fields(Claimed))
+_DECODERS = "_decoders"
+"""Key, in the ``__dict__`` of a record ``claim`` returned, of the functions that decode its
+lazy fields (payload, then the three times) from their text."""
 
 
-class _LazyPayload:
-    """``Claimed.payload`` of claimed records: decodes the JSON text on first access and
-    keeps the value in the instance's ``__dict__``, where later accesses find it first (a
-    non-data descriptor, like ``functools.cached_property``). Records built with
-    ``Claimed(...)`` have their payload in ``__dict__`` from the start."""
+class _Lazy:
+    """A field of ``Claimed`` decoded on first access: ``claim`` keeps its text under
+    ``_raw_<name>`` in the record's ``__dict__``; the value, once decoded, goes to
+    ``__dict__[name]``, where later accesses find it first (a non-data descriptor, like
+    ``functools.cached_property``). Records built with ``Claimed(...)`` have every value in
+    ``__dict__`` from the start."""
+
+    def __init__(self, name: str, index: int) -> None:
+        self.name = name
+        self.raw = "_raw_" + name
+        self.index = index
 
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
         d = obj.__dict__
         try:
-            return d["payload"]
+            return d[self.name]
         except KeyError:
             pass
-        raw = d.get(_RAW_PAYLOAD)
-        if raw is None:  # decoded meanwhile by another thread
-            return d["payload"]
-        loads, text = raw
-        value = d["payload"] = loads(text) if loads is json.loads else loads(text.encode())
-        d.pop(_RAW_PAYLOAD, None)
+        text = d.get(self.raw)
+        if text is None:  # decoded meanwhile by another thread
+            return d[self.name]
+        value = d[self.name] = d[_DECODERS][self.index](text)
+        d.pop(self.raw, None)
         return value
 
 
-setattr(Claimed, "payload", _LazyPayload())  # noqa: B010 - after @dataclass, not a default
+_LAZY = ("payload", "enqueued_at", "run_at", "lease_until")
+for _index, _name in enumerate(_LAZY):
+    setattr(Claimed, _name, _Lazy(_name, _index))  # after @dataclass: not defaults
 
 
-def _claimed(rows: list[tuple[Any, ...]], loads: Callable[[Any], Any] | None) -> list[Claimed]:
-    """``Claimed`` records from rows of ``_sql.CLAIM`` (payload as JSON text, decoded on
-    first access with ``loads``; None: rows carry the payload decoded). Built without
-    ``__init__``, which sets each field through ``object.__setattr__``: six times faster."""
+def _claimed(rows: list[tuple[Any, ...]], queue: str,
+             decoders: tuple[Callable[[str], Any], ...]) -> list[Claimed]:
+    """``Claimed`` records from rows of ``_sql.CLAIM`` (payload and times as text, decoded
+    on first access by ``decoders``). Built without ``__init__``, which sets each field
+    through ``object.__setattr__``: six times faster."""
     new = object.__new__
     out = []
     for row in rows:
         record = new(Claimed)
         d = record.__dict__
-        (d["id"], d["queue"], payload, d["attempt"], d["max_attempts"], d["priority"],
-         d["enqueued_at"], d["run_at"], d["lease_until"], d["lease_token"]) = row
-        if loads is None or payload is None:
-            d["payload"] = payload
-        else:
-            d[_RAW_PAYLOAD] = (loads, payload)
+        (d["id"], payload, d["attempt"], d["max_attempts"], d["priority"], enqueued_at,
+         run_at, lease_until, d["lease_token"]) = row
+        d["queue"] = queue
+        d[_DECODERS] = decoders
+        for name, text in (("payload", payload), ("enqueued_at", enqueued_at),
+                           ("run_at", run_at), ("lease_until", lease_until)):
+            if text is None:
+                d[name] = None
+            else:
+                d["_raw_" + name] = text
         out.append(record)
     return out
 
 
-def _lazy_jsonb(cur: psycopg.Cursor[Any]) -> Callable[[Any], Any] | None:
-    """Makes ``cur`` return jsonb as text; returns the JSON ``loads`` its connection would
-    have used (None, and ``cur`` unchanged, when a loader other than psycopg's JSON
-    loaders is registered for jsonb)."""
-    oid = _JSONB_OID
-    cls = cur.adapters.get_loader(oid, Format.TEXT)
-    if cls is None or not issubclass(cls, JsonbLoader):
-        return None
-    loads: Callable[[Any], Any] = cls(oid, cur).loads
-    cur.adapters.register_loader(oid, TextLoader)
-    return loads
+def _lazy_loaders(cur: psycopg.Cursor[Any]) -> tuple[Callable[[str], Any], ...]:
+    """Makes ``cur`` return jsonb and timestamptz values as text; returns the functions that
+    decode such a text as the loaders configured for ``cur`` would have (payload first, then
+    the three times)."""
+    adapters = cur.adapters
+    json_cls = adapters.get_loader(_JSONB_OID, Format.TEXT)
+    if json_cls is not None and issubclass(json_cls, JsonbLoader):
+        loads: Callable[[Any], Any] = json_cls(_JSONB_OID, cur).loads
+        payload = loads if loads is json.loads else _encoded(loads)
+    else:
+        payload = _loaded_by(json_cls, _JSONB_OID, cur)
+    time_ = _loaded_by(adapters.get_loader(_TIMESTAMPTZ_OID, Format.TEXT), _TIMESTAMPTZ_OID, cur)
+    adapters.register_loader(_JSONB_OID, TextLoader)
+    adapters.register_loader(_TIMESTAMPTZ_OID, TextLoader)
+    return payload, time_, time_, time_
+
+
+def _encoded(fn: Callable[[bytes], Any]) -> Callable[[str], Any]:
+    return lambda text: fn(text.encode())
+
+
+def _loaded_by(cls: type[abc.Loader] | None, oid: int, cur: psycopg.Cursor[Any]
+               ) -> Callable[[str], Any]:
+    """Decodes a text as a loader of class ``cls`` does (as text when there is none)."""
+    if cls is None:
+        return str
+    return _encoded(cls(oid, cur).load)
 
 
 _JSONB_OID = psycopg.postgres.types["jsonb"].oid
+_TIMESTAMPTZ_OID = psycopg.postgres.types["timestamptz"].oid
 
 
 class _Int8Array(str):
@@ -560,9 +592,9 @@ class QueueClient:
 
         def statement(c: psycopg.Connection[Any]) -> list[Claimed]:
             with c.cursor() as cur:
-                loads = _lazy_jsonb(cur)
+                decoders = _lazy_loaders(cur)
                 cur.execute(_sql.CLAIM, params)
-                return _claimed(cur.fetchall(), loads)
+                return _claimed(cur.fetchall(), queue, decoders)
 
         return self.run(statement, operation="claim", idempotent=False, queue=queue)
 

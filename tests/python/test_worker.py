@@ -817,6 +817,54 @@ def test_claimed_records_decode_their_payload_once(client: pgclaim.QueueClient,
     assert client.complete("w", [*records, lazy]) == len(records) + 1
 
 
+@pytest.mark.parametrize("timezone", ["UTC", "Asia/Kathmandu", "America/St_Johns"])
+def test_claimed_times_are_those_psycopg_loads(dsn: str, timezone: str) -> None:
+    """enqueued_at, run_at and lease_until reach a record as text and are decoded on first
+    access by the connection's own loader: the session's time zone, exactly the values a
+    plain query returns."""
+    with psycopg.connect(dsn, autocommit=True) as own:
+        own.execute(f"set timezone = '{timezone}'")
+        client = pgclaim.QueueClient(own)
+        client.create_queue("q")
+        client.enqueue_many("q", [1, 2])
+        client.enqueue("q", 3, run_at=datetime(2001, 2, 3, 4, 5, 6, 789, tzinfo=UTC))
+        own.execute("update pgclaim.records set run_at = now() - interval '1 hour 7 us'"
+                    " where payload = '2'")
+        records = client.claim("q", "w", 10)
+        rows = {r[0]: r[1:] for r in own.execute(
+            "select id, enqueued_at, run_at, lease_until from public.every_record")}
+        assert len(records) == 3
+        for rec in records:
+            expected = rows[rec.id]
+            assert (rec.enqueued_at, rec.run_at, rec.lease_until) == expected
+            assert [t.tzinfo for t in (rec.enqueued_at, rec.run_at, rec.lease_until)] == [
+                t.tzinfo for t in expected]
+            assert str(rec.run_at.tzinfo) == timezone or timezone == "UTC"
+
+
+def test_claimed_times_are_decoded_on_access_by_the_connection_loader(dsn: str) -> None:
+    from psycopg.types.datetime import TimestamptzLoader
+
+    loaded: list[bytes] = []
+
+    class Counting(TimestamptzLoader):
+        def load(self, data: Any) -> Any:
+            loaded.append(bytes(data))
+            return super().load(data)
+
+    with psycopg.connect(dsn, autocommit=True) as own:
+        own.adapters.register_loader("timestamptz", Counting)
+        client = pgclaim.QueueClient(own)
+        client.create_queue("q")
+        client.enqueue_many("q", [1, 2])
+        first, second = client.claim("q", "w", 10)
+        assert loaded == []
+        assert first.run_at <= first.lease_until and len(loaded) == 2
+        assert first.enqueued_at == first.run_at and len(loaded) == 3
+        assert first.run_at is first.run_at and len(loaded) == 3  # decoded once
+        assert second.lease_token and len(loaded) == 3
+
+
 def test_a_connection_json_loader_decodes_claimed_payloads(
         dsn: str, conn: psycopg.Connection[Any]) -> None:
     """psycopg's set_json_loads applies to claimed payloads, decoded lazily or not."""
