@@ -308,6 +308,9 @@ class _Loop:
     """database errors in a row (the backoff grows with them)"""
     held_back: bool = False
     """outcomes wait for a heartbeat under way to end (it wakes the loop)"""
+    combine: bool = True
+    """a report due with a claim goes with it in one call (``complete_and_claim``); off
+    after such a call failed, until a report alone went through"""
 
     def room(self) -> bool:
         """Whether half a batch of slots is free."""
@@ -767,16 +770,24 @@ class Worker:
                 self._notified.clear()
                 loop.next_claim = 0.0
             ok = True
+            records: list[Claimed] | None = None
+            want = min(self.batch_size, loop.limit - loop.inflight)
+            claim_due = loop.room() and now >= loop.next_claim
             if loop.report_due(now, self.report_delay):
-                ok = self._report(loop)
-            if ok and now >= loop.next_reclaim:
+                # A claim due with the report goes in its round trip and transaction (unless
+                # a reclaim falls due between them, or the last such call failed).
+                combine = claim_due and loop.combine and now < loop.next_reclaim
+                if combine:
+                    self._state = WorkerState.CLAIMING
+                ok, records = self._report_and_claim(loop, want if combine else 0)
+            if ok and records is None and now >= loop.next_reclaim:
                 ok = self._reclaim()
                 loop.next_reclaim = now + self.reclaim_every
             claimed_full = False
-            if ok and loop.room() and now >= loop.next_claim:
-                want = min(self.batch_size, loop.limit - loop.inflight)
-                self._state = WorkerState.CLAIMING
-                records = self._claim(want)
+            if ok and (records is not None or claim_due):
+                if records is None:
+                    self._state = WorkerState.CLAIMING
+                    records = self._claim(want)
                 ended = time.monotonic()
                 if records is None:
                     ok = False
@@ -867,14 +878,22 @@ class Worker:
         return True
 
     def _report(self, loop: _Loop, wait: float = 0.0) -> bool:
-        """Reports the outcomes gathered in ``loop``: successes with ``complete``, failures
-        with ``fail_batch`` (one call each, per ``MAX_BATCH_SIZE``), under their lease tokens.
+        """Reports the outcomes gathered in ``loop``: failures with ``fail_batch``, successes
+        with ``complete`` (one call each, per ``MAX_BATCH_SIZE``), under their lease tokens.
 
         Reported outcomes leave ``loop`` and the heartbeat set. Outcomes whose records a
         heartbeat is extending at that moment are held back (``loop.held_back``; ``wait``
         seconds are waited for it first); on a database error the rest stay for the next try
         and it returns False.
         """
+        return self._report_and_claim(loop, 0, wait)[0]
+
+    def _report_and_claim(self, loop: _Loop, want: int, wait: float = 0.0
+                          ) -> tuple[bool, list[Claimed] | None]:
+        """``_report``, claiming up to ``want`` records in the same round trip and transaction
+        as the last ``complete`` (``complete_and_claim``) when ``want`` and successes to
+        report; returns whether the report went out, and the records claimed (None when no
+        claim was made or it failed)."""
         succeeded, failed = loop.succeeded, loop.failed
         records = succeeded + [o.record for o in failed] if failed else succeeded
         ready = self._reserve(records, wait)
@@ -884,30 +903,14 @@ class Worker:
             succeeded = [r for r in succeeded if r.id in ids]
             failed = [o for o in failed if o.record.id in ids]
         try:
-            return self._send(loop, succeeded, failed)
+            return self._send(loop, succeeded, failed, want)
         finally:
             self._unreserve(ready)
 
-    def _send(self, loop: _Loop, succeeded: list[Claimed], failed: list[_Outcome]) -> bool:
-        """Sends these outcomes (of ``loop``); those reported leave ``loop``."""
-        for i in range(0, len(succeeded), MAX_BATCH_SIZE):
-            records = succeeded[i:i + MAX_BATCH_SIZE] if i or len(succeeded) > MAX_BATCH_SIZE \
-                else succeeded
-            try:
-                n = self.client.complete(self.worker_id, [r.id for r in records],
-                                         [r.lease_token for r in records], queue=self.queue)
-            except PgclaimError as exc:
-                self.stats.db_errors += 1
-                self._warn("complete of %d record(s) failed, kept for later: %s",
-                           len(records), exc, operation="complete", sqlstate=exc.sqlstate)
-                return False
-            loop.succeeded = _without(loop.succeeded, records)
-            self._let_go(records)
-            self.stats.completed += n
-            if n < len(records):
-                self.stats.lost += len(records) - n
-                self._warn("%d of %d record(s) were no longer held (lease taken back)",
-                           len(records) - n, len(records), operation="complete")
+    def _send(self, loop: _Loop, succeeded: list[Claimed], failed: list[_Outcome],
+              want: int) -> tuple[bool, list[Claimed] | None]:
+        """Sends these outcomes (of ``loop``), failures first, claiming ``want`` records with
+        the last ``complete`` when ``want``; those reported leave ``loop``."""
         for i in range(0, len(failed), MAX_BATCH_SIZE):
             batch = failed[i:i + MAX_BATCH_SIZE]
             records = [o.record for o in batch]
@@ -922,7 +925,7 @@ class Worker:
                 self.stats.db_errors += 1
                 self._warn("fail_batch of %d record(s) failed, kept for later: %s",
                            len(records), exc, operation="fail_batch", sqlstate=exc.sqlstate)
-                return False
+                return False, None
             ids = {r.id for r in records}
             loop.failed = [o for o in loop.failed if o.record.id not in ids]
             self._let_go(records)
@@ -933,7 +936,46 @@ class Worker:
                 self.stats.lost += len(records) - len(statuses)
                 self._warn("%d of %d failed record(s) were no longer held (lease taken back)",
                            len(records) - len(statuses), len(records), operation="fail_batch")
-        return True
+        claimed = None
+        for i in range(0, len(succeeded), MAX_BATCH_SIZE):
+            records = succeeded[i:i + MAX_BATCH_SIZE] if i or len(succeeded) > MAX_BATCH_SIZE \
+                else succeeded
+            combined = want > 0 and i + MAX_BATCH_SIZE >= len(succeeded)
+            try:
+                if combined:
+                    n, claimed = self.client.complete_and_claim(
+                        self.worker_id, records, self.queue, want, self.lease)
+                else:
+                    n = self.client.complete(self.worker_id, [r.id for r in records],
+                                             [r.lease_token for r in records],
+                                             queue=self.queue)
+            except PgclaimError as exc:
+                self.stats.db_errors += 1
+                if combined:
+                    # The next report goes alone: an error of the claim (its queue dropped,
+                    # rights revoked) must not hold the completions back for good.
+                    loop.combine = False
+                    unknown = " (claimed records come back after the lease)" \
+                        if isinstance(exc, OutcomeUnknown) else ""
+                    self._warn("complete_and_claim of %d record(s) failed, kept for later%s:"
+                               " %s", len(records), unknown, exc,
+                               operation="complete_and_claim", sqlstate=exc.sqlstate)
+                else:
+                    self._warn("complete of %d record(s) failed, kept for later: %s",
+                               len(records), exc, operation="complete", sqlstate=exc.sqlstate)
+                return False, None
+            if not combined:
+                loop.combine = True
+            loop.succeeded = _without(loop.succeeded, records)
+            self._let_go(records)
+            self.stats.completed += n
+            if n < len(records):
+                self.stats.lost += len(records) - n
+                self._warn("%d of %d record(s) were no longer held (lease taken back)",
+                           len(records) - n, len(records), operation="complete")
+        if claimed is not None:
+            self.stats.claimed += len(claimed)
+        return True, claimed
 
     # -- DRAINING, STOPPING ---------------------------------------------------------------
 

@@ -128,6 +128,16 @@ class CountingClient(pgclaim.QueueClient):
         self._note("complete", ids)
         return super().complete(worker_id, ids, lease_tokens, **kwargs)
 
+    def complete_and_claim(self, worker_id: str, records: Sequence[Claimed], queue: str,
+                           batch_size: int = 100, lease: Any = None
+                           ) -> tuple[int, list[Claimed]]:
+        self._note("complete", records)
+        sent = time.monotonic()
+        n, claimed = super().complete_and_claim(worker_id, records, queue, batch_size, lease)
+        with self.lock:
+            self.claims.append((sent, time.monotonic(), len(claimed)))
+        return n, claimed
+
     def fail(self, worker_id: str, id: Any, error: str, **kwargs: Any) -> str:
         self._note("fail", [id])
         return super().fail(worker_id, id, error, **kwargs)
@@ -677,6 +687,13 @@ def test_heartbeats_and_reports_never_cover_the_same_record_at_once(
             return self._timed("complete", ids,  # type: ignore[no-any-return]
                                lambda: super(Timed, self).complete(worker_id, ids, lease_tokens,
                                                                    **kwargs))
+
+        def complete_and_claim(self, worker_id: str, records: Sequence[Claimed], queue: str,
+                               batch_size: int = 100, lease: Any = None
+                               ) -> tuple[int, list[Claimed]]:
+            return self._timed(  # type: ignore[no-any-return]
+                "complete", records, lambda: super(Timed, self).complete_and_claim(
+                    worker_id, records, queue, batch_size, lease))
 
         def fail_batch(self, worker_id: str, records: Sequence[Claimed], errors: Sequence[str],
                        **kwargs: Any) -> dict[int, str]:
