@@ -37,8 +37,10 @@ States
     holds records: handlers running or queued for a thread, outcomes not yet reported. It
     claims again when half a batch of slots is free and a claim is due (as in ``WAITING``). It
     reports the outcomes gathered so far when no handler is left running, or when the oldest
-    has waited ``report_delay``: successes with one ``complete`` and failures with one
-    ``fail_batch``, each under the records' lease tokens. A record stays in the heartbeat set
+    has waited ``report_delay``: failures with one ``fail_batch`` and successes with one
+    ``complete``, each under the records' lease tokens; a claim due at that moment goes in
+    the same round trip and transaction as the ``complete`` (``complete_and_claim``). A
+    record stays in the heartbeat set
     until its outcome is reported; a heartbeat and a report never cover the same record at
     once (the report waits for the heartbeat under way, the heartbeat leaves out the records
     of a report under way). Back to ``WAITING`` once nothing is held.
