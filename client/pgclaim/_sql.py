@@ -137,6 +137,11 @@ SETTINGS = (
 )
 
 
+# The worker's check that LISTEN works: a notification on its own probe channel, sent
+# through the client (through a pooler, when there is one).
+LISTEN_PROBE = "select pg_catalog.pg_notify(%(channel)s, '')"
+
+
 def listen(channel: str) -> sql.Composed:
     """``LISTEN`` on ``channel``, quoted as an identifier."""
     return sql.SQL("listen {}").format(sql.Identifier(channel))

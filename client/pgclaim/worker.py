@@ -21,7 +21,8 @@ States
 ``STARTING``
     checks the schema version (``SchemaMismatch`` or ``SchemaMissing`` end ``run``) and
     registers, waiting with backoff for a database it cannot reach; then starts the heartbeat
-    and the listener and goes to ``WAITING``.
+    and goes to ``WAITING`` (the listener starts the first time the poll timer runs, see
+    ``Worker``).
 ``WAITING``
     holds no record. Claims when a notification comes (but no sooner than
     ``min_wake_interval`` after two claims in a row that found nothing), when the poll timer
@@ -85,7 +86,7 @@ from typing import Any
 
 import psycopg
 
-from . import _sql
+from . import _dsn, _sql
 from ._signals import StopSignals
 from .client import MAX_BATCH_SIZE, Claimed, Duration, QueueClient, as_interval
 from .errors import OutcomeUnknown, PgclaimError, TransientError
@@ -166,6 +167,9 @@ class _Outcome:
     fatal: bool = False
 
 
+
+#: how long the listener waits for its probe notification before it gives up on LISTEN
+LISTEN_PROBE_WAIT = 5.0
 
 #: how long records may wait in the queue of a single handler thread before more threads take
 #: them: a batch of fast handlers runs on one thread (no wake-up of every thread per batch),
@@ -357,6 +361,16 @@ class Worker:
     outcome may wait for others to share its report while handlers still run; ``grace`` is
     how long ``stop`` waits for running handlers.
 
+    The listener starts when the worker first waits for its poll timer (after a claim that
+    got less than it asked for: a worker whose claims come back full needs none, and one
+    run ``until_empty`` claims again as soon as its handlers end, so it polls). It LISTENs
+    on its own connection: to ``listen_dsn`` when given
+    (a direct connection to the server when calls go through a pooler such as PgBouncer in
+    transaction mode, which cannot carry LISTEN), else to the client's DSN; it then checks
+    that a notification sent through the client reaches it, and when none does within
+    ``LISTEN_PROBE_WAIT`` seconds it says so and stops: the worker polls every
+    ``poll_interval``. ``listen=False`` polls from the start.
+
     A handler's failure is logged with the record's id, attempt and the exception's type; its
     text (which may quote the payload) stays in the record's ``last_error``. With
     ``log_payloads=True`` the log line carries the exception's text and the payload as well.
@@ -380,6 +394,7 @@ class Worker:
         worker_id: str | None = None,
         info: dict[str, Any] | None = None,
         listen: bool = True,
+        listen_dsn: str | None = None,
         install_signals: bool = True,
         backoff: RetryPolicy | None = None,
         logger: logging.Logger | None = None,
@@ -409,6 +424,9 @@ class Worker:
         self.worker_id = worker_id or client.instance_id
         self.info = {"queue": queue, "concurrency": concurrency, **(info or {})}
         self.listen = listen
+        if listen_dsn is not None:
+            _dsn.check(listen_dsn)
+        self.listen_dsn = listen_dsn
         self.install_signals = install_signals
         self.backoff = backoff or RetryPolicy(attempts=1_000_000, base=0.5, cap=15.0,
                                               deadline=None)
@@ -425,6 +443,7 @@ class Worker:
         # Wakes the listener thread out of its wait on the LISTEN connection (on stop).
         self._listener_wake: tuple[socket.socket, socket.socket] | None = None
         self._listening = threading.Event()
+        self._listener_started = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         # Records claimed and not yet reported: the heartbeat keeps their leases alive. A
@@ -492,8 +511,6 @@ class Worker:
                 if not self._register():
                     return self.stats
                 self._start_thread(self._heartbeat_loop, "heartbeat")
-                if self.listen:
-                    self._start_thread(self._listen_loop, "listen")
                 self._main_loop(handlers, loop, until_empty)
                 self._drain(handlers, loop)
                 self._deregister()
@@ -610,14 +627,23 @@ class Worker:
             except OSError:  # closed, or its buffer full of earlier wake-ups
                 pass
 
-    def _listen_loop(self) -> None:
+    def _listen_target(self) -> tuple[str, dict[str, Any]] | None:
+        """The DSN and settings of the LISTEN connection (None: nothing to listen from)."""
         target = self.client.conninfo()
+        if self.listen_dsn is None:
+            return target
+        kwargs = target[1] if target is not None else {"autocommit": True}
+        return self.listen_dsn, kwargs
+
+    def _listen_loop(self) -> None:
+        target = self._listen_target()
         if target is None:
             self._info("no pool to listen from: polling every %.1fs", self.poll_interval)
             return
         conninfo, kwargs = target
         failures = 0
         channel = _sql.channel(self.queue)
+        probe: str | None = _sql.channel(f"probe_{random.getrandbits(64):016x}")
         wake_r, wake_w = self._listener_wake = socket.socketpair()
         wake_r.setblocking(False)
         wake_w.setblocking(False)
@@ -625,6 +651,22 @@ class Worker:
             while not self._stop.is_set():
                 try:
                     with psycopg.connect(conninfo, **kwargs) as conn:
+                        if probe is not None:
+                            # Before the queue's channel: through a pooler, the LISTEN stays
+                            # on a server connection other clients then use, and nothing
+                            # notifies this channel again.
+                            conn.execute(_sql.listen(probe))
+                            if not self._probe(conn, wake_r, probe):
+                                if not self._stop.is_set():
+                                    self._warn(
+                                        "no notification sent through the client reached the"
+                                        " LISTEN connection within %.0fs (a pooler in"
+                                        " transaction mode, such as PgBouncer?): polling every"
+                                        " %.1fs instead; give the worker listen_dsn=, a direct"
+                                        " connection, to be woken at once", LISTEN_PROBE_WAIT,
+                                        self.poll_interval, operation="listen")
+                                return
+                            probe = None  # it works: not checked again after a reconnect
                         conn.execute(_sql.listen(channel))
                         self._listening.set()
                         if failures:
@@ -646,6 +688,29 @@ class Worker:
             self._listener_wake = None
             wake_r.close()
             wake_w.close()
+
+    def _probe(self, conn: psycopg.Connection[Any], wake_r: socket.socket, probe: str
+               ) -> bool:
+        """Sends a notification on ``probe`` (which ``conn`` listens on) through the client;
+        returns whether it reached ``conn`` within ``LISTEN_PROBE_WAIT`` seconds (True when
+        it could not be sent: not known either way, and the polling goes on anyway)."""
+        try:
+            self.client.run(lambda c: c.execute(_sql.LISTEN_PROBE, {"channel": probe}),
+                            operation="listen_probe", idempotent=True, queue=self.queue)
+        except PgclaimError as exc:
+            self._warn("listen probe not sent: %s", exc, operation="listen",
+                       sqlstate=exc.sqlstate)
+            return True
+        fd, wake_fd = conn.fileno(), wake_r.fileno()
+        deadline = time.monotonic() + LISTEN_PROBE_WAIT
+        while not self._stop.is_set():
+            if any(n.channel == probe for n in conn.notifies(timeout=0)):
+                return True
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return False
+            select.select([fd, wake_fd], [], [], wait)
+        return False
 
     def _listen(self, conn: psycopg.Connection[Any], wake_r: socket.socket) -> None:
         """Waits on the LISTEN connection (and on ``wake_r``, written to on stop) and wakes
@@ -821,6 +886,11 @@ class Worker:
                 return
             if claimed_full and loop.room():
                 continue
+            if (self.listen and not until_empty and not self._listener_started
+                    and loop.next_claim > now):
+                # Only now is there anything to be woken for: the poll timer runs.
+                self._listener_started = True
+                self._start_thread(self._listen_loop, "listen")
             self._sleep(handlers, self._wake_at(loop, now),
                         self._next_deadline(loop) - time.monotonic())
 

@@ -341,6 +341,33 @@ def test_polling_fallback_without_listen(client: pgclaim.QueueClient,
     assert counts(conn) == {"completed": 1}
 
 
+def test_a_listener_no_notification_reaches_gives_way_to_polling(
+        client: pgclaim.QueueClient, conn: psycopg.Connection[Any], cluster_url: str,
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listener checks that a notification sent through the client reaches it (here it
+    listens in another database, as a connection through PgBouncer in transaction mode never
+    sees one): when none does, it says so and ends, and the worker polls."""
+    caplog.set_level(logging.WARNING, logger="pgclaim")
+    monkeypatch.setattr(pgclaim.worker, "LISTEN_PROBE_WAIT", 0.5)
+    done = threading.Event()
+    worker = Worker(client, "q", lambda rec: done.set(), poll_interval=0.3,
+                    listen_dsn=cluster_url)  # the maintenance database: not ours
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: any("polling every 0.3s instead" in r.getMessage()
+                             for r in list(caplog.records)), what="the listener to give up")
+        assert not worker.listening
+        client.enqueue("q", {})
+        assert done.wait(10)
+    finally:
+        worker.stop()
+        thread.join(20)
+    assert counts(conn) == {"completed": 1}
+    with pytest.raises(pgclaim.InvalidArgument):
+        Worker(client, "q", lambda rec: None, listen_dsn="port=x")
+
+
 def test_stop_releases_unstarted_and_deregisters(client: pgclaim.QueueClient, dsn: str,
                                                  conn: psycopg.Connection[Any]) -> None:
     started = threading.Event()
@@ -456,12 +483,14 @@ def test_survives_database_outage(client: pgclaim.QueueClient, dsn: str, cluster
         if wait:  # the rest waits until the outage is over: records are held through it
             gate.wait(60)
 
-    ids = client.enqueue_many("q", [{"n": i} for i in range(300)])
     worker = Worker(client, "q", handler, concurrency=2, batch_size=10, poll_interval=0.3,
                     heartbeat_every=0.3, reclaim_every=0.5,
                     backoff=RetryPolicy(attempts=10**6, base=0.1, cap=0.5, deadline=None))
     thread = threading.Thread(target=worker.run)
     thread.start()
+    # idle first: the listener starts when the worker first waits with nothing held
+    wait_for(lambda: worker.listening, what="the listener")
+    ids = client.enqueue_many("q", [{"n": i} for i in range(300)])
     def noticed() -> list[str]:
         return [r.getMessage() for r in list(caplog.records) if r.name == "pgclaim"]
 
