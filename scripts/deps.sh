@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages pgclaim's tests need, when missing: the PostgreSQL
-# server, pgTAP, pg_prove, plpgsql_check, and iptables and iproute2 (ip) for the
-# network-namespace faults of the chaos suite. apt-get when root; else says what to run.
+# server, pgTAP, pg_prove, plpgsql_check, iptables and iproute2 (ip) for the
+# network-namespace faults of the chaos suite, and pgbouncer. apt-get when root; else says what to run.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -14,6 +14,8 @@ optional=()
 has() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 has iptables || optional+=(iptables)
 has ip || optional+=(iproute2)
+# PgBouncer, for the test of workers and producers behind a pooler in transaction mode.
+has pgbouncer || optional+=(pgbouncer)
 [ ${#need[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && exit 0
 all=("${need[@]}" "${optional[@]}")
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -26,5 +28,5 @@ elif [ ${#need[@]} -gt 0 ]; then
     echo "  sudo apt-get install -y ${all[*]}" >&2
     exit 1
 else
-    echo "deps: ${optional[*]} missing: the network-namespace chaos rows will be skipped" >&2
+    echo "deps: ${optional[*]} missing: the chaos rows that need them (or the PgBouncer test) will be skipped" >&2
 fi
