@@ -2,8 +2,8 @@
 # Installs the system packages pgclaim's tests need, when missing: the PostgreSQL
 # server, pgTAP, pg_prove, plpgsql_check, and iptables and iproute2 (ip) for the
 # network-namespace faults of the chaos suite, pg_cron for the scheduled maintenance
-# test and Node.js for the example of examples/node. apt-get when root; else says what
-# to run.
+# test, Node.js for the example of examples/node and pgbouncer for the test behind a
+# pooler. apt-get when root; else says what to run.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -19,6 +19,8 @@ has ip || optional+=(iproute2)
 ls /usr/share/postgresql/15/extension/pg_cron.control >/dev/null 2>&1 || optional+=(postgresql-15-cron)
 command -v node >/dev/null || optional+=(nodejs)
 command -v npm >/dev/null || optional+=(npm)
+# PgBouncer, for the test of workers and producers behind a pooler in transaction mode.
+has pgbouncer || optional+=(pgbouncer)
 [ ${#need[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && exit 0
 all=("${need[@]}" "${optional[@]}")
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -32,5 +34,5 @@ elif [ ${#need[@]} -gt 0 ]; then
     exit 1
 else
     echo "deps: ${optional[*]} missing: the tests that need them (network-namespace chaos rows," \
-        "pg_cron maintenance, the Node.js example) will be skipped" >&2
+        "pg_cron maintenance, the Node.js example, PgBouncer) will be skipped" >&2
 fi

@@ -61,8 +61,9 @@ ENQUEUE_BATCH = (
     "select id from pgclaim.enqueue_batch(queue => %(queue)s, payloads => %(payloads)s::jsonb[],"
     " priority => %(priority)s, run_at => %(run_at)s) as id"
 )
+# The queue of every record is the one asked for: not sent back.
 CLAIM = (
-    "select id, queue, payload, attempt, max_attempts, priority, enqueued_at, run_at,"
+    "select id, payload, attempt, max_attempts, priority, enqueued_at, run_at,"
     " lease_until, lease_token from pgclaim.claim_batch(queue => %(queue)s,"
     " worker_id => %(worker_id)s, batch_size => %(batch_size)s, lease => %(lease)s)"
 )
@@ -135,6 +136,11 @@ PGTAP_AVAILABLE = (
 SETTINGS = (
     "select name, setting, unit from pg_settings where name = any(%(names)s) order by name"
 )
+
+
+# The worker's check that LISTEN works: a notification on its own probe channel, sent
+# through the client (through a pooler, when there is one).
+LISTEN_PROBE = "select pg_catalog.pg_notify(%(channel)s, '')"
 
 
 def listen(channel: str) -> sql.Composed:

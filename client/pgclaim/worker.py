@@ -21,23 +21,27 @@ States
 ``STARTING``
     checks the schema version (``SchemaMismatch`` or ``SchemaMissing`` end ``run``) and
     registers, waiting with backoff for a database it cannot reach; then starts the heartbeat
-    and the listener and goes to ``WAITING``.
+    and goes to ``WAITING`` (the listener starts the first time the poll timer runs, see
+    ``Worker``).
 ``WAITING``
     holds no record. Claims when a notification comes (but no sooner than
-    ``min_wake_interval`` after a claim that found nothing), when the poll timer runs out
-    (``poll_interval`` after a claim that got less than it asked for), or at once when the
-    last claim got all it asked for; runs ``reclaim_orphans`` every ``reclaim_every``.
+    ``min_wake_interval`` after two claims in a row that found nothing), when the poll timer
+    runs out (``poll_interval`` after a claim that got less than it asked for), or at once
+    when the last claim got all it asked for; runs ``reclaim_orphans`` every ``reclaim_every``.
 ``CLAIMING``
     one ``claim_batch`` call for up to ``batch_size`` records (fewer when fewer slots are
     free). Records go to the handler pool and into the set the heartbeat keeps alive; then
-    ``RUNNING``, or ``WAITING`` when it got none (noting the time: a notification cannot
-    make it claim again before ``min_wake_interval`` has passed since).
+    ``RUNNING``, or ``WAITING`` when it got none (noting the time when the claim before it
+    found nothing too: a notification cannot make it claim again before
+    ``min_wake_interval`` has passed since).
 ``RUNNING``
     holds records: handlers running or queued for a thread, outcomes not yet reported. It
     claims again when half a batch of slots is free and a claim is due (as in ``WAITING``). It
     reports the outcomes gathered so far when no handler is left running, or when the oldest
-    has waited ``report_delay``: successes with one ``complete`` and failures with one
-    ``fail_batch``, each under the records' lease tokens. A record stays in the heartbeat set
+    has waited ``report_delay``: failures with one ``fail_batch`` and successes with one
+    ``complete``, each under the records' lease tokens; a claim due at that moment goes in
+    the same round trip and transaction as the ``complete`` (``complete_and_claim``). A
+    record stays in the heartbeat set
     until its outcome is reported; a heartbeat and a report never cover the same record at
     once (the report waits for the heartbeat under way, the heartbeat leaves out the records
     of a report under way). Back to ``WAITING`` once nothing is held.
@@ -63,14 +67,16 @@ is not kept alive and comes back when its lease expires.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures as cf
+import collections
 import enum
 import inspect
 import json
 import logging
 import math
-import queue as queue_mod
 import random
+import select
+import socket
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -80,7 +86,7 @@ from typing import Any
 
 import psycopg
 
-from . import _sql
+from . import _dsn, _sql
 from ._signals import StopSignals
 from .client import MAX_BATCH_SIZE, Claimed, Duration, QueueClient, as_interval
 from .errors import OutcomeUnknown, PgclaimError, TransientError
@@ -153,10 +159,129 @@ class WorkerStats:
 
 @dataclass(frozen=True)
 class _Outcome:
+    """A handler's failure (a success is the record itself)."""
+
     record: Claimed
-    error: str | None = None
+    error: str
     retry_after: timedelta | None = None
     fatal: bool = False
+
+
+
+#: how long the listener waits for its probe notification before it gives up on LISTEN
+LISTEN_PROBE_WAIT = 5.0
+
+#: how long records may wait in the queue of a single handler thread before more threads take
+#: them: a batch of fast handlers runs on one thread (no wake-up of every thread per batch),
+#: slow handlers run ``concurrency`` at once within this delay.
+SPREAD_AFTER = 0.001
+
+
+class _Handlers:
+    """The handler threads, fed whole batches.
+
+    Records to run wait in ``queued``; threads take them one by one and append each record
+    whose handler succeeded to ``succeeded``, each failure to ``failed`` (``deque`` appends
+    and pops are atomic: no lock and no future per record). A batch wakes one thread; more
+    (up to ``size``) join in when records have waited ``SPREAD_AFTER`` (``spread``, from
+    the main loop, or from a thread whose handler took that long). The main loop is woken
+    (``wake``) only when ``finished()`` outcomes reach ``wake_at``, a threshold it sets
+    before it sleeps.
+    """
+
+    def __init__(self, size: int, run: Callable[[Claimed], _Outcome | None],
+                 wake: threading.Event, name: str) -> None:
+        self.size = size
+        self.queued: collections.deque[Claimed] = collections.deque()
+        self.succeeded: collections.deque[Claimed] = collections.deque()
+        self.failed: collections.deque[_Outcome] = collections.deque()
+        self.wake_at = sys.maxsize
+        self.queued_since = 0.0
+        """when ``queued`` last went from empty to not empty"""
+        self._run = run
+        self._wake = wake
+        self._name = name
+        self._cond = threading.Condition()
+        self._idle = 0
+        """threads waiting for records (and not yet notified)"""
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, records: Sequence[Claimed]) -> None:
+        """Queues records for the threads and has one more thread take them."""
+        with self._cond:
+            if not self.queued:
+                self.queued_since = time.monotonic()
+            self.queued.extend(records)
+            self._run_more(1)
+
+    def spread_due(self, now: float) -> bool:
+        """Whether records have waited ``SPREAD_AFTER`` while threads could take them."""
+        return (bool(self.queued) and now >= self.queued_since + SPREAD_AFTER
+                and (self._idle > 0 or len(self._threads) < self.size))
+
+    def spread(self) -> None:
+        """Has as many threads as there are queued records take them (up to ``size``)."""
+        with self._cond:
+            busy = len(self._threads) - self._idle
+            self._run_more(min(len(self.queued), self.size - busy))
+
+    def _run_more(self, n: int) -> None:
+        """With the lock held: wakes up to ``n`` idle threads, starts new ones for the rest."""
+        woken = min(n, self._idle)
+        if woken > 0:
+            self._idle -= woken
+            self._cond.notify(woken)
+        for _ in range(min(n - woken, self.size - len(self._threads))):
+            t = threading.Thread(target=self._work, name=f"{self._name}_{len(self._threads)}")
+            t.start()
+            self._threads.append(t)
+
+    def finished(self) -> int:
+        """How many outcomes wait to be collected."""
+        return len(self.succeeded) + len(self.failed)
+
+    def take_queued(self) -> list[Claimed]:
+        """Takes back the records no thread has started."""
+        taken = []
+        while True:
+            try:
+                taken.append(self.queued.popleft())
+            except IndexError:
+                return taken
+
+    def close(self) -> None:
+        """Lets the threads end once nothing is queued (running handlers are not waited for)."""
+        with self._cond:
+            self._closed = True
+            self._idle = 0
+            self._cond.notify_all()
+
+    def _work(self) -> None:
+        queued, succeeded, failed = self.queued, self.succeeded, self.failed
+        run, wake, clock = self._run, self._wake, time.monotonic
+        while True:
+            with self._cond:
+                while not queued:
+                    if self._closed:
+                        return
+                    self._idle += 1
+                    self._cond.wait()  # whoever notifies takes it off _idle
+            while True:
+                try:
+                    record = queued.popleft()
+                except IndexError:
+                    break
+                started = clock()
+                outcome = run(record)
+                if outcome is None:
+                    succeeded.append(record)
+                else:
+                    failed.append(outcome)
+                if len(succeeded) + len(failed) >= self.wake_at and not wake.is_set():
+                    wake.set()
+                if queued and clock() - started >= SPREAD_AFTER:
+                    self.spread()  # a slow handler: the others need not wait for it
 
 
 @dataclass
@@ -167,34 +292,49 @@ class _Loop:
     """the most records held at once: max(concurrency, batch_size)"""
     threshold: int
     """claim only while at most this many handlers run (half a batch of slots free)"""
-    inflight: dict[int, cf.Future[_Outcome]] = field(default_factory=dict)
-    """records whose handler runs or waits for a thread"""
-    done: list[_Outcome] = field(default_factory=list)
-    """outcomes not reported yet, oldest first"""
+    inflight: int = 0
+    """records whose handler runs or waits for a thread (their outcome not collected)"""
+    succeeded: list[Claimed] = field(default_factory=list)
+    """records whose handler succeeded, not reported yet"""
+    failed: list[_Outcome] = field(default_factory=list)
+    """failures not reported yet"""
     done_since: float = 0.0
-    """when the oldest of ``done`` arrived"""
+    """when the oldest outcome not reported yet arrived"""
     next_claim: float = 0.0
     """no claim before this time (the poll timer), unless woken; 0: as soon as slots free"""
     empty_at: float | None = None
     """when the last claim came back empty (None: it found records)"""
+    found: bool = False
+    """whether the last claim found records"""
+    floor_from: float | None = None
+    """when the last claim that found nothing right after another such claim ended: a
+    notification makes the worker claim no sooner than ``min_wake_interval`` after it"""
     next_reclaim: float = 0.0
     db_failures: int = 0
     """database errors in a row (the backoff grows with them)"""
     held_back: bool = False
     """outcomes wait for a heartbeat under way to end (it wakes the loop)"""
+    combine: bool = True
+    """a report due with a claim goes with it in one call (``complete_and_claim``); off
+    after such a call failed, until a report alone went through"""
 
     def room(self) -> bool:
         """Whether half a batch of slots is free."""
-        return len(self.inflight) <= self.threshold
+        return self.inflight <= self.threshold
 
     def wake_floor(self, min_wake_interval: float) -> float:
         """The earliest time a notification may make the worker claim."""
-        return 0.0 if self.empty_at is None else self.empty_at + min_wake_interval
+        return 0.0 if self.floor_from is None else self.floor_from + min_wake_interval
 
     def report_due(self, now: float, report_delay: float) -> bool:
         """Whether the gathered outcomes go out now: no handler left running, or the oldest
         has waited ``report_delay``."""
-        return bool(self.done) and (not self.inflight or now >= self.done_since + report_delay)
+        return self.done > 0 and (not self.inflight or now >= self.done_since + report_delay)
+
+    @property
+    def done(self) -> int:
+        """How many outcomes are not reported yet."""
+        return len(self.succeeded) + len(self.failed)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -206,10 +346,6 @@ def _payload_text(payload: Any) -> str:
     return json.dumps(payload, default=str)[:MAX_ERROR_LENGTH]
 
 
-def _chunks(items: Sequence[_Outcome]) -> list[list[_Outcome]]:
-    return [list(items[i:i + MAX_BATCH_SIZE]) for i in range(0, len(items), MAX_BATCH_SIZE)]
-
-
 class Worker:
     """Processes the records of one queue with ``handler`` until stopped.
 
@@ -218,11 +354,22 @@ class Worker:
     heartbeat). ``lease`` overrides the queue's lease; ``heartbeat_every`` (seconds) should be
     well under both the lease and the server's ``worker_timeout``. ``poll_interval`` bounds
     the wait when no notification comes; ``min_wake_interval`` is the least time between a
-    claim that found nothing and the next claim a notification prompts (so a flood of
-    notifications costs an idle worker at most one claim per ``min_wake_interval``);
+    second claim in a row that found nothing and the next claim a notification prompts (so
+    a flood of notifications costs an idle worker at most one claim per
+    ``min_wake_interval``);
     ``reclaim_every`` spaces ``reclaim_orphans`` calls; ``report_delay`` is how long an
     outcome may wait for others to share its report while handlers still run; ``grace`` is
     how long ``stop`` waits for running handlers.
+
+    The listener starts when the worker first waits for its poll timer (after a claim that
+    got less than it asked for: a worker whose claims come back full needs none, and one
+    run ``until_empty`` claims again as soon as its handlers end, so it polls). It LISTENs
+    on its own connection: to ``listen_dsn`` when given
+    (a direct connection to the server when calls go through a pooler such as PgBouncer in
+    transaction mode, which cannot carry LISTEN), else to the client's DSN; it then checks
+    that a notification sent through the client reaches it, and when none does within
+    ``LISTEN_PROBE_WAIT`` seconds it says so and stops: the worker polls every
+    ``poll_interval``. ``listen=False`` polls from the start.
 
     A handler's failure is logged with the record's id, attempt and the exception's type; its
     text (which may quote the payload) stays in the record's ``last_error``. With
@@ -247,6 +394,7 @@ class Worker:
         worker_id: str | None = None,
         info: dict[str, Any] | None = None,
         listen: bool = True,
+        listen_dsn: str | None = None,
         install_signals: bool = True,
         backoff: RetryPolicy | None = None,
         logger: logging.Logger | None = None,
@@ -276,6 +424,9 @@ class Worker:
         self.worker_id = worker_id or client.instance_id
         self.info = {"queue": queue, "concurrency": concurrency, **(info or {})}
         self.listen = listen
+        if listen_dsn is not None:
+            _dsn.check(listen_dsn)
+        self.listen_dsn = listen_dsn
         self.install_signals = install_signals
         self.backoff = backoff or RetryPolicy(attempts=1_000_000, base=0.5, cap=15.0,
                                               deadline=None)
@@ -289,8 +440,10 @@ class Worker:
         self._halt = threading.Event()      # the heartbeat and listener threads end
         self._wake = threading.Event()      # the main loop has something to look at
         self._notified = threading.Event()  # a notification came (or the listener reconnected)
+        # Wakes the listener thread out of its wait on the LISTEN connection (on stop).
+        self._listener_wake: tuple[socket.socket, socket.socket] | None = None
         self._listening = threading.Event()
-        self._done: queue_mod.SimpleQueue[_Outcome] = queue_mod.SimpleQueue()
+        self._listener_started = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         # Records claimed and not yet reported: the heartbeat keeps their leases alive. A
@@ -321,6 +474,7 @@ class Worker:
             self._stop_now.set()
         self._stop.set()
         self._wake.set()
+        self._wake_listener()
 
     @property
     def stopping(self) -> bool:
@@ -345,8 +499,8 @@ class Worker:
         (``stop(now=True)``); the previous handlers are restored on return.
         """
         self._state = WorkerState.STARTING
-        executor = cf.ThreadPoolExecutor(self.concurrency,
-                                         thread_name_prefix=f"pgclaim-{self.queue}")
+        handlers = _Handlers(self.concurrency, self._run_handler, self._wake,
+                             f"pgclaim-{self.queue}")
         limit = max(self.concurrency, self.batch_size)
         loop = _Loop(limit=limit, threshold=limit - math.ceil(self.batch_size / 2),
                      next_reclaim=time.monotonic() + self.reclaim_every * random.random())
@@ -357,18 +511,18 @@ class Worker:
                 if not self._register():
                     return self.stats
                 self._start_thread(self._heartbeat_loop, "heartbeat")
-                if self.listen:
-                    self._start_thread(self._listen_loop, "listen")
-                self._main_loop(executor, loop, until_empty)
-                self._drain(loop)
+                self._main_loop(handlers, loop, until_empty)
+                self._drain(handlers, loop)
                 self._deregister()
             finally:
                 self._stop.set()
                 self._halt.set()
+                self._wake_listener()
                 self._wake.set()
                 for t in self._threads:
                     t.join(timeout=5)
-                executor.shutdown(wait=False, cancel_futures=True)
+                handlers.take_queued()  # not started: deregistering released them
+                handlers.close()
                 if self._loop is not None:
                     self._loop.call_soon_threadsafe(self._loop.stop)
                 self._state = WorkerState.STOPPED
@@ -401,31 +555,36 @@ class Worker:
 
     def _hold(self, records: Sequence[Claimed]) -> None:
         with self._records_lock:
-            for record in records:
-                self._records[record.id] = record
+            self._records.update({r.id: r for r in records})
 
     def _let_go(self, records: Sequence[Claimed]) -> None:
         with self._records_lock:
+            pop = self._records.pop
             for record in records:
-                self._records.pop(record.id, None)
+                pop(record.id, None)
 
-    def _reserve(self, records: Sequence[Claimed], wait: float = 0.0) -> list[Claimed]:
+    def _reserve(self, records: list[Claimed], wait: float = 0.0) -> list[Claimed]:
         """Marks the records a report is about to send, leaving out those in a heartbeat under
-        way (after waiting up to ``wait`` seconds for it to end); returns the marked ones."""
+        way (after waiting up to ``wait`` seconds for it to end); returns the marked ones
+        (``records`` itself when none is left out)."""
         deadline = time.monotonic() + wait
         with self._heartbeat_ended:
-            while any(r.id in self._beating for r in records):
+            while True:
+                beating = self._beating
+                if not beating or not any(r.id in beating for r in records):
+                    ready = records
+                    break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    ready = [r for r in records if r.id not in beating]
                     break
                 self._heartbeat_ended.wait(remaining)
-            ready = [r for r in records if r.id not in self._beating]
-            self._reporting.update(r.id for r in ready)
+            self._reporting.update([r.id for r in ready])
         return ready
 
     def _unreserve(self, records: Sequence[Claimed]) -> None:
         with self._records_lock:
-            self._reporting.difference_update(r.id for r in records)
+            self._reporting.difference_update([r.id for r in records])
 
     def _heartbeat(self) -> None:
         """One heartbeat for the records held, except those in a report under way (which
@@ -460,40 +619,117 @@ class Worker:
                 self.stats.db_errors += 1
                 self._warn("heartbeat failed: %s", exc, sqlstate=exc.sqlstate)
 
-    def _listen_loop(self) -> None:
+    def _wake_listener(self) -> None:
+        pair = self._listener_wake
+        if pair is not None:
+            try:
+                pair[1].send(b"x")
+            except OSError:  # closed, or its buffer full of earlier wake-ups
+                pass
+
+    def _listen_target(self) -> tuple[str, dict[str, Any]] | None:
+        """The DSN and settings of the LISTEN connection (None: nothing to listen from)."""
         target = self.client.conninfo()
+        if self.listen_dsn is None:
+            return target
+        kwargs = target[1] if target is not None else {"autocommit": True}
+        return self.listen_dsn, kwargs
+
+    def _listen_loop(self) -> None:
+        target = self._listen_target()
         if target is None:
             self._info("no pool to listen from: polling every %.1fs", self.poll_interval)
             return
         conninfo, kwargs = target
         failures = 0
         channel = _sql.channel(self.queue)
+        probe: str | None = _sql.channel(f"probe_{random.getrandbits(64):016x}")
+        wake_r, wake_w = self._listener_wake = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        try:
+            while not self._stop.is_set():
+                try:
+                    with psycopg.connect(conninfo, **kwargs) as conn:
+                        if probe is not None:
+                            # Before the queue's channel: through a pooler, the LISTEN stays
+                            # on a server connection other clients then use, and nothing
+                            # notifies this channel again.
+                            conn.execute(_sql.listen(probe))
+                            if not self._probe(conn, wake_r, probe):
+                                if not self._stop.is_set():
+                                    self._warn(
+                                        "no notification sent through the client reached the"
+                                        " LISTEN connection within %.0fs (a pooler in"
+                                        " transaction mode, such as PgBouncer?): polling every"
+                                        " %.1fs instead; give the worker listen_dsn=, a direct"
+                                        " connection, to be woken at once", LISTEN_PROBE_WAIT,
+                                        self.poll_interval, operation="listen")
+                                return
+                            probe = None  # it works: not checked again after a reconnect
+                        conn.execute(_sql.listen(channel))
+                        self._listening.set()
+                        if failures:
+                            self._info("listening again on %s", channel, operation="listen")
+                        failures = 0
+                        # Notifications sent while we were away are lost: look once.
+                        self._notified.set()
+                        self._wake.set()
+                        self._listen(conn, wake_r)
+                except psycopg.Error as exc:
+                    self._listening.clear()
+                    failures += 1
+                    wait = self.backoff.backoff(failures)
+                    self._warn("listen connection lost, reconnect %d in %.1fs: %s", failures,
+                               wait, str(exc).strip(), operation="listen")
+                    self._stop.wait(wait)
+        finally:
+            self._listening.clear()
+            self._listener_wake = None
+            wake_r.close()
+            wake_w.close()
+
+    def _probe(self, conn: psycopg.Connection[Any], wake_r: socket.socket, probe: str
+               ) -> bool:
+        """Sends a notification on ``probe`` (which ``conn`` listens on) through the client;
+        returns whether it reached ``conn`` within ``LISTEN_PROBE_WAIT`` seconds (True when
+        it could not be sent: not known either way, and the polling goes on anyway)."""
+        try:
+            self.client.run(lambda c: c.execute(_sql.LISTEN_PROBE, {"channel": probe}),
+                            operation="listen_probe", idempotent=True, queue=self.queue)
+        except PgclaimError as exc:
+            self._warn("listen probe not sent: %s", exc, operation="listen",
+                       sqlstate=exc.sqlstate)
+            return True
+        fd, wake_fd = conn.fileno(), wake_r.fileno()
+        deadline = time.monotonic() + LISTEN_PROBE_WAIT
         while not self._stop.is_set():
-            try:
-                with psycopg.connect(conninfo, **kwargs) as conn:
-                    conn.execute(_sql.listen(channel))
-                    self._listening.set()
-                    if failures:
-                        self._info("listening again on %s", channel, operation="listen")
-                    failures = 0
-                    # Notifications sent while we were away are lost: look once.
-                    self._notified.set()
-                    self._wake.set()
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.25):
-                            # One wake-up until the main loop takes it: a flood of
-                            # notifications does not spin the loop.
-                            if not self._notified.is_set():
-                                self._notified.set()
-                                self._wake.set()
-            except psycopg.Error as exc:
-                self._listening.clear()
-                failures += 1
-                wait = self.backoff.backoff(failures)
-                self._warn("listen connection lost, reconnect %d in %.1fs: %s", failures,
-                           wait, str(exc).strip(), operation="listen")
-                self._stop.wait(wait)
-        self._listening.clear()
+            if any(n.channel == probe for n in conn.notifies(timeout=0)):
+                return True
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return False
+            select.select([fd, wake_fd], [], [], wait)
+        return False
+
+    def _listen(self, conn: psycopg.Connection[Any], wake_r: socket.socket) -> None:
+        """Waits on the LISTEN connection (and on ``wake_r``, written to on stop) and wakes
+        the main loop when notifications come; returns once the worker stops."""
+        fd, wake_fd = conn.fileno(), wake_r.fileno()
+        while not self._stop.is_set():
+            # Those already received (with another reply, or several in one packet) first:
+            # the socket would not show them.
+            if any(True for _ in conn.notifies(timeout=0)) and not self._notified.is_set():
+                # One wake-up until the main loop takes it: a flood of notifications does
+                # not spin the loop.
+                self._notified.set()
+                self._wake.set()
+            readable, _, _ = select.select([fd, wake_fd], [], [], self.poll_interval)
+            if wake_fd in readable:
+                try:
+                    wake_r.recv(4096)
+                except OSError:
+                    pass
 
     # -- STARTING -------------------------------------------------------------------------
 
@@ -517,13 +753,14 @@ class Worker:
 
     # -- handlers -------------------------------------------------------------------------
 
-    def _run_handler(self, record: Claimed) -> _Outcome:
+    def _run_handler(self, record: Claimed) -> _Outcome | None:
+        """Runs the handler on one record: None when it succeeded, else its failure."""
         try:
             result = self.handler(record)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 loop = self._event_loop()
                 asyncio.run_coroutine_threadsafe(_as_coroutine(result), loop).result()
-            return _Outcome(record)
+            return None
         except Retry as exc:
             return _Outcome(record, error=_error_text(exc), retry_after=exc.after)
         except Fatal as exc:
@@ -546,30 +783,51 @@ class Worker:
                 self._loop = loop
             return self._loop
 
-    def _on_done(self, future: cf.Future[_Outcome]) -> None:
-        if not future.cancelled():
-            self._done.put(future.result())
-            self._wake.set()
+    def _collect(self, handlers: _Handlers, loop: _Loop, now: float) -> None:
+        """Moves the outcomes of finished handlers to ``loop``."""
+        succeeded, failed = handlers.succeeded, handlers.failed
+        n, m = len(succeeded), len(failed)
+        if not n + m:
+            return
+        if not loop.done:
+            loop.done_since = now
+        if n:
+            pop = succeeded.popleft
+            loop.succeeded.extend([pop() for _ in range(n)])
+        if m:
+            pop_failed = failed.popleft
+            loop.failed.extend([pop_failed() for _ in range(m)])
+        loop.inflight -= n + m
 
-    def _collect(self, loop: _Loop, now: float) -> None:
-        """Moves the outcomes of finished handlers to ``loop.done``."""
-        while True:
-            try:
-                outcome = self._done.get_nowait()
-            except queue_mod.Empty:
+    def _sleep(self, handlers: _Handlers, wake_at: int, timeout: float) -> None:
+        """Waits up to ``timeout`` for a wake-up, asking the handler threads for one once
+        ``wake_at`` outcomes are waiting to be collected; meanwhile lets more handler threads
+        take the queued records once they have waited ``SPREAD_AFTER``."""
+        handlers.wake_at = wake_at
+        deadline = time.monotonic() + max(0.0, timeout)
+        spread = False
+        while handlers.finished() < wake_at:  # else one came meanwhile: no wait
+            now = time.monotonic()
+            wait = deadline - now
+            if not spread:
+                if handlers.spread_due(now):
+                    handlers.spread()
+                    spread = True
+                else:
+                    spread_at = handlers.queued_since + SPREAD_AFTER
+                    if now < spread_at < deadline and handlers.spread_due(spread_at):
+                        wait = spread_at - now
+            if wait <= 0 or self._wake.wait(wait) or time.monotonic() >= deadline:
                 break
-            loop.inflight.pop(outcome.record.id, None)
-            if not loop.done:
-                loop.done_since = now
-            loop.done.append(outcome)
+        handlers.wake_at = sys.maxsize
+        self._wake.clear()
 
     # -- WAITING, CLAIMING, RUNNING, BACKING_OFF ------------------------------------------
 
-    def _main_loop(self, executor: cf.ThreadPoolExecutor, loop: _Loop,
-                   until_empty: bool) -> None:
+    def _main_loop(self, handlers: _Handlers, loop: _Loop, until_empty: bool) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
-            self._collect(loop, now)
+            self._collect(handlers, loop, now)
             if until_empty and not loop.inflight:
                 loop.next_claim = 0.0
             elif (self._notified.is_set() and loop.room()
@@ -579,27 +837,40 @@ class Worker:
                 self._notified.clear()
                 loop.next_claim = 0.0
             ok = True
+            records: list[Claimed] | None = None
+            want = min(self.batch_size, loop.limit - loop.inflight)
+            claim_due = loop.room() and now >= loop.next_claim
             if loop.report_due(now, self.report_delay):
-                ok = self._report(loop)
-            if ok and now >= loop.next_reclaim:
+                # A claim due with the report goes in its round trip and transaction (unless
+                # a reclaim falls due between them, or the last such call failed).
+                combine = claim_due and loop.combine and now < loop.next_reclaim
+                if combine:
+                    self._state = WorkerState.CLAIMING
+                ok, records = self._report_and_claim(loop, want if combine else 0)
+            if ok and records is None and now >= loop.next_reclaim:
                 ok = self._reclaim()
                 loop.next_reclaim = now + self.reclaim_every
             claimed_full = False
-            if ok and loop.room() and now >= loop.next_claim:
-                want = min(self.batch_size, loop.limit - len(loop.inflight))
-                self._state = WorkerState.CLAIMING
-                records = self._claim(want)
+            if ok and (records is not None or claim_due):
+                if records is None:
+                    self._state = WorkerState.CLAIMING
+                    records = self._claim(want)
                 ended = time.monotonic()
                 if records is None:
                     ok = False
                 else:
-                    self._hold(records)
-                    for record in records:
-                        future = executor.submit(self._run_handler, record)
-                        loop.inflight[record.id] = future
-                        future.add_done_callback(self._on_done)
+                    if records:
+                        self._hold(records)
+                        loop.inflight += len(records)
+                        handlers.submit(records)
                     claimed_full = len(records) == want
                     loop.empty_at = None if records else ended
+                    # A claim that found nothing right after one that found records is
+                    # most often one that lost its record to another worker, or one prompted
+                    # by the notification of a record it had just taken: it does not delay
+                    # the next notification. A second one in a row does.
+                    loop.floor_from = None if records or loop.found else ended
+                    loop.found = bool(records)
                     if not claimed_full:
                         loop.next_claim = ended + self.poll_interval
             if not ok:
@@ -615,8 +886,26 @@ class Worker:
                 return
             if claimed_full and loop.room():
                 continue
-            self._wake.wait(max(0.0, self._next_deadline(loop) - time.monotonic()))
-            self._wake.clear()
+            if (self.listen and not until_empty and not self._listener_started
+                    and loop.next_claim > now):
+                # Only now is there anything to be woken for: the poll timer runs.
+                self._listener_started = True
+                self._start_thread(self._listen_loop, "listen")
+            self._sleep(handlers, self._wake_at(loop, now),
+                        self._next_deadline(loop) - time.monotonic())
+
+    def _wake_at(self, loop: _Loop, now: float) -> int:
+        """How many outcomes of running handlers give the loop something to do: the first
+        one (it starts the ``report_delay`` clock), enough to free half a batch of slots
+        when a claim is due, and the last one (no handler left running: report)."""
+        if not loop.inflight:
+            return sys.maxsize
+        at = loop.inflight
+        if not loop.done:
+            at = 1
+        if (now >= loop.next_claim or self._notified.is_set()) and not loop.room():
+            at = min(at, loop.inflight - loop.threshold)
+        return at
 
     def _next_deadline(self, loop: _Loop) -> float:
         """When the loop has something to do unless woken before (by a handler's end, a
@@ -661,84 +950,115 @@ class Worker:
         return True
 
     def _report(self, loop: _Loop, wait: float = 0.0) -> bool:
-        """Reports the outcomes in ``loop.done``: successes with ``complete``, failures with
-        ``fail_batch`` (one call each, per ``MAX_BATCH_SIZE``), under their lease tokens.
+        """Reports the outcomes gathered in ``loop``: failures with ``fail_batch``, successes
+        with ``complete`` (one call each, per ``MAX_BATCH_SIZE``), under their lease tokens.
 
-        Reported outcomes leave ``loop.done`` and the heartbeat set. Outcomes whose records a
+        Reported outcomes leave ``loop`` and the heartbeat set. Outcomes whose records a
         heartbeat is extending at that moment are held back (``loop.held_back``; ``wait``
         seconds are waited for it first); on a database error the rest stay for the next try
         and it returns False.
         """
-        ready = {r.id for r in self._reserve([o.record for o in loop.done], wait)}
-        outcomes = [o for o in loop.done if o.record.id in ready]
-        loop.held_back = len(outcomes) < len(loop.done)
-        try:
-            return self._send(loop.done, outcomes)
-        finally:
-            self._unreserve([o.record for o in outcomes])
+        return self._report_and_claim(loop, 0, wait)[0]
 
-    def _send(self, done: list[_Outcome], outcomes: list[_Outcome]) -> bool:
-        """Sends ``outcomes`` (part of ``done``); those reported leave ``done``."""
-        successes = [o for o in outcomes if o.error is None]
-        failures = [o for o in outcomes if o.error is not None]
-        for batch in _chunks(successes):
-            records = [o.record for o in batch]
-            try:
-                n = self.client.complete(self.worker_id, [r.id for r in records],
-                                         [r.lease_token for r in records], queue=self.queue)
-            except PgclaimError as exc:
-                self.stats.db_errors += 1
-                self._warn("complete of %d record(s) failed, kept for later: %s",
-                           len(records), exc, operation="complete", sqlstate=exc.sqlstate)
-                return False
-            self._reported(done, batch)
-            self.stats.completed += n
-            if n < len(records):
-                self.stats.lost += len(records) - n
-                self._warn("%d of %d record(s) were no longer held (lease taken back)",
-                           len(records) - n, len(records), operation="complete")
-        for batch in _chunks(failures):
+    def _report_and_claim(self, loop: _Loop, want: int, wait: float = 0.0
+                          ) -> tuple[bool, list[Claimed] | None]:
+        """``_report``, claiming up to ``want`` records in the same round trip and transaction
+        as the last ``complete`` (``complete_and_claim``) when ``want`` and successes to
+        report; returns whether the report went out, and the records claimed (None when no
+        claim was made or it failed)."""
+        succeeded, failed = loop.succeeded, loop.failed
+        records = succeeded + [o.record for o in failed] if failed else succeeded
+        ready = self._reserve(records, wait)
+        loop.held_back = ready is not records
+        if loop.held_back:
+            ids = {r.id for r in ready}
+            succeeded = [r for r in succeeded if r.id in ids]
+            failed = [o for o in failed if o.record.id in ids]
+        try:
+            return self._send(loop, succeeded, failed, want)
+        finally:
+            self._unreserve(ready)
+
+    def _send(self, loop: _Loop, succeeded: list[Claimed], failed: list[_Outcome],
+              want: int) -> tuple[bool, list[Claimed] | None]:
+        """Sends these outcomes (of ``loop``), failures first, claiming ``want`` records with
+        the last ``complete`` when ``want``; those reported leave ``loop``."""
+        for i in range(0, len(failed), MAX_BATCH_SIZE):
+            batch = failed[i:i + MAX_BATCH_SIZE]
             records = [o.record for o in batch]
             retry_after = [o.retry_after for o in batch]
             fatal = [o.fatal for o in batch]
             try:
                 statuses = self.client.fail_batch(
-                    self.worker_id, records, [o.error or "" for o in batch],
+                    self.worker_id, records, [o.error for o in batch],
                     retry_after=retry_after if any(a is not None for a in retry_after) else None,
                     fatal=fatal if any(fatal) else None, queue=self.queue)
             except PgclaimError as exc:
                 self.stats.db_errors += 1
                 self._warn("fail_batch of %d record(s) failed, kept for later: %s",
                            len(records), exc, operation="fail_batch", sqlstate=exc.sqlstate)
-                return False
-            self._reported(done, batch)
-            failed = sum(1 for s in statuses.values() if s == "failed")
-            self.stats.failed += failed
-            self.stats.retried += len(statuses) - failed
+                return False, None
+            ids = {r.id for r in records}
+            loop.failed = [o for o in loop.failed if o.record.id not in ids]
+            self._let_go(records)
+            failures = sum(1 for s in statuses.values() if s == "failed")
+            self.stats.failed += failures
+            self.stats.retried += len(statuses) - failures
             if len(statuses) < len(records):
                 self.stats.lost += len(records) - len(statuses)
                 self._warn("%d of %d failed record(s) were no longer held (lease taken back)",
                            len(records) - len(statuses), len(records), operation="fail_batch")
-        return True
-
-    def _reported(self, done: list[_Outcome], batch: list[_Outcome]) -> None:
-        ids = {o.record.id for o in batch}
-        done[:] = [o for o in done if o.record.id not in ids]
-        self._let_go([o.record for o in batch])
+        claimed = None
+        for i in range(0, len(succeeded), MAX_BATCH_SIZE):
+            records = succeeded[i:i + MAX_BATCH_SIZE] if i or len(succeeded) > MAX_BATCH_SIZE \
+                else succeeded
+            combined = want > 0 and i + MAX_BATCH_SIZE >= len(succeeded)
+            try:
+                if combined:
+                    n, claimed = self.client.complete_and_claim(
+                        self.worker_id, records, self.queue, want, self.lease)
+                else:
+                    n = self.client.complete(self.worker_id, [r.id for r in records],
+                                             [r.lease_token for r in records],
+                                             queue=self.queue)
+            except PgclaimError as exc:
+                self.stats.db_errors += 1
+                if combined:
+                    # The next report goes alone: an error of the claim (its queue dropped,
+                    # rights revoked) must not hold the completions back for good.
+                    loop.combine = False
+                    unknown = " (claimed records come back after the lease)" \
+                        if isinstance(exc, OutcomeUnknown) else ""
+                    self._warn("complete_and_claim of %d record(s) failed, kept for later%s:"
+                               " %s", len(records), unknown, exc,
+                               operation="complete_and_claim", sqlstate=exc.sqlstate)
+                else:
+                    self._warn("complete of %d record(s) failed, kept for later: %s",
+                               len(records), exc, operation="complete", sqlstate=exc.sqlstate)
+                return False, None
+            if not combined:
+                loop.combine = True
+            loop.succeeded = _without(loop.succeeded, records)
+            self._let_go(records)
+            self.stats.completed += n
+            if n < len(records):
+                self.stats.lost += len(records) - n
+                self._warn("%d of %d record(s) were no longer held (lease taken back)",
+                           len(records) - n, len(records), operation="complete")
+        if claimed is not None:
+            self.stats.claimed += len(claimed)
+        return True, claimed
 
     # -- DRAINING, STOPPING ---------------------------------------------------------------
 
-    def _drain(self, loop: _Loop) -> None:
+    def _drain(self, handlers: _Handlers, loop: _Loop) -> None:
         """Releases the records not started, waits for running handlers (up to ``grace``,
         unless stopping now) while reporting, then reports what is left."""
         self._state = WorkerState.DRAINING
         self._stop.set()  # after until_empty too: the listener ends, nothing more is claimed
-        unstarted = [record_id for record_id, future in list(loop.inflight.items())
-                     if future.cancel()]
-        for record_id in unstarted:
-            del loop.inflight[record_id]
-        with self._records_lock:
-            records = [self._records[i] for i in unstarted if i in self._records]
+        self._wake_listener()
+        records = handlers.take_queued()
+        loop.inflight -= len(records)
         if records:
             ready = self._reserve(records, wait=5.0)  # deregistering releases any left out
             try:
@@ -755,11 +1075,11 @@ class Worker:
         grace_end = time.monotonic() + self.grace
         if loop.inflight and not self._stop_now.is_set():
             self._info("waiting up to %.1fs for %d running handler(s)", self.grace,
-                       len(loop.inflight))
+                       loop.inflight)
         reporting = True
         while True:
             now = time.monotonic()
-            self._collect(loop, now)
+            self._collect(handlers, loop, now)
             if not loop.inflight or self._stop_now.is_set() or now >= grace_end:
                 break
             if reporting and loop.report_due(now, self.report_delay):
@@ -767,8 +1087,7 @@ class Worker:
             deadline = grace_end
             if reporting and loop.done and not loop.held_back:
                 deadline = min(deadline, loop.done_since + self.report_delay)
-            self._wake.wait(max(0.0, deadline - now))
-            self._wake.clear()
+            self._sleep(handlers, 1, deadline - now)
         deadline = time.monotonic() + max(self.grace, 5.0)
         tries = 0
         while loop.done:
@@ -783,11 +1102,11 @@ class Worker:
             self._stop_now.wait(self.backoff.backoff(tries))
         if loop.done:
             self._warn("could not report %d outcome(s): deregistering releases them",
-                       len(loop.done))
+                       loop.done)
         if loop.inflight:
-            self.stats.abandoned = len(loop.inflight)
+            self.stats.abandoned = loop.inflight
             self._warn("%d handler(s) still running, not waited for: their records are "
-                       "released", len(loop.inflight))
+                       "released", loop.inflight)
 
     def _deregister(self) -> None:
         """Stops the heartbeat (a heartbeat after the deregistration would register the
@@ -802,6 +1121,14 @@ class Worker:
             self._info("deregistered (released %d)", n, operation="deregister_worker")
         except PgclaimError as exc:
             self._warn("deregister failed: %s", exc, operation="deregister_worker")
+
+
+def _without(items: list[Claimed], gone: list[Claimed]) -> list[Claimed]:
+    """``items`` less the records of ``gone`` (often all of them)."""
+    if gone is items or len(gone) == len(items):
+        return []
+    ids = {r.id for r in gone}
+    return [r for r in items if r.id not in ids]
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:

@@ -71,6 +71,32 @@ def test_enqueue_claim_complete(client: pgclaim.QueueClient,
     assert (stats.pending, stats.scheduled, stats.completed) == (0, 1, 2)
 
 
+def test_complete_and_claim_is_one_transaction(client: pgclaim.QueueClient,
+                                               conn: psycopg.Connection[Any]) -> None:
+    """Completes and claims in one round trip and one transaction: both or neither."""
+    ids = client.enqueue_many("q", [1, 2, 3, 4, 5])
+    first = client.claim("q", "w", 2)
+    xid = int(conn.execute("select txid_current()").fetchone()[0])  # type: ignore[index]
+    n, more = client.complete_and_claim("w", first, "q", 2, lease=timedelta(seconds=30))
+    assert n == 2 and [r.id for r in more] == ids[2:4] and [r.payload for r in more] == [3, 4]
+    assert [status_of(conn, i) for i in ids] == ["completed"] * 2 + ["running"] * 2 + ["pending"]
+    # one transaction for both: their rows carry the same xmin
+    xmins = {int(r[0]) for r in conn.execute(
+        "select xmin::text from pgclaim.records where id = any(%s)", (ids[2:4],))}
+    xmins |= {int(r[0]) for r in conn.execute(
+        "select xmin::text from pgclaim.finished where id = any(%s)", (ids[:2],))}
+    assert len(xmins) == 1 and xmins.pop() > xid
+    # stale lease tokens complete nothing; the claim goes on all the same
+    n, last = client.complete_and_claim("w", first, "q", 2)
+    assert n == 0 and [r.id for r in last] == ids[4:]
+    # the claim fails (unknown queue): the completion is rolled back with it
+    with pytest.raises(pgclaim.QueueNotFound):
+        client.complete_and_claim("w", more + last, "nope", 2)
+    assert [status_of(conn, i) for i in ids[2:]] == ["running"] * 3
+    assert client.complete_and_claim("w", more + last, "q", 5) == (3, [])
+    assert [status_of(conn, i) for i in ids] == ["completed"] * 5
+
+
 def test_enqueue_many_thousands_in_one_statement(client: pgclaim.QueueClient,
                                                  conn: psycopg.Connection[Any]) -> None:
     before = conn.execute(

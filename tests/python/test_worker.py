@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
+import dataclasses
+import json
 import logging
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -124,6 +128,16 @@ class CountingClient(pgclaim.QueueClient):
         self._note("complete", ids)
         return super().complete(worker_id, ids, lease_tokens, **kwargs)
 
+    def complete_and_claim(self, worker_id: str, records: Sequence[Claimed], queue: str,
+                           batch_size: int = 100, lease: Any = None
+                           ) -> tuple[int, list[Claimed]]:
+        self._note("complete", records)
+        sent = time.monotonic()
+        n, claimed = super().complete_and_claim(worker_id, records, queue, batch_size, lease)
+        with self.lock:
+            self.claims.append((sent, time.monotonic(), len(claimed)))
+        return n, claimed
+
     def fail(self, worker_id: str, id: Any, error: str, **kwargs: Any) -> str:
         self._note("fail", [id])
         return super().fail(worker_id, id, error, **kwargs)
@@ -227,6 +241,37 @@ def test_async_handler(client: pgclaim.QueueClient, conn: psycopg.Connection[Any
     assert 1 < peak <= 4
 
 
+@pytest.mark.parametrize("concurrency", [2, 4, 7])
+def test_handlers_that_wait_run_concurrency_at_once(client: pgclaim.QueueClient,
+                                                   conn: psycopg.Connection[Any],
+                                                   concurrency: int) -> None:
+    """A batch starts on one thread; handlers that do not end at once are joined by the other
+    threads: each handler here waits for ``concurrency`` handlers to run together. (One
+    claim takes every record, so that each round of the barrier finds its records queued.)"""
+    meet = threading.Barrier(concurrency)
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def handler(rec: Claimed) -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            meet.wait(30)  # broken (BrokenBarrierError) if fewer run at once
+        finally:
+            with lock:
+                running -= 1
+
+    n = concurrency * 6
+    client.enqueue_many("q", list(range(n)))
+    stats = Worker(client, "q", handler, concurrency=concurrency, batch_size=n,
+                   poll_interval=0.2).run(until_empty=True)
+    assert (stats.completed, stats.handler_errors, peak) == (n, 0, concurrency)
+    assert counts(conn) == {"completed": n}
+
+
 def test_listen_wakes_an_idle_worker(client: pgclaim.QueueClient,
                                      conn: psycopg.Connection[Any],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
@@ -262,6 +307,24 @@ def test_listen_wakes_an_idle_worker(client: pgclaim.QueueClient,
     assert counts(conn) == {"completed": 1}
 
 
+def test_stop_ends_the_listener_at_once(client: pgclaim.QueueClient,
+                                        conn: psycopg.Connection[Any]) -> None:
+    """The listener waits on its connection for up to poll_interval (an hour here); stop
+    wakes it, so that run returns with every thread of the worker ended."""
+    worker = Worker(client, "q", lambda rec: None, poll_interval=3600.0, reclaim_every=3600)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: worker.listening and worker.state is WorkerState.WAITING,
+                 what="an idle, listening worker")
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert [t.name for t in worker._threads if t.is_alive()] == []
+    assert not worker.listening
+
+
 def test_polling_fallback_without_listen(client: pgclaim.QueueClient,
                                          conn: psycopg.Connection[Any]) -> None:
     done = threading.Event()
@@ -276,6 +339,33 @@ def test_polling_fallback_without_listen(client: pgclaim.QueueClient,
         worker.stop()
         thread.join(20)
     assert counts(conn) == {"completed": 1}
+
+
+def test_a_listener_no_notification_reaches_gives_way_to_polling(
+        client: pgclaim.QueueClient, conn: psycopg.Connection[Any], cluster_url: str,
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listener checks that a notification sent through the client reaches it (here it
+    listens in another database, as a connection through PgBouncer in transaction mode never
+    sees one): when none does, it says so and ends, and the worker polls."""
+    caplog.set_level(logging.WARNING, logger="pgclaim")
+    monkeypatch.setattr(pgclaim.worker, "LISTEN_PROBE_WAIT", 0.5)
+    done = threading.Event()
+    worker = Worker(client, "q", lambda rec: done.set(), poll_interval=0.3,
+                    listen_dsn=cluster_url)  # the maintenance database: not ours
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: any("polling every 0.3s instead" in r.getMessage()
+                             for r in list(caplog.records)), what="the listener to give up")
+        assert not worker.listening
+        client.enqueue("q", {})
+        assert done.wait(10)
+    finally:
+        worker.stop()
+        thread.join(20)
+    assert counts(conn) == {"completed": 1}
+    with pytest.raises(pgclaim.InvalidArgument):
+        Worker(client, "q", lambda rec: None, listen_dsn="port=x")
 
 
 def test_stop_releases_unstarted_and_deregisters(client: pgclaim.QueueClient, dsn: str,
@@ -393,12 +483,14 @@ def test_survives_database_outage(client: pgclaim.QueueClient, dsn: str, cluster
         if wait:  # the rest waits until the outage is over: records are held through it
             gate.wait(60)
 
-    ids = client.enqueue_many("q", [{"n": i} for i in range(300)])
     worker = Worker(client, "q", handler, concurrency=2, batch_size=10, poll_interval=0.3,
                     heartbeat_every=0.3, reclaim_every=0.5,
                     backoff=RetryPolicy(attempts=10**6, base=0.1, cap=0.5, deadline=None))
     thread = threading.Thread(target=worker.run)
     thread.start()
+    # idle first: the listener starts when the worker first waits with nothing held
+    wait_for(lambda: worker.listening, what="the listener")
+    ids = client.enqueue_many("q", [{"n": i} for i in range(300)])
     def noticed() -> list[str]:
         return [r.getMessage() for r in list(caplog.records) if r.name == "pgclaim"]
 
@@ -625,6 +717,13 @@ def test_heartbeats_and_reports_never_cover_the_same_record_at_once(
                                lambda: super(Timed, self).complete(worker_id, ids, lease_tokens,
                                                                    **kwargs))
 
+        def complete_and_claim(self, worker_id: str, records: Sequence[Claimed], queue: str,
+                               batch_size: int = 100, lease: Any = None
+                               ) -> tuple[int, list[Claimed]]:
+            return self._timed(  # type: ignore[no-any-return]
+                "complete", records, lambda: super(Timed, self).complete_and_claim(
+                    worker_id, records, queue, batch_size, lease))
+
         def fail_batch(self, worker_id: str, records: Sequence[Claimed], errors: Sequence[str],
                        **kwargs: Any) -> dict[int, str]:
             return self._timed("fail_batch", records,  # type: ignore[no-any-return]
@@ -701,6 +800,163 @@ def test_retry_after_is_honoured(client: pgclaim.QueueClient,
         Retry(after=-1)
 
 
+# -- payloads -------------------------------------------------------------------------------------
+
+PAYLOADS: list[Any] = [
+    {"to": "a@example.com", "n": 1}, {"nested": {"list": [1, 2.5, None, True, "é€😀"]}},
+    [], {}, "text", 0, -17, 2**63 + 5, 1.25e-8, True, False, None, {"\tx": "a\nb\u001f"},
+    {"big": "x" * 100_000},
+]
+
+
+def stored_payloads(conn: psycopg.Connection[Any]) -> dict[int, Any]:
+    """The payloads as the database holds them, decoded here from their JSON text."""
+    rows = conn.execute("select id, payload::text from public.every_record").fetchall()
+    return {rid: json.loads(text) for rid, text in rows}
+
+
+def test_payloads_seen_by_handlers_equal_the_stored_ones(client: pgclaim.QueueClient,
+                                                         conn: psycopg.Connection[Any]) -> None:
+    """Payloads reach handlers as JSON text, decoded on first access: what a handler reads is
+    what was stored, whichever thread reads it first and however often."""
+    ids = client.enqueue_many("q", PAYLOADS)
+    seen: dict[int, list[Any]] = {}
+    lock = threading.Lock()
+
+    def handler(rec: Claimed) -> None:
+        values = [rec.payload, rec.payload]  # the second read finds the decoded value
+        with lock:
+            seen[rec.id] = values
+
+    stats = Worker(client, "q", handler, concurrency=3, batch_size=5, poll_interval=0.2).run(
+        until_empty=True)
+    assert stats.completed == len(PAYLOADS)
+    stored = stored_payloads(conn)
+    assert set(seen) == set(ids)
+    for rid, (first, second) in seen.items():
+        assert first == stored[rid] and second is first
+    assert [stored[rid] for rid in ids] == PAYLOADS
+
+
+def test_claimed_records_decode_their_payload_once(client: pgclaim.QueueClient,
+                                                   conn: psycopg.Connection[Any]) -> None:
+    ids = client.enqueue_many("q", PAYLOADS)
+    records = client.claim("q", "w", len(PAYLOADS))
+    stored = stored_payloads(conn)
+    assert sorted(r.id for r in records) == sorted(ids)
+    for rec in records:
+        assert dataclasses.asdict(rec)["payload"] == stored[rec.id]  # decoded on first access
+    again = client.claim("q", "w", 1)  # nothing left
+    assert again == []
+    rec = records[1]
+    # a record behaves as a frozen dataclass whether its payload was read yet or not
+    fresh = client.enqueue("q", {"k": [1, 2]})
+    (lazy,) = client.claim("q", "w", 1)
+    assert lazy.id == fresh
+    for clone in (copy.copy(lazy), copy.deepcopy(lazy), pickle.loads(pickle.dumps(lazy)),
+                  dataclasses.replace(lazy)):
+        assert clone == lazy and clone.payload == {"k": [1, 2]}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rec.payload = "changed"  # type: ignore[misc]
+    built = Claimed(**{f.name: getattr(rec, f.name) for f in dataclasses.fields(Claimed)})
+    assert built == rec and built.payload == stored[rec.id]
+    assert client.complete("w", [*records, lazy]) == len(records) + 1
+
+
+@pytest.mark.parametrize("timezone", ["UTC", "Asia/Kathmandu", "America/St_Johns"])
+def test_claimed_times_are_those_psycopg_loads(dsn: str, timezone: str) -> None:
+    """enqueued_at, run_at and lease_until reach a record as text and are decoded on first
+    access by the connection's own loader: the session's time zone, exactly the values a
+    plain query returns."""
+    with psycopg.connect(dsn, autocommit=True) as own:
+        own.execute(f"set timezone = '{timezone}'")
+        client = pgclaim.QueueClient(own)
+        client.create_queue("q")
+        client.enqueue_many("q", [1, 2])
+        client.enqueue("q", 3, run_at=datetime(2001, 2, 3, 4, 5, 6, 789, tzinfo=UTC))
+        own.execute("update pgclaim.records set run_at = now() - interval '1 hour 7 us'"
+                    " where payload = '2'")
+        records = client.claim("q", "w", 10)
+        rows = {r[0]: r[1:] for r in own.execute(
+            "select id, enqueued_at, run_at, lease_until from public.every_record")}
+        assert len(records) == 3
+        for rec in records:
+            expected = rows[rec.id]
+            assert (rec.enqueued_at, rec.run_at, rec.lease_until) == expected
+            assert [t.tzinfo for t in (rec.enqueued_at, rec.run_at, rec.lease_until)] == [
+                t.tzinfo for t in expected]
+            assert str(rec.run_at.tzinfo) == timezone or timezone == "UTC"
+
+
+def test_claimed_times_are_decoded_on_access_by_the_connection_loader(dsn: str) -> None:
+    from psycopg.types.datetime import TimestamptzLoader
+
+    loaded: list[bytes] = []
+
+    class Counting(TimestamptzLoader):
+        def load(self, data: Any) -> Any:
+            loaded.append(bytes(data))
+            return super().load(data)
+
+    with psycopg.connect(dsn, autocommit=True) as own:
+        own.adapters.register_loader("timestamptz", Counting)
+        client = pgclaim.QueueClient(own)
+        client.create_queue("q")
+        client.enqueue_many("q", [1, 2])
+        first, second = client.claim("q", "w", 10)
+        assert loaded == []
+        assert first.run_at <= first.lease_until and len(loaded) == 2
+        assert first.enqueued_at == first.run_at and len(loaded) == 3
+        assert first.run_at is first.run_at and len(loaded) == 3  # decoded once
+        assert second.lease_token and len(loaded) == 3
+
+
+def test_a_connection_json_loader_decodes_claimed_payloads(
+        dsn: str, conn: psycopg.Connection[Any]) -> None:
+    """psycopg's set_json_loads applies to claimed payloads, decoded lazily or not."""
+    from psycopg.types.json import set_json_loads
+
+    calls: list[bytes] = []
+
+    def loads(data: bytes) -> Any:
+        calls.append(data)
+        return ("custom", json.loads(data))
+
+    with psycopg.connect(dsn, autocommit=True) as own:
+        set_json_loads(loads, own)
+        client = pgclaim.QueueClient(own)
+        client.create_queue("q")
+        client.enqueue_many("q", [{"a": 1}, [2]])
+        records = client.claim("q", "w", 10)
+        assert calls == []  # nothing decoded yet
+        assert [r.payload for r in records] == [("custom", {"a": 1}), ("custom", [2])]
+        assert [r.payload for r in records] == [("custom", {"a": 1}), ("custom", [2])]
+        assert len(calls) == 2 and all(isinstance(c, bytes) for c in calls)
+
+
+def test_reports_take_ids_in_every_form(client: pgclaim.QueueClient,
+                                        conn: psycopg.Connection[Any]) -> None:
+    """Ids and lease tokens go to the server as one bigint[] literal when they are all ints
+    (as the worker's reports pass them), else as psycopg dumps them: same results."""
+    ids = client.enqueue_many("q", list(range(6)))
+    records = client.claim("q", "w", 6)
+    by_id = {r.id: r for r in records}
+    a, b, c, d, e, f = (by_id[i] for i in ids)
+    assert client.heartbeat("w", (r.id for r in records)) == 6  # any iterable
+    assert client.extend_lease("w", (a.id,), lease=30, lease_tokens=(a.lease_token,)) == 1
+    assert client.complete("w", [a.id, b.id], [a.lease_token, b.lease_token]) == 2
+    assert client.complete("w", [c]) == 1
+    assert client.release("w", [d.id], [d.lease_token]) == 1
+    assert client.complete("w", [e.id], [e.lease_token + 1]) == 0  # another claim's token
+    assert client.fail_batch("w", [e, f], ["x", "y"], fatal=[True, False]) == {
+        e.id: "failed", f.id: "pending"}
+    assert client.complete("w", []) == 0
+    with pytest.raises(pgclaim.InvalidArgument) as err:
+        client.complete("w", [None], [1])  # type: ignore[list-item]
+    assert err.value.sqlstate == "22004"
+    assert counts(conn) == {"completed": 3, "pending": 2, "failed": 1}
+
+
 # -- wake-ups -------------------------------------------------------------------------------------
 
 def test_a_notification_after_real_work_is_not_held_back(counting: CountingClient,
@@ -733,6 +989,51 @@ def test_a_notification_after_real_work_is_not_held_back(counting: CountingClien
         thread.join(20)
     assert [n for _, _, n in counting.claims][:2] == [3, 1]
     assert sorted(seen) == sorted([*blocked, late])
+
+
+def test_one_empty_claim_after_records_does_not_hold_back_notifications(
+        counting: CountingClient, conn: psycopg.Connection[Any]) -> None:
+    """An empty claim right after one that found records (the record went to another worker,
+    or the notification was that of a record already taken) leaves the next notification
+    free to prompt a claim; a second empty claim in a row holds notifications back for
+    min_wake_interval (an hour here)."""
+    counting.create_queue("b")
+    seen: list[int] = []
+    first = counting.enqueue("b", {})
+    worker = Worker(counting, "b", lambda rec: seen.append(rec.id), poll_interval=3600,
+                    min_wake_interval=3600, reclaim_every=3600)
+    thread = threading.Thread(target=worker.run)
+
+    def idle() -> bool:
+        return (worker.state is WorkerState.WAITING and not worker._notified.is_set()
+                and not worker._wake.is_set())
+
+    def one_more_claim(action: Callable[[], Any]) -> Any:
+        before = len(counting.claims)
+        result = action()
+        wait_for(lambda: len(counting.claims) == before + 1 and idle(), what="one more claim")
+        return result
+
+    thread.start()
+    try:
+        # The first claim takes the record; the listener's first look may add an empty claim.
+        wait_for(lambda: seen == [first] and worker.listening and idle(), what="the first record")
+        second = one_more_claim(lambda: counting.enqueue("b", {}))  # last claim found a record
+        wait_for(lambda: second in seen, what="the second record")
+        start = len(counting.claims)
+        one_more_claim(lambda: conn.execute("notify pgclaim_b"))  # no record: an empty claim
+        third = one_more_claim(lambda: counting.enqueue("b", {}))  # taken at once all the same
+        wait_for(lambda: third in seen, what="the record enqueued after the empty claim")
+        one_more_claim(lambda: conn.execute("notify pgclaim_b"))
+        one_more_claim(lambda: conn.execute("notify pgclaim_b"))  # a second empty claim in a row
+        fourth = counting.enqueue("b", {})  # held back: no claim for an hour
+        time.sleep(0.5)
+        assert len(counting.claims) == start + 4 and fourth not in seen
+    finally:
+        worker.stop()
+        thread.join(20)
+    assert [n for _, _, n in counting.claims[start:]] == [0, 1, 0, 0]
+    assert status_of(conn, fourth) == "pending"
 
 
 @pytest.mark.concurrent
@@ -787,7 +1088,8 @@ def test_a_flood_of_notifications_costs_an_idle_worker_little(
     for c in clients:
         claims = [(s, r, n) for s, r, n in c.claims if start <= s <= end]
         assert all(n == 0 for _, _, n in claims)
-        # ... but no claim starts sooner than min_wake_interval after an empty one ended
+        # ... but no claim starts sooner than min_wake_interval after an empty one ended (each
+        # followed another empty claim: there is no record to find)
         gaps = [b[0] - a[1] for a, b in zip(c.claims, c.claims[1:], strict=False) if a[2] == 0]
         assert min(gaps) >= min_wake, gaps
         # hence at most one claim per min_wake_interval in the window
