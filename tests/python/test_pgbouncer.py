@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from chaos.faults import PrivateCluster, free_port, load_pgclaim
+from pgcluster import PrivateCluster, free_port, load_pgclaim
 
 import pgclaim
 from pgclaim import Claimed, Worker
