@@ -1,7 +1,7 @@
 -- The whole grant matrix: which role may execute which function, and that no
 -- role (nor PUBLIC) holds any privilege on the tables or sequences.
 begin;
-select plan(200);
+select plan(215);
 
 create temp table expected_exec (rolname text, proname text) on commit drop;
 insert into expected_exec (rolname, proname)
@@ -17,9 +17,11 @@ select
     f.f as proname
 from
     pg_catalog.unnest(array[
-        '_now', '_queue_counts', '_caller', '_admin', '_allowed', 'schema_version', 'health',
+        '_now', '_queue_counts', '_caller', '_admin', '_allowed', '_check_int',
+        '_check_interval', 'schema_version', 'health',
         'claim_batch', 'complete', 'fail', 'fail_batch', 'extend_lease',
-        'release', 'register_worker', 'heartbeat', 'deregister_worker', 'reclaim_orphans'
+        'release', 'register_worker', 'heartbeat', 'deregister_worker', 'reclaim_orphans',
+        'holds', 'fence_trigger', 'run', 'latency'
     ]) as f (f)
 union all
 select
@@ -30,7 +32,10 @@ where
     p.pronamespace = 'pgclaim'::regnamespace
     and (
         p.proname !~ '^_'
-        or p.proname in ('_now', '_queue_counts', '_caller', '_admin', '_allowed')
+        or p.proname in (
+            '_now', '_queue_counts', '_caller', '_admin', '_allowed', '_check_int',
+            '_check_interval'
+        )
     );
 
 select
