@@ -64,11 +64,14 @@ begin
           and f.first_claimed_at is not null
     ),
 
+    -- Seconds as double precision (date_part: extract gives numeric, slower per row).
     samples as (
-        select 'wait'::text as measure, w.first_claimed_at - w.enqueued_at as took
+        select
+            'wait'::text as measure,
+            pg_catalog.date_part('epoch', w.first_claimed_at - w.enqueued_at) as secs
         from finished_in_window as w
         union all
-        select 'run'::text, w.finished_at - w.claimed_at
+        select 'run'::text, pg_catalog.date_part('epoch', w.finished_at - w.claimed_at)
         from finished_in_window as w
     ),
 
@@ -76,22 +79,20 @@ begin
         select
             s.measure,
             pg_catalog.count(*) as records,
-            pg_catalog.percentile_disc(0.5) within group (order by s.took) as p50,
-            pg_catalog.percentile_disc(0.95) within group (order by s.took) as p95,
-            pg_catalog.percentile_disc(0.99) within group (order by s.took) as p99,
-            pg_catalog.max(s.took) as max,
-            pg_catalog.sum(extract(epoch from s.took))::double precision as sum_seconds
+            pg_catalog.percentile_disc(0.5) within group (order by s.secs) as p50,
+            pg_catalog.percentile_disc(0.95) within group (order by s.secs) as p95,
+            pg_catalog.percentile_disc(0.99) within group (order by s.secs) as p99,
+            pg_catalog.max(s.secs) as max,
+            pg_catalog.sum(s.secs) as sum_seconds
         from samples as s
         group by s.measure
     ),
 
     -- How many samples have each bound as their first (smallest) bucket.
-    firsts as (
+    firsts as materialized (
         select
             s.measure,
-            pg_catalog.cardinality(v_le) + 1 - pg_catalog.width_bucket(
-                -extract(epoch from s.took)::double precision, v_neg
-            ) as i,
+            pg_catalog.cardinality(v_le) + 1 - pg_catalog.width_bucket(-s.secs, v_neg) as i,
             pg_catalog.count(*) as n
         from samples as s
         group by 1, 2
@@ -114,8 +115,9 @@ begin
     )
 
     select
-        m.measure, coalesce(s.records, 0), s.p50, s.p95, s.p99, s.max,
-        coalesce(s.sum_seconds, 0), v_le, c.counts
+        m.measure, coalesce(s.records, 0), pg_catalog.make_interval(secs => s.p50),
+        pg_catalog.make_interval(secs => s.p95), pg_catalog.make_interval(secs => s.p99),
+        pg_catalog.make_interval(secs => s.max), coalesce(s.sum_seconds, 0), v_le, c.counts
     from measures as m
     inner join cumulative as c on m.measure = c.measure
     left join stats as s on m.measure = s.measure
