@@ -3287,10 +3287,12 @@ comment on function pgclaim.revoke_queue(text, text, text[]) is
 -- It stops after max_records records, when no record is due, or once
 -- time_budget has passed (by pgclaim._now(), checked before each record; the
 -- records of the batch it has not begun go back, their attempt not counted).
--- SECURITY INVOKER, and it keeps the caller's search_path: the handler runs as
--- the caller, with the caller's rights and path (never as pgclaim_owner). The
--- caller needs pgclaim_worker (claim_batch, complete, fail_batch, release) and
--- EXECUTE on the handler. The worker id is 'pgclaim.run:' and the backend's pid.
+-- SECURITY INVOKER: the handler runs as the caller, with the caller's rights
+-- (never as pgclaim_owner). The caller needs pgclaim_worker (claim_batch,
+-- complete, fail_batch, release) and EXECUTE on the handler. Like every pgclaim
+-- function it pins search_path = pg_catalog, pg_temp, and the handler is called
+-- under that path: it names its objects with their schema, or sets its own
+-- search_path. The worker id is 'pgclaim.run:' and the backend's pid.
 -- Returns: table (id, status, error): each record handled, status 'completed',
 -- 'pending' (failed, retried later) or 'failed' (dead-lettered).
 -- Raises: what claim_batch raises (PC001, 42501); 22004 a null argument; 22023
@@ -3307,6 +3309,7 @@ returns table (id bigint, status text, error text)
 language plpgsql
 volatile
 security invoker
+set search_path = pg_catalog, pg_temp
 as $fn$
 declare
     v_worker text := 'pgclaim.run:' || pg_catalog.pg_backend_pid()::text;

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 from _seckit import ADMIN, PRODUCER, WORKER_A, claim, one, refused
-from pgdb import create_database, db_url, drop_database
+from pgdb import ROOT, create_database, db_url, drop_database
 from psycopg import sql
 from psycopg.types.json import Jsonb
 from yoyo import get_backend, read_migrations  # type: ignore[import-untyped]
@@ -328,7 +328,9 @@ def test_a_forged_earlier_install_is_not_upgraded(cluster_url: str,
                        "where nspname = 'pgclaim'") == SQUATTER
             assert one(su, "select pgclaim.schema_version()") == 1
 
-        assert migrate(url, adopt_existing=True) == ["0002_v0_2_0"]
+        assert migrate(url, adopt_existing=True) == sorted(
+            m.name.removesuffix(".sql") for m in (ROOT / "migrations").glob("000*.sql")
+            if not m.name.endswith(".rollback.sql") and m.name != "0001_initial.sql")
         with psycopg.connect(url_as(url, ADMIN), autocommit=True) as admin:
             admin.execute("select pgclaim.create_queue('spied')")
         with superuser(url) as su:
