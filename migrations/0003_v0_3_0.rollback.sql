@@ -74,6 +74,14 @@ $do$;
 -- Fencing, latency and health.
 -- ---------------------------------------------------------------------------
 
+-- The claim times of records go (0.2.0 has no latency()).
+alter table pgclaim.records
+drop column first_claimed_at,
+drop column claimed_at;
+alter table pgclaim.finished
+drop column first_claimed_at,
+drop column claimed_at;
+
 -- (end of fencing, latency and health)
 -- ---------------------------------------------------------------------------
 

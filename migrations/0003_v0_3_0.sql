@@ -164,6 +164,21 @@ $do$;
 -- Fencing, latency and health.
 -- ---------------------------------------------------------------------------
 
+-- When each record was first and last claimed (latency): null for the records
+-- claimed before the upgrade, which latency() leaves out. Added at the end of both
+-- tables, as nullable columns without a default: no rewrite.
+alter table pgclaim.records
+add column first_claimed_at timestamptz,
+add column claimed_at timestamptz;
+alter table pgclaim.finished
+add column first_claimed_at timestamptz,
+add column claimed_at timestamptz;
+
+-- retry_failed and cancel take filters (parameters added at the end, with defaults,
+-- so older calls keep working; cancel's ids gets a default): the old signatures go.
+drop function pgclaim.retry_failed(text, bigint[]);
+drop function pgclaim.cancel(bigint[]);
+
 -- (end of fencing, latency and health)
 -- ---------------------------------------------------------------------------
 -- ---------------------------------------------------------------------------
@@ -298,6 +313,28 @@ $fn$;
 
 comment on function pgclaim._caller() is
 'Internal: the role a call is made as (SET ROLE in force, else the login role).';
+
+-- ---- sql/20_internal/pgclaim._check_dead_filter.sql ----
+-- pgclaim._check_dead_filter(error_like, min_attempt): validates the filters that
+-- retry_failed and cancel take (either may be null: no filter).
+-- Returns: nothing. Raises: 22023 error_like empty, over 1000 bytes or not
+-- printable; min_attempt outside 1..1000. Tables: none.
+create or replace function pgclaim._check_dead_filter(error_like text, min_attempt integer)
+returns void
+language plpgsql
+immutable
+set search_path = pg_catalog, pg_temp
+as $fn$
+begin
+    if error_like is not null then
+        perform pgclaim._check_text('error_like', error_like, 1000);
+    end if;
+    perform pgclaim._check_int('min_attempt', min_attempt, 1, 1000, true);
+end;
+$fn$;
+
+comment on function pgclaim._check_dead_filter(text, integer) is
+'Internal: raises 22023 for an error_like or min_attempt filter out of bounds.';
 
 -- ---- sql/20_internal/pgclaim._check_enqueue.sql ----
 -- pgclaim._check_enqueue(q, priority, run_at, max_attempts, payload_bytes, at):
@@ -836,7 +873,7 @@ begin
         returning
             r.id, r.queue, r.priority, r.run_at, r.payload, r.attempt, r.max_attempts,
             r.dedup_key, r.worker_id, r.lease_token, r.lease_for, r.enqueued_at,
-            r.last_error, r.holder_role
+            r.last_error, r.holder_role, r.first_claimed_at, r.claimed_at
     ),
 
     -- One error per id (the first given): with an id twice in ids, a join to the
@@ -854,12 +891,13 @@ begin
         insert into pgclaim.finished as f (
             id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
             worker_id, lease_until, lease_token, lease_for, enqueued_at, finished_at,
-            last_error, holder_role
+            last_error, holder_role, first_claimed_at, claimed_at
         )
         select
             d.id, d.queue, _finish.to_status, d.priority, d.run_at, d.payload, d.attempt,
             d.max_attempts, d.dedup_key, d.worker_id, null, d.lease_token, d.lease_for,
-            d.enqueued_at, _finish.now, coalesce(e.error, d.last_error), d.holder_role
+            d.enqueued_at, _finish.now, coalesce(e.error, d.last_error), d.holder_role,
+            d.first_claimed_at, d.claimed_at
         from done as d
         left join errs as e on d.id = e.id
         returning f.id, f.queue
@@ -1624,14 +1662,24 @@ comment on function pgclaim.alter_queue(
 'valid together. Raises PC001 for an unknown queue, 22004/22023 for a bad setting.';
 
 -- ---- sql/30_api/pgclaim.cancel.sql ----
--- pgclaim.cancel(ids): pending or running records among ids become cancelled
--- (moved to pgclaim.finished, _finish); a running record's holder then finds its
--- reports refused.
--- Returns: how many it cancelled; finished or unknown ids are skipped.
--- Raises: 22004 null ids or element; 22023 more ids than config.max_ids.
+-- pgclaim.cancel(ids, queue, error_like, min_attempt): pending or running records
+-- become cancelled (moved to pgclaim.finished, _finish); a running record's
+-- holder then finds its reports refused. Which ones: those among ids, or every
+-- unfinished record of queue, narrowed by every filter given: of queue, with
+-- last_error LIKE error_like (a record waiting for its retry), on attempt
+-- min_attempt or later (attempts made so far). At least ids or queue is needed.
+-- Returns: how many it cancelled; finished, unknown and unmatched ids are skipped.
+-- Raises: PC001 unknown queue; 22004 neither ids nor queue, a null element of ids;
+-- 22023 more ids than config.max_ids, error_like empty, over 1000 bytes or not
+-- printable, min_attempt outside 1..1000.
 -- Waits at most 5 s for row locks (55P03, retried by the client).
--- Tables: records (delete), finished (insert).
-create or replace function pgclaim.cancel(ids bigint[])
+-- Tables: queues (read), records (delete), finished (insert).
+create or replace function pgclaim.cancel(
+    ids bigint[] default null,
+    queue text default null,
+    error_like text default null,
+    min_attempt integer default null
+)
 returns integer
 language plpgsql
 volatile
@@ -1640,17 +1688,47 @@ set search_path = pg_catalog, pg_temp
 set lock_timeout = '5s'
 as $fn$
 declare
+    v_ids bigint [] := cancel.ids;
     v_count integer;
 begin
-    perform pgclaim._check_ids(cancel.ids, null);
+    if cancel.ids is null and cancel.queue is null then
+        raise exception using
+            errcode = '22004', message = 'pgclaim: cancel needs ids or a queue';
+    end if;
+    if cancel.ids is not null then
+        perform pgclaim._check_ids(cancel.ids, null);
+    end if;
+    if cancel.queue is not null then
+        perform pgclaim._queue(cancel.queue);
+    end if;
+    perform pgclaim._check_dead_filter(cancel.error_like, cancel.min_attempt);
+    if cancel.queue is not null or cancel.error_like is not null
+       or cancel.min_attempt is not null then
+        -- The filters pick the ids (locked, so that they cannot finish meanwhile);
+        -- _finish then moves them as for a list of ids.
+        select pg_catalog.array_agg(r.id order by r.id) into v_ids
+        from (
+            select r.id from pgclaim.records as r
+            where (cancel.ids is null or r.id = any(cancel.ids))
+              and (cancel.queue is null or r.queue = cancel.queue)
+              and (cancel.error_like is null or r.last_error like cancel.error_like)
+              and (cancel.min_attempt is null or r.attempt >= cancel.min_attempt)
+            order by r.id
+            for update
+        ) as r;
+        if v_ids is null then
+            return 0;
+        end if;
+    end if;
     select pg_catalog.count(*)::integer into v_count
-    from pgclaim._finish(cancel.ids, 'cancelled', pgclaim._now(), null, '{pending,running}') as f;
+    from pgclaim._finish(v_ids, 'cancelled', pgclaim._now(), null, '{pending,running}') as f;
     return v_count;
 end;
 $fn$;
 
-comment on function pgclaim.cancel(bigint[]) is
-'Cancels the pending or running records among ids; returns how many.';
+comment on function pgclaim.cancel(bigint[], text, text, integer) is
+'Cancels the pending or running records among ids, or those of queue the filters pick '
+'(error_like, min_attempt); returns how many.';
 
 -- ---- sql/30_api/pgclaim.claim_batch.sql ----
 -- pgclaim.claim_batch(queue, worker_id, batch_size, lease)
@@ -1721,7 +1799,9 @@ begin
             lease_until = v_now + v_lease,
             lease_token = v_token,
             lease_for = v_lease,
-            holder_role = v_me
+            holder_role = v_me,
+            -- claim times for latency(): the first claim kept, the last one stamped
+            first_claimed_at = coalesce(r.first_claimed_at, v_now), claimed_at = v_now
         from picked
         where r.id = picked.id
         returning r.id, r.queue, r.payload, r.attempt, r.max_attempts, r.priority,
@@ -2356,6 +2436,85 @@ comment on function pgclaim.fail_batch(text, bigint[], text[], bigint[], interva
 'Reports failed attempts of the records among ids that worker_id holds (one error, token, '
 'retry_after and fatal per id); returns (id, status) of each record it changed.';
 
+-- ---- sql/30_api/pgclaim.fence_trigger.sql ----
+-- pgclaim.fence_trigger(): a row trigger for an application's own table, so that
+-- only a worker that still holds its claim can write a record's result there:
+--   create trigger results_fence before insert or update on app.results
+--   for each row execute function pgclaim.fence_trigger('record_id', 'lease_token');
+-- The arguments name the row's columns holding the record id and the lease token
+-- (bigint, or a type with an assignment cast to bigint). Each row inserted or
+-- updated (deleted: the old row) must carry a claim that pgclaim.holds(): live,
+-- and then locked against being taken back until the transaction commits. A row
+-- with a null id or token is refused too: limit the trigger with WHEN or
+-- UPDATE OF for rows written outside a claim.
+-- SECURITY INVOKER: it runs as the role writing the row, which needs EXECUTE on
+-- pgclaim.holds (pgclaim_worker); it calls nothing else of pgclaim's and reads
+-- only the row it is given.
+-- Returns: the row (trigger). Raises: PC006 the claim is not held (expired,
+-- taken back, finished, another token, or no id or token given); 22023 used as
+-- other than a row trigger, or without two column names the table has.
+-- Tables: records (read, row lock, through holds).
+create or replace function pgclaim.fence_trigger()
+returns trigger
+language plpgsql
+volatile
+security invoker
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_id bigint;
+    v_token bigint;
+    v_table text := pg_catalog.format('%I.%I', tg_table_schema, tg_table_name);
+begin
+    if tg_level <> 'ROW' or tg_nargs <> 2 then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: fence_trigger on %s must be a row trigger with two arguments, '
+                'the id and lease token columns', v_table),
+            hint = 'for each row execute function pgclaim.fence_trigger(''record_id'', '
+            '''lease_token'')';
+    end if;
+    if not exists (
+        select from pg_catalog.pg_attribute as a
+        where a.attrelid = tg_relid and a.attnum > 0 and not a.attisdropped
+          and a.attname in (tg_argv[0], tg_argv[1])
+        having pg_catalog.count(distinct a.attname) = 2
+    ) then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: fence_trigger: table %s has no column %s or %s', v_table,
+                pgclaim._show(tg_argv[0]), pgclaim._show(tg_argv[1]));
+    end if;
+    -- The two fields of the row itself (no table is read): format's %I quotes them.
+    execute pg_catalog.format('select ($1).%I, ($1).%I', tg_argv[0], tg_argv[1])
+    into v_id, v_token
+    using case when tg_op = 'DELETE' then old else new end;
+    if v_id is null or v_token is null or not pgclaim.holds(v_id, v_token) then
+        raise exception using
+            errcode = 'PC006',
+            message = pg_catalog.format(
+                'pgclaim: the claim of record %s is not held: write to %s refused',
+                coalesce(v_id::text, 'null'), v_table),
+            detail = case
+                when v_id is null or v_token is null then pg_catalog.format(
+                    'The row has no %s.', case when v_id is null then tg_argv[0] else tg_argv[1] end)
+                else 'Its lease expired or was taken back, it finished, or the token is not '
+                'the one of its current claim.'
+            end;
+    end if;
+    if tg_op = 'DELETE' then
+        return old;
+    end if;
+    return new;
+end;
+$fn$;
+
+comment on function pgclaim.fence_trigger() is
+'Row trigger for application tables: fence_trigger(id_column, token_column) refuses '
+'(PC006) a row whose record claim is not held (pgclaim.holds). Security invoker.';
+
 -- ---- sql/30_api/pgclaim.grant_queue.sql ----
 -- pgclaim.grant_queue(queue, role, privileges): gives role (and its members) the
 -- privileges on queue: 'enqueue' (enqueue, enqueue_batch), 'claim' (claim_batch;
@@ -2395,14 +2554,33 @@ comment on function pgclaim.grant_queue(text, text, text[]) is
 -- ---- sql/30_api/pgclaim.health.sql ----
 -- pgclaim.health(): one jsonb document for probes and operators: reachable,
 -- server and schema versions, per-queue counts (all but the completed total,
--- which queue_stats gives) and oldest pending age, live and
--- dead workers, stuck records, the oldest open transaction (it holds back vacuum),
--- connection use, and an overall status: 'failing' when records cannot be
--- claimed (read-only server), 'degraded' with a reason per problem, else 'ok'.
--- The queues (and stuck records) are those the caller may read; the worker
--- counts cover every worker.
+-- which queue_stats gives) and oldest pending age, live and dead workers, stuck
+-- records, the oldest open transaction (it holds back vacuum), pgclaim's tables'
+-- dead row versions and last autovacuum, connection use, and an overall status:
+-- 'failing' when records cannot be claimed (read-only server), 'degraded' with a
+-- reason per problem, else 'ok'. Each problem is also in `problems`, an object
+-- with its kind and the facts to act on; `reasons` holds their texts:
+--   xact_holds_vacuum     a transaction of this database open past max_xact_age:
+--                         its pid, age, application_name, state, user
+--   dead_rows             a table with at least 10,000 dead row versions making up
+--                         20 % or more of its rows: counts, last (auto)vacuum
+--   pending_too_old       a queue's oldest due record waited past max_pending_age
+--   backlog_growing       over the last 5 minutes more records arrived than
+--                         finished, at that finish rate the due records take
+--                         longer than max_pending_age to drain, and the oldest
+--                         has waited a minute or more
+--   paused_with_pending   a paused queue with due records
+--   dead_worker_holding   a worker silent past config.worker_timeout that still
+--                         holds running records (its id, silence, records per queue)
+--   leases_not_reclaimed  running records whose lease expired longer than
+--                         config.worker_timeout ago and nobody took back
+--   dead_workers          registered workers silent past config.worker_timeout
+--   connections           more than 90 % of max_connections in use
+--   read_only             the server is in recovery (status failing)
+-- The queues, their records and the worker ids named are those of the queues the
+-- caller may read; the worker counts cover every worker.
 -- Returns: jsonb. Raises: 22004/22023 a null or non-positive max_xact_age or
--- max_pending_age. Tables: queues, records, workers, config (read).
+-- max_pending_age. Tables: queues, records, finished, workers, config (read).
 -- The oldest transaction is read from pg_stat_activity: the installing role sees
 -- other roles' transactions only with pg_read_all_stats.
 create or replace function pgclaim.health(
@@ -2415,14 +2593,24 @@ stable
 security definer
 set search_path = pg_catalog, pg_temp
 set jit = off
+-- The windows' bounds are parameters: plan each call with their values, so that
+-- the BRIN index of finished records is used whatever a generic plan would guess.
+set plan_cache_mode = force_custom_plan
 as $fn$
 declare
-    v_reasons text [] := '{}'::text [];
+    -- The span over which arrival and finish rates are counted.
+    v_window constant interval := '5 minutes'::interval;
+    v_now timestamptz := pgclaim._now();
+    v_me oid := pgclaim._caller();
+    v_timeout interval;
+    v_problems jsonb := '[]'::jsonb;
     v_failing boolean := false;
     v_queues jsonb := '{}'::jsonb;
+    v_tables jsonb := '{}'::jsonb;
     v_alive integer;
     v_dead integer;
     v_stuck integer;
+    v_xact record;
     v_xact_age interval;
     v_conn integer;
     v_max_conn integer := pg_catalog.current_setting('max_connections')::integer;
@@ -2430,13 +2618,49 @@ declare
 begin
     perform pgclaim._check_interval('max_xact_age', health.max_xact_age, false);
     perform pgclaim._check_interval('max_pending_age', health.max_pending_age, false);
-    -- Per queue, through the indexes only (no pass over finished records), so a
-    -- probe stays cheap however many records the table keeps.
+    select c.worker_timeout into v_timeout from pgclaim.config as c;
+
+    -- Per queue, through the indexes (the window of finished records through
+    -- finished_at_brin), so a probe stays cheap however many records are kept;
+    -- arrivals still pending or running are counted in pgclaim.records, which
+    -- holds only the work in flight.
     for v_row in
+        with
+        arrived as (
+            select r.queue, pg_catalog.count(*) as n
+            from pgclaim.records as r
+            where r.enqueued_at > v_now - v_window
+            group by r.queue
+        ),
+
+        finished as (
+            select
+                f.queue,
+                pg_catalog.count(*) as n,
+                pg_catalog.count(*) filter (where f.enqueued_at > v_now - v_window) as arrived
+            from pgclaim.finished as f
+            where f.finished_at > v_now - v_window and f.finished_at <= v_now
+            group by f.queue
+        ),
+
+        expired as (
+            select
+                r.queue, pg_catalog.count(*) as n, pg_catalog.min(r.lease_until) as oldest
+            from pgclaim.records as r
+            where r.status = 'running' and r.lease_until < v_now
+            group by r.queue
+        )
+
         select
             c.queue, c.paused, c.pending, c.scheduled, c.running, c.failed, c.cancelled,
-            c.oldest_pending_age, c.completed_last_minute
+            c.oldest_pending_age, c.completed_last_minute,
+            coalesce(a.n, 0) + coalesce(f.arrived, 0) as arrived,
+            coalesce(f.n, 0) as finished,
+            coalesce(e.n, 0) as expired, e.oldest as oldest_expired
         from pgclaim._queue_counts(false) as c
+        left join arrived as a on c.queue = a.queue
+        left join finished as f on c.queue = f.queue
+        left join expired as e on c.queue = e.queue
     loop
         v_queues := v_queues || pg_catalog.jsonb_build_object(v_row.queue,
             pg_catalog.jsonb_build_object(
@@ -2445,76 +2669,210 @@ begin
                 'failed', v_row.failed, 'cancelled', v_row.cancelled,
                 'oldest_pending_age_s',
                 pg_catalog.round(extract(epoch from v_row.oldest_pending_age)::numeric, 3),
-                'completed_last_minute', v_row.completed_last_minute));
+                'completed_last_minute', v_row.completed_last_minute,
+                'arrived_last_5m', v_row.arrived, 'finished_last_5m', v_row.finished,
+                'expired_leases', v_row.expired));
         if v_row.oldest_pending_age > health.max_pending_age and not v_row.paused then
-            v_reasons := v_reasons || pg_catalog.format(
-                'queue %s: oldest pending record has waited %s', v_row.queue,
-                pg_catalog.date_trunc('second', v_row.oldest_pending_age));
+            v_problems := v_problems || pg_catalog.jsonb_build_object(
+                'kind', 'pending_too_old', 'queue', v_row.queue,
+                'oldest_pending_age_s',
+                pg_catalog.round(extract(epoch from v_row.oldest_pending_age)::numeric, 3),
+                'reason', pg_catalog.format(
+                    'queue %s: oldest pending record has waited %s', v_row.queue,
+                    pg_catalog.date_trunc('second', v_row.oldest_pending_age)));
         end if;
+        if v_row.paused and v_row.pending > 0 then
+            v_problems := v_problems || pg_catalog.jsonb_build_object(
+                'kind', 'paused_with_pending', 'queue', v_row.queue, 'pending', v_row.pending,
+                'reason', pg_catalog.format(
+                    'queue %s is paused with %s due record(s): pgclaim.resume_queue(%L) '
+                    'lets workers claim them', v_row.queue, v_row.pending, v_row.queue));
+        end if;
+        -- Growing: more arrived than finished over the window, and at the pace the
+        -- queue finished records in it, its due records take longer than
+        -- max_pending_age to drain (for ever when none finished). A burst being taken
+        -- in is no reason: the oldest due record must have waited a minute.
+        if not v_row.paused and v_row.arrived > v_row.finished
+           and v_row.oldest_pending_age >= '1 minute'::interval
+           and v_row.pending * v_window > v_row.finished * health.max_pending_age then
+            v_problems := v_problems || pg_catalog.jsonb_build_object(
+                'kind', 'backlog_growing', 'queue', v_row.queue,
+                'arrived', v_row.arrived, 'finished', v_row.finished,
+                'pending', v_row.pending, 'window_s', extract(epoch from v_window),
+                'reason', pg_catalog.format(
+                    'queue %s: backlog growing: %s record(s) arrived and %s finished in the '
+                    'last %s (%s/s in, %s/s out), %s due: add workers or find what slows '
+                    'them', v_row.queue, v_row.arrived, v_row.finished, v_window,
+                    pg_catalog.round(v_row.arrived / extract(epoch from v_window), 2),
+                    pg_catalog.round(v_row.finished / extract(epoch from v_window), 2),
+                    v_row.pending));
+        end if;
+        if v_row.oldest_expired < v_now - v_timeout then
+            v_problems := v_problems || pg_catalog.jsonb_build_object(
+                'kind', 'leases_not_reclaimed', 'queue', v_row.queue,
+                'expired', v_row.expired,
+                'oldest_expired_s',
+                pg_catalog.round(extract(epoch from v_now - v_row.oldest_expired)::numeric, 3),
+                'reason', pg_catalog.format(
+                    'queue %s: %s expired lease(s) not taken back, the oldest expired %s ago: '
+                    'claim_batch and reclaim_orphans take them back (is any worker or '
+                    'pg_cron job calling them?)', v_row.queue, v_row.expired,
+                    pg_catalog.date_trunc('second', v_now - v_row.oldest_expired)));
+        end if;
+        -- (flow control: a queue pinned at its concurrency cap is reported here)
     end loop;
 
     select
-        pg_catalog.count(*) filter (where w.last_seen >= pgclaim._now() - c.worker_timeout),
-        pg_catalog.count(*) filter (where w.last_seen < pgclaim._now() - c.worker_timeout)
+        pg_catalog.count(*) filter (where w.last_seen >= v_now - v_timeout),
+        pg_catalog.count(*) filter (where w.last_seen < v_now - v_timeout)
     into v_alive, v_dead
-    from pgclaim.workers as w cross join pgclaim.config as c;
+    from pgclaim.workers as w;
+    -- Dead workers that still hold records (a worker id counts only for the records
+    -- its own role claimed, as in _reclaim), in the queues the caller may read.
+    for v_row in
+        select
+            w.worker_id, v_now - w.last_seen as silent,
+            pg_catalog.sum(h.n) as held,
+            pg_catalog.jsonb_object_agg(h.queue, h.n) as per_queue
+        from pgclaim.workers as w
+        cross join lateral (
+            select r.queue, pg_catalog.count(*) as n
+            from pgclaim.records as r
+            where r.status = 'running' and r.worker_id = w.worker_id
+              and (w.owner_role = r.holder_role
+                   or w.owner_role is null or r.holder_role is null)
+            group by r.queue
+        ) as h
+        inner join pgclaim.queues as q on h.queue = q.queue
+        where w.last_seen < v_now - v_timeout
+          and pgclaim._allowed(q.queue, q.restricted, 'read', v_me)
+        group by w.worker_id, w.last_seen
+        order by w.last_seen
+    loop
+        v_problems := v_problems || pg_catalog.jsonb_build_object(
+            'kind', 'dead_worker_holding', 'worker_id', v_row.worker_id,
+            'silent_s', pg_catalog.round(extract(epoch from v_row.silent)::numeric, 3),
+            'held', v_row.held, 'queues', v_row.per_queue,
+            'reason', pg_catalog.format(
+                'worker %s has been silent for %s and still holds %s record(s) (%s): '
+                'reclaim_orphans takes them back', v_row.worker_id,
+                pg_catalog.date_trunc('second', v_row.silent), v_row.held,
+                (select pg_catalog.string_agg(pg_catalog.format('%s: %s', k.key, k.value), ', '
+                     order by k.key)
+                 from pg_catalog.jsonb_each_text(v_row.per_queue) as k)));
+    end loop;
     if v_dead > 0 then
-        v_reasons := v_reasons || pg_catalog.format('%s dead worker(s)', v_dead);
+        v_problems := v_problems || pg_catalog.jsonb_build_object(
+            'kind', 'dead_workers', 'dead', v_dead,
+            'reason', pg_catalog.format('%s dead worker(s)', v_dead));
     end if;
 
     select pg_catalog.count(*) into v_stuck from pgclaim.stuck_records;
-    if v_stuck > 0 then
-        v_reasons := v_reasons || pg_catalog.format('%s stuck record(s)', v_stuck);
-    end if;
 
     select pg_catalog.count(*) into v_conn
     from pg_catalog.pg_stat_activity as a
     where a.backend_type = 'client backend';
     -- Only transactions of this database hold back the vacuum of its tables.
-    select pg_catalog.max(pgclaim._now() - a.xact_start) into v_xact_age
+    select
+        a.pid, v_now - a.xact_start as age, a.application_name, a.state,
+        a.usename::text as usename
+    into v_xact
     from pg_catalog.pg_stat_activity as a
     where a.datname = pg_catalog.current_database()
-      and (a.backend_xmin is not null or a.backend_xid is not null);
+      and (a.backend_xmin is not null or a.backend_xid is not null)
+    order by a.xact_start
+    limit 1;
+    v_xact_age := v_xact.age;
     if v_xact_age > health.max_xact_age then
-        v_reasons := v_reasons || pg_catalog.format(
-            'a transaction open for %s holds back vacuum',
-            pg_catalog.date_trunc('second', v_xact_age));
+        v_problems := v_problems || pg_catalog.jsonb_build_object(
+            'kind', 'xact_holds_vacuum', 'pid', v_xact.pid,
+            'age_s', pg_catalog.round(extract(epoch from v_xact_age)::numeric, 3),
+            'application_name', v_xact.application_name, 'state', v_xact.state,
+            'user', v_xact.usename,
+            'reason', pg_catalog.format(
+                'a transaction open for %s holds back vacuum: pid %s, application_name %s, '
+                'state %s, user %s (pg_terminate_backend(%s) ends it)',
+                pg_catalog.date_trunc('second', v_xact_age), v_xact.pid,
+                pg_catalog.quote_literal(v_xact.application_name),
+                coalesce(v_xact.state, 'unknown'), coalesce(v_xact.usename, 'unknown'),
+                v_xact.pid));
     end if;
+
+    for v_row in
+        select
+            s.relname::text as name, s.n_live_tup as live, s.n_dead_tup as dead,
+            s.last_autovacuum, s.last_vacuum, s.autovacuum_count
+        from pg_catalog.pg_stat_user_tables as s
+        where s.schemaname = 'pgclaim'
+        order by s.relname
+    loop
+        v_tables := v_tables || pg_catalog.jsonb_build_object(v_row.name,
+            pg_catalog.jsonb_build_object(
+                'live', v_row.live, 'dead', v_row.dead,
+                'last_autovacuum', v_row.last_autovacuum, 'last_vacuum', v_row.last_vacuum,
+                'autovacuum_count', v_row.autovacuum_count));
+        if v_row.dead >= 10000 and v_row.dead >= 0.2 * (v_row.live + v_row.dead) then
+            v_problems := v_problems || pg_catalog.jsonb_build_object(
+                'kind', 'dead_rows', 'table', 'pgclaim.' || v_row.name,
+                'live', v_row.live, 'dead', v_row.dead,
+                'last_autovacuum', v_row.last_autovacuum, 'last_vacuum', v_row.last_vacuum,
+                'reason', pg_catalog.format(
+                    'table pgclaim.%s: %s dead row version(s), %s%% of its rows; last '
+                    'autovacuum %s: a transaction holding back vacuum, or autovacuum off or '
+                    'too slow for it', v_row.name, v_row.dead,
+                    pg_catalog.round(100.0 * v_row.dead / (v_row.live + v_row.dead)),
+                    coalesce(v_row.last_autovacuum::text, 'never')));
+        end if;
+    end loop;
+
     if v_conn > v_max_conn * 0.9 then
-        v_reasons := v_reasons || pg_catalog.format(
-            '%s of %s connections in use', v_conn, v_max_conn);
+        v_problems := v_problems || pg_catalog.jsonb_build_object(
+            'kind', 'connections', 'used', v_conn, 'max', v_max_conn,
+            'reason', pg_catalog.format('%s of %s connections in use', v_conn, v_max_conn));
     end if;
 
     if pg_catalog.pg_is_in_recovery() then
         v_failing := true;
-        v_reasons := v_reasons || 'server is read-only (in recovery)'::text;
+        v_problems := v_problems || pg_catalog.jsonb_build_object(
+            'kind', 'read_only', 'reason', 'server is read-only (in recovery)');
     end if;
 
     return pg_catalog.jsonb_build_object(
         'status', case
             when v_failing then 'failing'
-            when pg_catalog.cardinality(v_reasons) > 0 then 'degraded'
+            when pg_catalog.jsonb_array_length(v_problems) > 0 then 'degraded'
             else 'ok'
         end,
-        'reasons', pg_catalog.to_jsonb(v_reasons),
+        'reasons', coalesce((
+            select pg_catalog.jsonb_agg(p.value -> 'reason' order by p.n)
+            from pg_catalog.jsonb_array_elements(v_problems) with ordinality as p (value, n)
+        ), '[]'::jsonb),
+        'problems', v_problems,
         'reachable', true,
         'database', pg_catalog.current_database(),
         'server_version', pg_catalog.current_setting('server_version'),
         'schema_version', pgclaim.schema_version(),
-        'checked_at', pgclaim._now(),
+        'checked_at', v_now,
         'queues', v_queues,
         'workers', pg_catalog.jsonb_build_object('alive', v_alive, 'dead', v_dead),
         'stuck_records', v_stuck,
         'oldest_xact_age_s',
         pg_catalog.round(coalesce(extract(epoch from v_xact_age), 0)::numeric, 3),
+        'oldest_xact', case when v_xact.pid is null then null else pg_catalog.jsonb_build_object(
+            'pid', v_xact.pid,
+            'age_s', pg_catalog.round(extract(epoch from v_xact_age)::numeric, 3),
+            'application_name', v_xact.application_name, 'state', v_xact.state,
+            'user', v_xact.usename) end,
+        'tables', v_tables,
         'connections', pg_catalog.jsonb_build_object('used', v_conn, 'max', v_max_conn)
     );
 end;
 $fn$;
 
 comment on function pgclaim.health(interval, interval) is
-'Health document (jsonb): status ok/degraded/failing with reasons, versions, per-queue '
-'counts, workers alive and dead, stuck records, oldest transaction, connections.';
+'Health document (jsonb): status ok/degraded/failing with reasons and problems (each with '
+'the facts to act on), versions, per-queue counts and rates, workers alive and dead, '
+'stuck records, oldest transaction, tables'' dead rows, connections.';
 
 -- ---- sql/30_api/pgclaim.heartbeat.sql ----
 -- pgclaim.heartbeat(worker_id, ids): the worker is alive; it also extends, by
@@ -2566,6 +2924,180 @@ $fn$;
 comment on function pgclaim.heartbeat(text, bigint[]) is
 'Marks worker_id alive and extends the leases of the records it holds (only those among '
 'ids, when given); returns how many. Raises PC005 for another role''s worker id.';
+
+-- ---- sql/30_api/pgclaim.holds.sql ----
+-- pgclaim.holds(id, lease_token): whether the claim that handed out lease_token
+-- for record id is still live: the record is running under that very token and
+-- its lease has not expired (pgclaim._now()). A true answer also locks the
+-- record's row (FOR KEY SHARE) until the caller's transaction ends, so the claim
+-- cannot be taken back in between (the claim sweep and reclaim_orphans skip
+-- locked rows, cancel waits): writes made in that transaction after a true
+-- answer commit only while the claim holds. A false answer locks nothing.
+-- The token is the proof (64 random bits): any role that has it may ask, and the
+-- answer says nothing about records it does not name (docs/security.md).
+-- Returns: boolean. Raises: 22004 null id or lease_token. Waits at most 5 s for
+-- the row lock (55P03). Tables: records (read, row lock).
+create or replace function pgclaim.holds(id bigint, lease_token bigint)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+set lock_timeout = '5s'
+as $fn$
+begin
+    if holds.id is null or holds.lease_token is null then
+        raise exception using
+            errcode = '22004',
+            message = 'pgclaim: id and lease_token must not be null';
+    end if;
+    -- One primary-key probe; status compared as text so that the planner never
+    -- reads the partial index of running records instead.
+    perform from pgclaim.records as r
+    where r.id = holds.id
+      and r.status::text = 'running'
+      and r.lease_token = holds.lease_token
+      and r.lease_until > pgclaim._now()
+    for key share of r;
+    return found;
+end;
+$fn$;
+
+comment on function pgclaim.holds(bigint, bigint) is
+'True while the claim of record id under lease_token is live (running, same token, lease '
+'not expired); then locks the record against being taken back until the transaction ends.';
+
+-- ---- sql/30_api/pgclaim.latency.sql ----
+-- pgclaim.latency(queue, since): how long the queue's records waited and ran,
+-- over the records that finished (completed or failed: dead letters) in the last
+-- `since` (by pgclaim._now()). Two rows, measure 'wait' (enqueued_at to the first
+-- claim, so a delay asked with run_at counts) and 'run' (the last claim to the
+-- finish): how many records, the p50, p95, p99 (percentile_disc: a duration one
+-- of them took) and max, the sum in seconds, and a cumulative histogram for an
+-- exporter: bucket_count[i] records took at most bucket_le[i] seconds, the last
+-- bound being Infinity. Both rows come back with records 0 and null percentiles
+-- when nothing finished. Cancelled records and those claimed before 0.3.0 (no
+-- claim times) are left out.
+-- Cost: the window's rows only, through finished_at_brin (records enter
+-- pgclaim.finished in the order they finish); the window of every queue is read
+-- and filtered by queue, so it grows with the records finished in `since`, never
+-- with the finished records kept.
+-- Returns: table (measure, records, p50, p95, p99, max, sum_seconds, bucket_le,
+-- bucket_count). Raises: PC001 unknown queue; 42501 no read privilege on a
+-- restricted queue; 22004 null since; 22023 since not positive or over 100 years.
+-- Tables: queues, queue_grants, finished (read).
+create or replace function pgclaim.latency(queue text, since interval default '5 minutes')
+returns table (
+    measure text,
+    records bigint,
+    p50 interval,
+    p95 interval,
+    p99 interval,
+    max interval,
+    sum_seconds double precision,
+    bucket_le double precision[],
+    bucket_count bigint[]
+)
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp
+-- The window bound is a parameter: plan each call with its value, so that the
+-- BRIN index is used whatever a generic plan would guess.
+set plan_cache_mode = force_custom_plan
+as $fn$
+declare
+    v_q pgclaim.queues;
+    v_now timestamptz;
+    -- Upper bounds in seconds (Prometheus' defaults, then minutes to an hour).
+    v_le constant double precision [] := '{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, '
+    '5, 10, 30, 60, 120, 300, 600, 1800, 3600, Infinity}'::double precision [];
+    v_neg double precision [];
+begin
+    v_q := pgclaim._queue(latency.queue);
+    perform pgclaim._require(v_q, 'read', pgclaim._caller());
+    perform pgclaim._check_interval('since', latency.since, false, false);
+    v_now := pgclaim._now();
+    -- The bounds negated, in ascending order: width_bucket(-s, v_neg) counts the
+    -- bounds >= s, which gives the first bucket of a sample in one pass.
+    select pg_catalog.array_agg(-b.le order by b.le desc) into v_neg
+    from pg_catalog.unnest(v_le) as b (le);
+    return query
+    with
+    finished_in_window as materialized (
+        select f.enqueued_at, f.first_claimed_at, f.claimed_at, f.finished_at
+        from pgclaim.finished as f
+        where f.finished_at > v_now - latency.since
+          and f.finished_at <= v_now
+          and f.queue = latency.queue
+          and f.status in ('completed', 'failed')
+          and f.first_claimed_at is not null
+    ),
+
+    -- Seconds as double precision (date_part: extract gives numeric, slower per row).
+    samples as (
+        select
+            'wait'::text as measure,
+            pg_catalog.date_part('epoch', w.first_claimed_at - w.enqueued_at) as secs
+        from finished_in_window as w
+        union all
+        select 'run'::text, pg_catalog.date_part('epoch', w.finished_at - w.claimed_at)
+        from finished_in_window as w
+    ),
+
+    stats as (
+        select
+            s.measure,
+            pg_catalog.count(*) as records,
+            pg_catalog.percentile_disc(0.5) within group (order by s.secs) as p50,
+            pg_catalog.percentile_disc(0.95) within group (order by s.secs) as p95,
+            pg_catalog.percentile_disc(0.99) within group (order by s.secs) as p99,
+            pg_catalog.max(s.secs) as max,
+            pg_catalog.sum(s.secs) as sum_seconds
+        from samples as s
+        group by s.measure
+    ),
+
+    -- How many samples have each bound as their first (smallest) bucket.
+    firsts as materialized (
+        select
+            s.measure,
+            pg_catalog.cardinality(v_le) + 1 - pg_catalog.width_bucket(-s.secs, v_neg) as i,
+            pg_catalog.count(*) as n
+        from samples as s
+        group by 1, 2
+    ),
+
+    measures as (
+        select m.measure, m.n from (values ('wait'::text, 1), ('run', 2)) as m (measure, n)
+    ),
+
+    cumulative as (
+        select
+            m.measure,
+            pg_catalog.array_agg(coalesce((
+                select pg_catalog.sum(f.n) from firsts as f
+                where f.measure = m.measure and f.i <= g.i
+            ), 0)::bigint order by g.i) as counts
+        from measures as m
+        cross join pg_catalog.generate_subscripts(v_le, 1) as g (i)
+        group by m.measure
+    )
+
+    select
+        m.measure, coalesce(s.records, 0), pg_catalog.make_interval(secs => s.p50),
+        pg_catalog.make_interval(secs => s.p95), pg_catalog.make_interval(secs => s.p99),
+        pg_catalog.make_interval(secs => s.max), coalesce(s.sum_seconds, 0), v_le, c.counts
+    from measures as m
+    inner join cumulative as c on m.measure = c.measure
+    left join stats as s on m.measure = s.measure
+    order by m.n;
+end;
+$fn$;
+
+comment on function pgclaim.latency(text, interval) is
+'Wait (enqueue to first claim) and run (last claim to finish) times of the records of a '
+'queue finished in the last since: p50, p95, p99, max and cumulative histogram buckets.';
 
 -- ---- sql/30_api/pgclaim.pause_queue.sql ----
 -- pgclaim.pause_queue(queue): a paused queue hands out nothing; enqueue still works.
@@ -2737,16 +3269,28 @@ comment on function pgclaim.resume_queue(text) is
 'Resumes a paused queue and notifies its workers. Raises PC001.';
 
 -- ---- sql/30_api/pgclaim.retry_failed.sql ----
--- pgclaim.retry_failed(queue, ids): failed records of the queue (all, or those
--- among ids) go back from pgclaim.finished to pending, due now, with their attempts
--- reset and their ids kept. A dedup_key
--- stays unique among unfinished records: a failed record whose key an unfinished
+-- pgclaim.retry_failed(queue, ids, error_like, finished_after, finished_before,
+-- min_attempt): failed records (dead letters) of the queue go back from
+-- pgclaim.finished to pending, due now, with their attempts reset and their ids
+-- kept. Which ones: all of the queue's, narrowed by every filter given: among
+-- ids, last_error LIKE error_like, finished at or after finished_after and before
+-- finished_before, failed on attempt min_attempt or later. A dedup_key stays
+-- unique among unfinished records: a failed record whose key an unfinished
 -- record holds is skipped, and of failed records sharing a key only the newest
--- is retried.
--- Returns: how many. Raises: PC001 unknown queue; 22004 a null element of ids;
--- 22023 more ids than config.max_ids. Waits at most 5 s for row locks (55P03).
+-- (among those the filters pick) is retried.
+-- Returns: how many records of the queue went back.
+-- Raises: PC001 unknown queue; 22004 a null element of ids; 22023 more ids than
+-- config.max_ids, error_like empty, over 1000 bytes or not printable,
+-- min_attempt outside 1..1000. Waits at most 5 s for row locks (55P03).
 -- Tables: finished (delete), records (insert).
-create or replace function pgclaim.retry_failed(queue text, ids bigint[] default null)
+create or replace function pgclaim.retry_failed(
+    queue text,
+    ids bigint[] default null,
+    error_like text default null,
+    finished_after timestamptz default null,
+    finished_before timestamptz default null,
+    min_attempt integer default null
+)
 returns integer
 language plpgsql
 volatile
@@ -2763,31 +3307,41 @@ begin
     if retry_failed.ids is not null then
         perform pgclaim._check_ids(retry_failed.ids, null);
     end if;
+    perform pgclaim._check_dead_filter(retry_failed.error_like, retry_failed.min_attempt);
     -- Back into pgclaim.records first, with their ids; a record whose dedup_key an
     -- unfinished record took in the meantime conflicts and stays where it is. Then
     -- only the records that went back leave pgclaim.finished.
     with
-    back as (
-        insert into pgclaim.records as r (
-            id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
-            enqueued_at, last_error
-        ) overriding system value
-        select
-            f.id, f.queue, 'pending', f.priority, v_now, f.payload, 0, f.max_attempts,
-            f.dedup_key, f.enqueued_at, f.last_error
-        from pgclaim.finished as f
+    picked as materialized (
+        select f.* from pgclaim.finished as f
         where f.queue = retry_failed.queue
           and f.status = 'failed'
           and (retry_failed.ids is null or f.id = any(retry_failed.ids))
-          -- of failed records sharing a dedup_key, only the newest goes back
-          and (f.dedup_key is null or not exists (
-              select from pgclaim.finished as n
-              where n.queue = f.queue and n.dedup_key = f.dedup_key
-                and n.status = 'failed' and n.id > f.id
-                and (retry_failed.ids is null or n.id = any(retry_failed.ids))
-          ))
+          and (retry_failed.error_like is null or f.last_error like retry_failed.error_like)
+          and (retry_failed.finished_after is null
+               or f.finished_at >= retry_failed.finished_after)
+          and (retry_failed.finished_before is null
+               or f.finished_at < retry_failed.finished_before)
+          and (retry_failed.min_attempt is null or f.attempt >= retry_failed.min_attempt)
         order by f.id
         for update of f
+    ),
+
+    back as (
+        insert into pgclaim.records as r (
+            id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
+            enqueued_at, last_error, first_claimed_at, claimed_at
+        ) overriding system value
+        select
+            f.id, f.queue, 'pending', f.priority, v_now, f.payload, 0, f.max_attempts,
+            f.dedup_key, f.enqueued_at, f.last_error, f.first_claimed_at, f.claimed_at
+        from picked as f
+        -- of failed records sharing a dedup_key, only the newest goes back
+        where f.dedup_key is null or not exists (
+            select from picked as n
+            where n.dedup_key = f.dedup_key and n.id > f.id
+        )
+        order by f.id
         on conflict (queue, dedup_key)
         where dedup_key is not null and status in ('pending', 'running')
         do nothing
@@ -2808,9 +3362,12 @@ begin
 end;
 $fn$;
 
-comment on function pgclaim.retry_failed(text, bigint[]) is
-'Puts failed records of a queue (all, or those among ids) back to pending with their '
-'attempts reset (one per dedup_key still free); returns how many. Raises PC001.';
+comment on function pgclaim.retry_failed(
+    text, bigint[], text, timestamptz, timestamptz, integer
+) is
+'Puts failed records of a queue back to pending with their attempts reset: all, or those '
+'the filters pick (ids, error_like, finished range, min_attempt), one per dedup_key still '
+'free; returns how many. Raises PC001.';
 
 -- ---- sql/30_api/pgclaim.revoke_queue.sql ----
 -- pgclaim.revoke_queue(queue, role, privileges): takes back privileges that
@@ -2849,6 +3406,144 @@ comment on function pgclaim.revoke_queue(text, text, text[]) is
 'Revokes privileges that grant_queue gave a role on a queue; without grants left the '
 'queue is open again. Returns the role''s privileges on it. Raises PC001, 42704, 22004, '
 '22023.';
+
+-- ---- sql/30_api/pgclaim.run.sql ----
+-- pgclaim.run(queue, handler, max_records, time_budget): a consumer inside
+-- PostgreSQL. Claims due records of the queue (claim_batch, up to 100 at a time)
+-- and calls the SQL procedure handler with each (`call handler(record)`, one
+-- argument of type pgclaim.claimed), each call in its own subtransaction: when it
+-- returns, the record is completed; when it raises, its effects are rolled back
+-- and the record fails with the error's SQLSTATE and message as its error text
+-- (the queue's retries, backoff and dead letters apply). Claims, the handler's
+-- effects and the outcomes all belong to the caller's transaction, so they commit
+-- together or not at all: exactly-once effects inside the database, and a run
+-- that is rolled back (or whose session dies) leaves its records as they were.
+-- It stops after max_records records, when no record is due, or once
+-- time_budget has passed (by pgclaim._now(), checked before each record; the
+-- records of the batch it has not begun go back, their attempt not counted).
+-- SECURITY INVOKER: the handler runs as the caller, with the caller's rights
+-- (never as pgclaim_owner). The caller needs pgclaim_worker (claim_batch,
+-- complete, fail_batch, release) and EXECUTE on the handler. Like every pgclaim
+-- function it pins search_path = pg_catalog, pg_temp, and the handler is called
+-- under that path: it names its objects with their schema, or sets its own
+-- search_path. The worker id is 'pgclaim.run:' and the backend's pid.
+-- Returns: table (id, status, error): each record handled, status 'completed',
+-- 'pending' (failed, retried later) or 'failed' (dead-lettered).
+-- Raises: what claim_batch raises (PC001, 42501); 22004 a null argument; 22023
+-- handler not a procedure taking one pgclaim.claimed, max_records outside
+-- 1..100000, time_budget not positive or over 1 hour.
+-- Tables: through claim_batch, complete, fail_batch and release only.
+create or replace function pgclaim.run(
+    queue text,
+    handler regprocedure,
+    max_records integer default 100,
+    time_budget interval default '10 seconds'
+)
+returns table (id bigint, status text, error text)
+language plpgsql
+volatile
+security invoker
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_worker text := 'pgclaim.run:' || pg_catalog.pg_backend_pid()::text;
+    v_call text;
+    v_deadline timestamptz;
+    v_batch pgclaim.claimed [];
+    v_record pgclaim.claimed;
+    v_done integer := 0;
+    v_ok bigint [];
+    v_ok_tokens bigint [];
+    v_failed bigint [];
+    v_failed_tokens bigint [];
+    v_errors text [];
+    v_state text;
+    v_message text;
+    v_out_of_time boolean := false;
+begin
+    if run.handler is null then
+        raise exception using errcode = '22004', message = 'pgclaim: handler must not be null';
+    end if;
+    perform pgclaim._check_int('max_records', run.max_records, 1, 100000);
+    perform pgclaim._check_interval('time_budget', run.time_budget, false, false, '1 hour');
+    select pg_catalog.format('%I.%I', n.nspname, p.proname) into v_call
+    from pg_catalog.pg_proc as p
+    inner join pg_catalog.pg_namespace as n on p.pronamespace = n.oid
+    where p.oid = run.handler and p.prokind = 'p' and p.pronargs = 1
+      and p.proargtypes[0] = 'pgclaim.claimed'::pg_catalog.regtype;
+    if v_call is null then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: handler %s is not a procedure taking one pgclaim.claimed',
+                run.handler),
+            hint = 'create procedure h(r pgclaim.claimed) language plpgsql as ...';
+    end if;
+    v_deadline := pgclaim._now() + run.time_budget;
+
+    <<batches>>
+    while v_done < run.max_records and not v_out_of_time loop
+        select pg_catalog.array_agg((
+            c.id, c.queue, c.payload, c.attempt, c.max_attempts, c.priority, c.enqueued_at,
+            c.run_at, c.lease_until, c.lease_token
+        )::pgclaim.claimed order by c.n) into v_batch
+        from pgclaim.claim_batch(
+            queue => run.queue, worker_id => v_worker,
+            batch_size => least(run.max_records - v_done, 100)
+        ) with ordinality as c (
+            id, queue, payload, attempt, max_attempts, priority, enqueued_at, run_at,
+            lease_until, lease_token, n
+        );
+        exit batches when v_batch is null;
+        v_ok := '{}';
+        v_ok_tokens := '{}';
+        v_failed := '{}';
+        v_failed_tokens := '{}';
+        v_errors := '{}';
+        for v_n in 1..pg_catalog.cardinality(v_batch) loop
+            v_record := v_batch[v_n];
+            if pgclaim._now() >= v_deadline then
+                -- Out of time: the rest of the batch goes back, attempt not counted.
+                v_out_of_time := true;
+                perform pgclaim.release(
+                    v_worker,
+                    array(select b.id from pg_catalog.unnest(v_batch[v_n:]) as b),
+                    array(select b.lease_token from pg_catalog.unnest(v_batch[v_n:]) as b)
+                );
+                exit;
+            end if;
+            begin
+                execute pg_catalog.format('call %s($1)', v_call) using v_record;
+                v_ok := v_ok || v_record.id;
+                v_ok_tokens := v_ok_tokens || v_record.lease_token;
+            exception when others then
+                get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+                v_failed := v_failed || v_record.id;
+                v_failed_tokens := v_failed_tokens || v_record.lease_token;
+                v_errors := v_errors || pg_catalog.format('%s: %s', v_state, v_message);
+            end;
+            v_done := v_done + 1;
+        end loop;
+        if pg_catalog.cardinality(v_ok) > 0 then
+            perform pgclaim.complete(v_worker, v_ok, v_ok_tokens);
+            return query select o.id, 'completed'::text, null::text
+            from pg_catalog.unnest(v_ok) as o (id);
+        end if;
+        if pg_catalog.cardinality(v_failed) > 0 then
+            return query
+            select f.id, f.status, e.error
+            from pgclaim.fail_batch(v_worker, v_failed, v_errors, v_failed_tokens) as f
+            inner join rows from (pg_catalog.unnest(v_failed), pg_catalog.unnest(v_errors))
+                as e (id, error) on f.id = e.id;
+        end if;
+    end loop;
+end;
+$fn$;
+
+comment on function pgclaim.run(text, regprocedure, integer, interval) is
+'Claims records of a queue and calls the procedure handler(pgclaim.claimed) for each in '
+'its own subtransaction, completing or failing it in the caller''s transaction. '
+'Security invoker: the handler runs as the caller.';
 
 -- ---- sql/30_api/pgclaim.schema_version.sql ----
 -- pgclaim.schema_version(): the version of the installed schema: the number of
@@ -3019,6 +3714,11 @@ grant execute on function pgclaim._admin(oid) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim._allowed(text, boolean, text, oid) to
 pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim._queue_counts(boolean) to pgclaim_worker, pgclaim_admin;
+-- run() is security invoker: it checks its arguments with these in its caller's name.
+grant execute on function pgclaim._check_int(text, bigint, bigint, bigint, boolean) to
+pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim._check_interval(text, interval, boolean, boolean, interval) to
+pgclaim_worker, pgclaim_admin;
 
 grant execute on function pgclaim.schema_version() to
 pgclaim_producer, pgclaim_worker, pgclaim_admin;
@@ -3048,6 +3748,12 @@ pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.heartbeat(text, bigint[]) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.deregister_worker(text) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.reclaim_orphans(integer) to pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.holds(bigint, bigint) to pgclaim_worker, pgclaim_admin;
+-- Needed to create a trigger with it; it runs in the writer's name (security invoker).
+grant execute on function pgclaim.fence_trigger() to pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.run(text, regprocedure, integer, interval) to
+pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.latency(text, interval) to pgclaim_worker, pgclaim_admin;
 
 grant execute on function pgclaim.create_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
@@ -3062,8 +3768,10 @@ grant execute on function pgclaim.pause_queue(text) to pgclaim_admin;
 grant execute on function pgclaim.resume_queue(text) to pgclaim_admin;
 grant execute on function pgclaim.grant_queue(text, text, text[]) to pgclaim_admin;
 grant execute on function pgclaim.revoke_queue(text, text, text[]) to pgclaim_admin;
-grant execute on function pgclaim.retry_failed(text, bigint[]) to pgclaim_admin;
-grant execute on function pgclaim.cancel(bigint[]) to pgclaim_admin;
+grant execute on function pgclaim.retry_failed(
+    text, bigint[], text, timestamptz, timestamptz, integer
+) to pgclaim_admin;
+grant execute on function pgclaim.cancel(bigint[], text, text, integer) to pgclaim_admin;
 grant execute on function pgclaim.purge(text, interval, integer) to pgclaim_admin;
 grant execute on function pgclaim.configure(
     interval, integer, integer, integer, integer, integer

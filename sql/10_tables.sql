@@ -50,6 +50,11 @@ create table pgclaim.records (
     -- The role the claim was made as (see _caller): reports from another role
     -- leave the record alone. Null for records claimed before release 0.2.0.
     holder_role oid,
+    -- When the record was first claimed and when last (claim_batch): wait time is
+    -- enqueued_at to first_claimed_at, run time claimed_at to finished_at
+    -- (latency). Null until its first claim, and for records claimed before 0.3.0.
+    first_claimed_at timestamptz,
+    claimed_at timestamptz,
     constraint records_unfinished check (status in ('pending', 'running'))
 ) with (
     fillfactor = 70,
@@ -100,7 +105,9 @@ create table pgclaim.finished (
     enqueued_at timestamptz not null,
     finished_at timestamptz not null,
     last_error text,
-    holder_role oid
+    holder_role oid,
+    first_claimed_at timestamptz,
+    claimed_at timestamptz
 ) with (
     autovacuum_vacuum_insert_scale_factor = 0.05,
     autovacuum_analyze_scale_factor = 0.02
@@ -109,8 +116,8 @@ create table pgclaim.finished (
 comment on table pgclaim.finished is
 'Finished records (completed, failed, cancelled), kept for their queue''s retention.';
 
--- By age (purge, completed_last_minute): a BRIN index costs next to nothing per
--- insert, and records are inserted in the order they finish.
+-- By age (purge, completed_last_minute, latency, health's rates): a BRIN index
+-- costs next to nothing per insert, and records are inserted in the order they finish.
 create index finished_at_brin on pgclaim.finished using brin (finished_at)
 with (pages_per_range = 32, autosummarize = on);
 

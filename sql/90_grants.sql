@@ -26,6 +26,11 @@ grant execute on function pgclaim._admin(oid) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim._allowed(text, boolean, text, oid) to
 pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim._queue_counts(boolean) to pgclaim_worker, pgclaim_admin;
+-- run() is security invoker: it checks its arguments with these in its caller's name.
+grant execute on function pgclaim._check_int(text, bigint, bigint, bigint, boolean) to
+pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim._check_interval(text, interval, boolean, boolean, interval) to
+pgclaim_worker, pgclaim_admin;
 
 grant execute on function pgclaim.schema_version() to
 pgclaim_producer, pgclaim_worker, pgclaim_admin;
@@ -55,6 +60,12 @@ pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.heartbeat(text, bigint[]) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.deregister_worker(text) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.reclaim_orphans(integer) to pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.holds(bigint, bigint) to pgclaim_worker, pgclaim_admin;
+-- Needed to create a trigger with it; it runs in the writer's name (security invoker).
+grant execute on function pgclaim.fence_trigger() to pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.run(text, regprocedure, integer, interval) to
+pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.latency(text, interval) to pgclaim_worker, pgclaim_admin;
 
 grant execute on function pgclaim.create_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
@@ -69,8 +80,10 @@ grant execute on function pgclaim.pause_queue(text) to pgclaim_admin;
 grant execute on function pgclaim.resume_queue(text) to pgclaim_admin;
 grant execute on function pgclaim.grant_queue(text, text, text[]) to pgclaim_admin;
 grant execute on function pgclaim.revoke_queue(text, text, text[]) to pgclaim_admin;
-grant execute on function pgclaim.retry_failed(text, bigint[]) to pgclaim_admin;
-grant execute on function pgclaim.cancel(bigint[]) to pgclaim_admin;
+grant execute on function pgclaim.retry_failed(
+    text, bigint[], text, timestamptz, timestamptz, integer
+) to pgclaim_admin;
+grant execute on function pgclaim.cancel(bigint[], text, text, integer) to pgclaim_admin;
 grant execute on function pgclaim.purge(text, interval, integer) to pgclaim_admin;
 grant execute on function pgclaim.configure(
     interval, integer, integer, integer, integer, integer

@@ -6,10 +6,11 @@ The logic lives in SQL functions of the ``pgclaim`` schema; this package calls t
 the package's version.
 """
 from ._version import package_version
-from .client import Claimed, QueueClient, QueueStats, WorkerStatus
+from .client import Claimed, Latency, QueueClient, QueueStats, WorkerStatus
 from .errors import (
     InstallRefused,
     InvalidArgument,
+    LeaseNotHeld,
     NotHolder,
     OutcomeUnknown,
     PermissionDenied,
@@ -36,6 +37,8 @@ __all__ = [
     "Fatal",
     "InstallRefused",
     "InvalidArgument",
+    "Latency",
+    "LeaseNotHeld",
     "MultiWorker",
     "NotHolder",
     "OutcomeUnknown",

@@ -92,8 +92,25 @@ REGISTER_WORKER = "select pgclaim.register_worker(worker_id => %(worker_id)s, in
 HEARTBEAT = "select pgclaim.heartbeat(worker_id => %(worker_id)s, ids => %(ids)s)"
 DEREGISTER_WORKER = "select pgclaim.deregister_worker(worker_id => %(worker_id)s)"
 RECLAIM_ORPHANS = "select pgclaim.reclaim_orphans(max_records => %(max_records)s)"
-RETRY_FAILED = "select pgclaim.retry_failed(queue => %(queue)s, ids => %(ids)s)"
-CANCEL = "select pgclaim.cancel(ids => %(ids)s)"
+RETRY_FAILED = (
+    "select pgclaim.retry_failed(queue => %(queue)s, ids => %(ids)s,"
+    " error_like => %(error_like)s, finished_after => %(finished_after)s,"
+    " finished_before => %(finished_before)s, min_attempt => %(min_attempt)s)"
+)
+CANCEL = (
+    "select pgclaim.cancel(ids => %(ids)s, queue => %(queue)s, error_like => %(error_like)s,"
+    " min_attempt => %(min_attempt)s)"
+)
+HOLDS = "select pgclaim.holds(id => %(id)s, lease_token => %(lease_token)s)"
+RUN = (
+    "select id, status, error from pgclaim.run(queue => %(queue)s,"
+    " handler => %(handler)s::regprocedure, max_records => %(max_records)s,"
+    " time_budget => %(time_budget)s)"
+)
+LATENCY = (
+    "select measure, records, p50, p95, p99, max, sum_seconds, bucket_le, bucket_count"
+    " from pgclaim.latency(queue => %(queue)s, since => %(since)s)"
+)
 PURGE = (
     "select pgclaim.purge(queue => %(queue)s, older_than => %(older_than)s,"
     " max_records => %(max_records)s)"

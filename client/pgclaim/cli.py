@@ -299,8 +299,10 @@ def cmd_reclaim(args: argparse.Namespace, dsn: str) -> int:
 
 
 def cmd_retry(args: argparse.Namespace, dsn: str) -> int:
+    finished_after = datetime.now(UTC) - args.since if args.since is not None else None
     with _client(dsn) as client:
-        n = client.retry_failed(args.queue, args.ids or None)
+        n = client.retry_failed(args.queue, args.ids or None, error_like=args.error_like,
+                                finished_after=finished_after, min_attempt=args.min_attempt)
     print(f"pgclaim: {n} failed record(s) of {args.queue} are pending again")
     return 0
 
@@ -526,9 +528,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-records", type=int,
                    default=_defaults(QueueClient.reclaim_orphans)["max_records"])
 
-    p = add("retry", "put failed records back to pending")
+    p = add("retry", "put failed records back to pending: all of the queue's, or those every "
+            "option given picks")
     _add_queue(p, positional=True)
     p.add_argument("--id", dest="ids", type=int, action="append", metavar="ID")
+    p.add_argument("--error-like", metavar="PATTERN",
+                   help="only those whose error matches this LIKE pattern (e.g. '%%timeout%%')")
+    p.add_argument("--since", type=parse_duration, metavar="DURATION",
+                   help="only those that failed within this long (e.g. 1h)")
+    p.add_argument("--min-attempt", type=int, metavar="N",
+                   help="only those that failed on attempt N or later")
 
     p = add("purge", "delete finished records past retention (or --older-than)")
     _add_queue(p, positional=True)

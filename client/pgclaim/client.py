@@ -185,6 +185,22 @@ def _bigints(values: Sequence[Any] | None) -> list[Any] | _Int8Array | None:
     return values
 
 
+@dataclass(frozen=True)
+class Latency:
+    """One measure of ``QueueClient.latency``: how many records, percentiles and max
+    (``None`` when none finished), the sum in seconds, and cumulative histogram
+    ``buckets``: ``(le, count)`` pairs, ``count`` records at most ``le`` seconds, the
+    last ``le`` infinite."""
+
+    records: int
+    p50: timedelta | None
+    p95: timedelta | None
+    p99: timedelta | None
+    max: timedelta | None
+    sum_seconds: float
+    buckets: list[tuple[float, int]]
+
+
 def _fencing(
     ids: Sequence[int] | Sequence[Claimed], lease_tokens: Sequence[int] | None,
 ) -> tuple[list[int], list[int] | None]:
@@ -791,15 +807,70 @@ class QueueClient:
         return int(self._scalar("reclaim_orphans", _sql.RECLAIM_ORPHANS,
                                 {"max_records": max_records}, idempotent=True, queue=queue))
 
-    def retry_failed(self, queue: str, ids: Sequence[int] | None = None) -> int:
-        """Puts failed records (all, or those among ``ids``) back to pending; returns how many."""
+    def retry_failed(
+        self, queue: str, ids: Sequence[int] | None = None, *, error_like: str | None = None,
+        finished_after: datetime | None = None, finished_before: datetime | None = None,
+        min_attempt: int | None = None,
+    ) -> int:
+        """Puts failed records of ``queue`` back to pending: all, or those every filter given
+        picks (among ``ids``, ``last_error LIKE error_like``, finished in
+        [``finished_after``, ``finished_before``), failed on ``min_attempt`` or later);
+        returns how many."""
         return int(self._scalar("retry_failed", _sql.RETRY_FAILED, {
-            "queue": queue, "ids": None if ids is None else list(ids)},
+            "queue": queue, "ids": None if ids is None else list(ids),
+            "error_like": error_like, "finished_after": finished_after,
+            "finished_before": finished_before, "min_attempt": min_attempt},
             idempotent=True, queue=queue))
 
-    def cancel(self, ids: Sequence[int]) -> int:
-        """Cancels the pending or running records among ``ids``; returns how many."""
-        return int(self._scalar("cancel", _sql.CANCEL, {"ids": list(ids)}, idempotent=True))
+    def cancel(
+        self, ids: Sequence[int] | None = None, *, queue: str | None = None,
+        error_like: str | None = None, min_attempt: int | None = None,
+    ) -> int:
+        """Cancels the pending or running records among ``ids``, or those of ``queue`` the
+        filters pick (``last_error LIKE error_like``, ``attempt >= min_attempt``); returns
+        how many."""
+        return int(self._scalar("cancel", _sql.CANCEL, {
+            "ids": None if ids is None else list(ids), "queue": queue,
+            "error_like": error_like, "min_attempt": min_attempt},
+            idempotent=True, queue=queue))
+
+    def holds(
+        self, id: int, lease_token: int, *, conn: psycopg.Connection[Any] | None = None,
+    ) -> bool:
+        """Whether the claim of record ``id`` under ``lease_token`` is still live.
+
+        A true answer also keeps the record from being taken back until the transaction
+        ends: with ``conn``, writes made afterwards in the caller's transaction on that
+        connection commit only while the claim holds (``pgclaim.holds``).
+        """
+        return bool(self._scalar("holds", _sql.HOLDS, {"id": id, "lease_token": lease_token},
+                                 idempotent=True, conn=conn))
+
+    def run_sql_handler(
+        self, queue: str, handler: str, max_records: int = 100,
+        time_budget: Duration = timedelta(seconds=10),
+        *, conn: psycopg.Connection[Any] | None = None,
+    ) -> list[tuple[int, str, str | None]]:
+        """Runs ``pgclaim.run``: the SQL procedure ``handler`` (a signature such as
+        ``"app.send(pgclaim.claimed)"``) handles up to ``max_records`` records of ``queue``
+        inside the database, each completed or failed with its effects in one transaction.
+        Returns ``(id, status, error)`` per record handled. Not retried: a lost connection
+        raises ``OutcomeUnknown`` (the run then either committed or left everything as it
+        was)."""
+        rows = self._call("run", _sql.RUN, {
+            "queue": queue, "handler": handler, "max_records": max_records,
+            "time_budget": as_interval(time_budget)}, idempotent=False, queue=queue, conn=conn)
+        return [(int(r[0]), str(r[1]), r[2]) for r in rows]
+
+    def latency(self, queue: str, since: Duration = timedelta(minutes=5)) -> dict[str, Latency]:
+        """Wait (enqueue to first claim) and run (last claim to finish) times of the records
+        of ``queue`` that finished in the last ``since``, keyed ``"wait"`` and ``"run"``."""
+        rows = self._call("latency", _sql.LATENCY, {
+            "queue": queue, "since": as_interval(since)}, idempotent=True, queue=queue)
+        return {str(r[0]): Latency(
+            records=int(r[1]), p50=r[2], p95=r[3], p99=r[4], max=r[5], sum_seconds=float(r[6]),
+            buckets=list(zip((float(le) for le in r[7]), (int(n) for n in r[8]), strict=True)),
+        ) for r in rows}
 
     def purge(
         self, queue: str, older_than: Duration | None = None, max_records: int = 100000,

@@ -54,6 +54,13 @@ class WorkerIdTaken(PgclaimError):
     sqlstate = "PC005"
 
 
+class LeaseNotHeld(PgclaimError):
+    """PC006: a write fenced by ``pgclaim.fence_trigger`` carried a claim that no longer
+    holds (its lease expired or was taken back, the record finished, or another token)."""
+
+    sqlstate = "PC006"
+
+
 class InstallRefused(PgclaimError):
     """42710: installing would adopt a schema or role that pgclaim did not make (see
     ``pgclaim migrate --adopt-existing`` in docs/install.md)."""
@@ -150,6 +157,7 @@ _BY_SQLSTATE: dict[str, type[PgclaimError]] = {
     "PC003": NotHolder,
     "PC004": QueueNotEmpty,
     "PC005": WorkerIdTaken,
+    "PC006": LeaseNotHeld,
     "42710": InstallRefused,
     "22023": InvalidArgument,
     "22004": InvalidArgument,

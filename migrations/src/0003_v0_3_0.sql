@@ -58,6 +58,21 @@ $do$;
 -- Fencing, latency and health.
 -- ---------------------------------------------------------------------------
 
+-- When each record was first and last claimed (latency): null for the records
+-- claimed before the upgrade, which latency() leaves out. Added at the end of both
+-- tables, as nullable columns without a default: no rewrite.
+alter table pgclaim.records
+add column first_claimed_at timestamptz,
+add column claimed_at timestamptz;
+alter table pgclaim.finished
+add column first_claimed_at timestamptz,
+add column claimed_at timestamptz;
+
+-- retry_failed and cancel take filters (parameters added at the end, with defaults,
+-- so older calls keep working; cancel's ids gets a default): the old signatures go.
+drop function pgclaim.retry_failed(text, bigint[]);
+drop function pgclaim.cancel(bigint[]);
+
 -- (end of fencing, latency and health)
 -- ---------------------------------------------------------------------------
 -- ---------------------------------------------------------------------------

@@ -44,7 +44,7 @@ begin
         returning
             r.id, r.queue, r.priority, r.run_at, r.payload, r.attempt, r.max_attempts,
             r.dedup_key, r.worker_id, r.lease_token, r.lease_for, r.enqueued_at,
-            r.last_error, r.holder_role
+            r.last_error, r.holder_role, r.first_claimed_at, r.claimed_at
     ),
 
     -- One error per id (the first given): with an id twice in ids, a join to the
@@ -62,12 +62,13 @@ begin
         insert into pgclaim.finished as f (
             id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
             worker_id, lease_until, lease_token, lease_for, enqueued_at, finished_at,
-            last_error, holder_role
+            last_error, holder_role, first_claimed_at, claimed_at
         )
         select
             d.id, d.queue, _finish.to_status, d.priority, d.run_at, d.payload, d.attempt,
             d.max_attempts, d.dedup_key, d.worker_id, null, d.lease_token, d.lease_for,
-            d.enqueued_at, _finish.now, coalesce(e.error, d.last_error), d.holder_role
+            d.enqueued_at, _finish.now, coalesce(e.error, d.last_error), d.holder_role,
+            d.first_claimed_at, d.claimed_at
         from done as d
         left join errs as e on d.id = e.id
         returning f.id, f.queue

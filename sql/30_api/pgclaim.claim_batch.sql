@@ -66,7 +66,9 @@ begin
             lease_until = v_now + v_lease,
             lease_token = v_token,
             lease_for = v_lease,
-            holder_role = v_me
+            holder_role = v_me,
+            -- claim times for latency(): the first claim kept, the last one stamped
+            first_claimed_at = coalesce(r.first_claimed_at, v_now), claimed_at = v_now
         from picked
         where r.id = picked.id
         returning r.id, r.queue, r.payload, r.attempt, r.max_attempts, r.priority,

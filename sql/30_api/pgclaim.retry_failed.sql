@@ -1,13 +1,25 @@
--- pgclaim.retry_failed(queue, ids): failed records of the queue (all, or those
--- among ids) go back from pgclaim.finished to pending, due now, with their attempts
--- reset and their ids kept. A dedup_key
--- stays unique among unfinished records: a failed record whose key an unfinished
+-- pgclaim.retry_failed(queue, ids, error_like, finished_after, finished_before,
+-- min_attempt): failed records (dead letters) of the queue go back from
+-- pgclaim.finished to pending, due now, with their attempts reset and their ids
+-- kept. Which ones: all of the queue's, narrowed by every filter given: among
+-- ids, last_error LIKE error_like, finished at or after finished_after and before
+-- finished_before, failed on attempt min_attempt or later. A dedup_key stays
+-- unique among unfinished records: a failed record whose key an unfinished
 -- record holds is skipped, and of failed records sharing a key only the newest
--- is retried.
--- Returns: how many. Raises: PC001 unknown queue; 22004 a null element of ids;
--- 22023 more ids than config.max_ids. Waits at most 5 s for row locks (55P03).
+-- (among those the filters pick) is retried.
+-- Returns: how many records of the queue went back.
+-- Raises: PC001 unknown queue; 22004 a null element of ids; 22023 more ids than
+-- config.max_ids, error_like empty, over 1000 bytes or not printable,
+-- min_attempt outside 1..1000. Waits at most 5 s for row locks (55P03).
 -- Tables: finished (delete), records (insert).
-create or replace function pgclaim.retry_failed(queue text, ids bigint[] default null)
+create or replace function pgclaim.retry_failed(
+    queue text,
+    ids bigint[] default null,
+    error_like text default null,
+    finished_after timestamptz default null,
+    finished_before timestamptz default null,
+    min_attempt integer default null
+)
 returns integer
 language plpgsql
 volatile
@@ -24,31 +36,41 @@ begin
     if retry_failed.ids is not null then
         perform pgclaim._check_ids(retry_failed.ids, null);
     end if;
+    perform pgclaim._check_dead_filter(retry_failed.error_like, retry_failed.min_attempt);
     -- Back into pgclaim.records first, with their ids; a record whose dedup_key an
     -- unfinished record took in the meantime conflicts and stays where it is. Then
     -- only the records that went back leave pgclaim.finished.
     with
-    back as (
-        insert into pgclaim.records as r (
-            id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
-            enqueued_at, last_error
-        ) overriding system value
-        select
-            f.id, f.queue, 'pending', f.priority, v_now, f.payload, 0, f.max_attempts,
-            f.dedup_key, f.enqueued_at, f.last_error
-        from pgclaim.finished as f
+    picked as materialized (
+        select f.* from pgclaim.finished as f
         where f.queue = retry_failed.queue
           and f.status = 'failed'
           and (retry_failed.ids is null or f.id = any(retry_failed.ids))
-          -- of failed records sharing a dedup_key, only the newest goes back
-          and (f.dedup_key is null or not exists (
-              select from pgclaim.finished as n
-              where n.queue = f.queue and n.dedup_key = f.dedup_key
-                and n.status = 'failed' and n.id > f.id
-                and (retry_failed.ids is null or n.id = any(retry_failed.ids))
-          ))
+          and (retry_failed.error_like is null or f.last_error like retry_failed.error_like)
+          and (retry_failed.finished_after is null
+               or f.finished_at >= retry_failed.finished_after)
+          and (retry_failed.finished_before is null
+               or f.finished_at < retry_failed.finished_before)
+          and (retry_failed.min_attempt is null or f.attempt >= retry_failed.min_attempt)
         order by f.id
         for update of f
+    ),
+
+    back as (
+        insert into pgclaim.records as r (
+            id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
+            enqueued_at, last_error, first_claimed_at, claimed_at
+        ) overriding system value
+        select
+            f.id, f.queue, 'pending', f.priority, v_now, f.payload, 0, f.max_attempts,
+            f.dedup_key, f.enqueued_at, f.last_error, f.first_claimed_at, f.claimed_at
+        from picked as f
+        -- of failed records sharing a dedup_key, only the newest goes back
+        where f.dedup_key is null or not exists (
+            select from picked as n
+            where n.dedup_key = f.dedup_key and n.id > f.id
+        )
+        order by f.id
         on conflict (queue, dedup_key)
         where dedup_key is not null and status in ('pending', 'running')
         do nothing
@@ -69,6 +91,9 @@ begin
 end;
 $fn$;
 
-comment on function pgclaim.retry_failed(text, bigint[]) is
-'Puts failed records of a queue (all, or those among ids) back to pending with their '
-'attempts reset (one per dedup_key still free); returns how many. Raises PC001.';
+comment on function pgclaim.retry_failed(
+    text, bigint[], text, timestamptz, timestamptz, integer
+) is
+'Puts failed records of a queue back to pending with their attempts reset: all, or those '
+'the filters pick (ids, error_like, finished range, min_attempt), one per dedup_key still '
+'free; returns how many. Raises PC001.';

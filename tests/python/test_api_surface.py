@@ -17,6 +17,7 @@ DOCS = (ROOT / "docs" / "sql.md").read_text()
 #: public functions the client does not call on purpose, with the reason
 NOT_IN_CLIENT = {
     "schema_version": "read through health() and check_schema() (SCHEMA_VERSION)",
+    "fence_trigger": "a trigger function: attached to the application's tables, never called",
 }
 
 CATALOG = """

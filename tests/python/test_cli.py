@@ -247,3 +247,23 @@ def test_multi_database_worker_and_helpers(dsn: str, cluster_url: str, template_
     assert cli._advice("max_connections", "20") is not None
     assert cli._advice("synchronous_commit", "off") is not None
     assert cli._advice("synchronous_commit", "on") is None
+
+
+def test_retry_by_error_pattern_and_age(dsn: str, conn: psycopg.Connection[Any],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with pgclaim.QueueClient(dsn) as c:
+        c.create_queue("dl", max_attempts=1)
+        c.enqueue_many("dl", [{}, {}, {}])
+        a, b, old = c.claim("dl", "w", 3)
+        c.fail("w", a.id, "KeyError: 'to'")
+        c.fail("w", b.id, "timeout")
+        c.fail("w", old.id, "KeyError: 'cc'")
+    conn.execute("update pgclaim.finished set finished_at = now() - interval '2 hours'"
+                 " where id = %s", [old.id])
+    capsys.readouterr()
+    assert cli.main(["retry", "--database", dsn, "--queue", "dl", "--error-like", "KeyError%",
+                     "--since", "1h"]) == 0
+    assert "1 failed record(s) of dl are pending again" in capsys.readouterr().out
+    assert conn.execute("select id from pgclaim.records").fetchall() == [(a.id,)]
+    assert cli.main(["retry", "--database", dsn, "-q", "dl", "--min-attempt", "2"]) == 0
+    assert "0 failed record(s)" in capsys.readouterr().out

@@ -408,3 +408,22 @@ def test_pool_reconnect_delay_is_capped(dsn: str) -> None:
     with pgclaim.QueueClient(dsn, reconnect_delay_max=0.5) as client:
         assert client.pool is not None
         assert getattr(client.pool, "reconnect_delay_max", None) == 0.5
+
+
+def test_latency_and_bulk_dead_letters(client: pgclaim.QueueClient,
+                                       conn: psycopg.Connection[Any]) -> None:
+    ids = client.enqueue_many("q", [{"n": n} for n in range(3)])
+    batch = client.claim("q", "w", 3)
+    client.complete("w", batch[:1])
+    client.fail("w", batch[1], "KeyError: x", fatal=True)
+    client.fail("w", batch[2], "timeout", fatal=True)
+    lat = client.latency("q", timedelta(minutes=5))
+    assert set(lat) == {"wait", "run"}
+    assert lat["wait"].records == lat["run"].records == 3
+    assert lat["run"].max is not None and lat["run"].buckets[-1] == (float("inf"), 3)
+    assert client.retry_failed("q", error_like="Key%",
+                               finished_after=datetime.now(UTC) - timedelta(hours=1)) == 1
+    assert status_of(conn, batch[1].id) == "pending"
+    assert client.retry_failed("q", min_attempt=2) == 0
+    assert client.cancel(queue="q", error_like="Key%") == 1
+    assert client.cancel([ids[2]]) == 0  # a dead letter is not cancelled by id

@@ -185,6 +185,11 @@ def first_migration(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return where
 
 
+#: the columns release 0.3.0 adds to records and finished records (when each was claimed
+#: first and last): null for records claimed before it, gone after a rollback to 0.2.0
+CLAIM_TIMES = ("first_claimed_at", "claimed_at")
+
+
 def newer_than(migration: str) -> list[str]:
     """The migrations of this checkout after ``migration``, in the order they apply."""
     return sorted(p.name.removesuffix(".sql") for p in Path(ROOT, "migrations").glob("*.sql")
@@ -489,6 +494,8 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
             before[rid]["run_at"] = before[rid]["enqueued_at"]
         for rid, row in after.items():
             assert row.pop("holder_role") is None
+            for added in CLAIM_TIMES:  # 0.3.0's: none for records claimed before it
+                assert row.pop(added) is None
             assert row == before[rid], f"record {rid} changed in the upgrade"
         # The held records keep live leases, extended by the old worker's heartbeats.
         assert admin.execute(
@@ -615,9 +622,10 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
         final = records(admin)
         assert final[legacy_inf]["lease_token"] == legacy_token
         assert final[infinite]["run_at"] == final[infinite]["enqueued_at"]
-        assert final[scheduled] == {**before[scheduled], "holder_role": None}
+        untouched = {"holder_role": None} | dict.fromkeys(CLAIM_TIMES)
+        assert final[scheduled] == {**before[scheduled], **untouched}
         for rid in (done, failed, cancelled):
-            assert final[rid] == {**before[rid], "holder_role": None}
+            assert final[rid] == {**before[rid], **untouched}
         assert admin.execute("select pending, scheduled, running, completed, failed, cancelled"
                              " from pgclaim.queue_stats where queue = 'jobs'").fetchone() == (
             0, 1, 0, len(pending) + 5, 1, 1)
@@ -875,6 +883,8 @@ def test_rollback_to_0_1_0_keeps_the_records(
         after = records(admin)
     for row in before.values():
         del row["holder_role"]
+        for added in CLAIM_TIMES:
+            del row[added]
     assert after == before, "the rollback changed records"
 
     # The 0.1.0 client works on it: the records held across both releases are completed

@@ -23,6 +23,8 @@ select p.oid::pg_catalog.int8, p.proname::pg_catalog.text,
 from pg_catalog.pg_proc as p
 where p.pronamespace = 'pgclaim'::pg_catalog.regnamespace and p.prokind = 'f'
   and pg_catalog.has_function_privilege(%s, p.oid, 'EXECUTE')
+  -- a trigger function cannot be called (fence_trigger: tests/python/test_fencing.py)
+  and p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype
 order by p.proname, p.oid
 """
 

@@ -1,5 +1,5 @@
 -- health: the jsonb document, ok on a quiet database, degraded with a reason
--- for dead workers, stuck records, old pending records and old transactions.
+-- for dead workers, old pending records and old transactions.
 -- The clock starts at this transaction's start, so this transaction is not old;
 -- other sessions of the server are kept out with a large max_xact_age.
 begin;
@@ -18,8 +18,9 @@ select is(
         order by 1
     ),
     array[
-        'checked_at', 'connections', 'database', 'oldest_xact_age_s', 'queues', 'reachable',
-        'reasons', 'schema_version', 'server_version', 'status', 'stuck_records', 'workers'
+        'checked_at', 'connections', 'database', 'oldest_xact', 'oldest_xact_age_s', 'problems',
+        'queues', 'reachable', 'reasons', 'schema_version', 'server_version', 'status',
+        'stuck_records', 'tables', 'workers'
     ],
     'the document has its documented keys'
 );
@@ -51,12 +52,19 @@ select is(
 );
 
 select pgclaim_test.advance('2 minutes');
-select pgclaim_test.keep('h', pgclaim.health(max_xact_age => '100 years')::text);
+select pgclaim_test.keep(
+    'h', pgclaim.health(max_xact_age => '100 years', max_pending_age => '1 day')::text
+);
 select is(pgclaim_test.kept('h')::jsonb ->> 'status', 'degraded', 'degraded once things go wrong');
 select is(
-    pgclaim_test.kept('h')::jsonb -> 'reasons',
-    '["1 dead worker(s)", "1 stuck record(s)"]'::jsonb,
-    'the reasons name the dead worker and the stuck record'
+    (
+        select pg_catalog.array_agg(p.value ->> 'kind' order by p.n)
+        from
+            pg_catalog.jsonb_array_elements(pgclaim_test.kept('h')::jsonb -> 'problems')
+            with ordinality as p (value, n)
+    ),
+    array['backlog_growing', 'leases_not_reclaimed', 'dead_workers'],
+    'the problems are the backlog nobody drains, the lease nobody took back, the dead worker'
 );
 select results_eq(
     $$
@@ -82,21 +90,24 @@ select ok(
             pg_catalog.jsonb_array_elements_text(
                 pgclaim.health(max_xact_age => '1 minute') -> 'reasons'
             ) as r (reason)
-        where r.reason like 'a transaction open for % holds back vacuum'
+        where r.reason like 'a transaction open for % holds back vacuum: pid %'
     ),
     'a transaction open longer than max_xact_age is a reason'
 );
 
 select pgclaim.reclaim_orphans();
 select pgclaim.deregister_worker('w_silent');
+select pgclaim.claim_batch('hl', 'w_other', 3);
 select is(
     pgclaim.health(max_xact_age => '100 years') ->> 'status', 'ok',
-    'ok again once the orphan is reclaimed and the dead worker gone'
+    'ok again once the orphan is reclaimed, the dead worker gone and the backlog taken'
 );
+select pgclaim.enqueue('hl', '{}');
 select pgclaim.pause_queue('hl');
 select is(
-    pgclaim.health(max_xact_age => '100 years', max_pending_age => '1 minute') ->> 'status', 'ok',
-    'a paused queue''s waiting records are no reason'
+    pgclaim.health(max_xact_age => '100 years') -> 'problems' -> 0 ->> 'kind',
+    'paused_with_pending',
+    'a paused queue with due records is a reason'
 );
 
 select * from finish();

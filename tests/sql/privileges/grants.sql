@@ -28,9 +28,11 @@ select
     f.f as proname
 from
     pg_catalog.unnest(array[
-        '_now', '_queue_counts', '_caller', '_admin', '_allowed', 'schema_version', 'health',
+        '_now', '_queue_counts', '_caller', '_admin', '_allowed', '_check_int',
+        '_check_interval', 'schema_version', 'health',
         'claim_batch', 'complete', 'fail', 'fail_batch', 'extend_lease',
-        'release', 'register_worker', 'heartbeat', 'deregister_worker', 'reclaim_orphans'
+        'release', 'register_worker', 'heartbeat', 'deregister_worker', 'reclaim_orphans',
+        'holds', 'fence_trigger', 'run', 'latency'
     ]) as f (f)
 union all
 select
@@ -41,7 +43,10 @@ where
     p.pronamespace = 'pgclaim'::regnamespace
     and (
         p.proname !~ '^_'
-        or p.proname in ('_now', '_queue_counts', '_caller', '_admin', '_allowed')
+        or p.proname in (
+            '_now', '_queue_counts', '_caller', '_admin', '_allowed', '_check_int',
+            '_check_interval'
+        )
     );
 
 select
