@@ -153,7 +153,44 @@ $do$;
 -- Flow control: groups, concurrency caps, rate limits, schedules, dedup windows.
 -- ---------------------------------------------------------------------------
 
+-- FIFO groups. Records of 0.2.0 have no group: they keep their state and place.
+-- A record waiting behind its group's head is pending with run_at 'infinity'
+-- (which enqueue refuses), so the claim's index is left as it is.
+alter table pgclaim.records add column group_key text;
+alter table pgclaim.finished add column group_key text;
+alter table pgclaim.queues add column fair boolean not null default false;
 
+set local role pgclaim_owner;
+
+create table pgclaim.groups (
+    queue text not null,
+    group_key text not null,
+    primary key (queue, group_key)
+) with (fillfactor = 50);
+
+comment on table pgclaim.groups is
+'FIFO groups that have an unfinished record (their head, and those waiting behind it).';
+
+create table pgclaim.waiting (
+    id bigint primary key,
+    queue text not null,
+    group_key text not null,
+    priority integer not null,
+    run_at timestamptz not null
+);
+
+comment on table pgclaim.waiting is
+'Records waiting behind the head of their FIFO group, and the time each is due.';
+
+create index waiting_order_idx on pgclaim.waiting (
+    queue, group_key, priority desc, run_at, id
+);
+
+reset role;
+
+-- Signatures that changed (sql/ creates the new ones).
+drop function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer);
+drop function pgclaim._queue_counts(boolean);
 
 -- (end of flow control)
 -- ---------------------------------------------------------------------------
@@ -772,11 +809,14 @@ comment on function pgclaim._end_attempt(
 -- under token when given, claimed by the role me unless admin) leave
 -- pgclaim.records for pgclaim.finished with their row, to_status, finished_at =
 -- now and their error (errors, one per id, when given; an id given twice finishes
--- once, with the first of its errors). Completions are counted
--- in queue_totals (the slot of this backend). complete calls it with the holder's
--- checks; _end_attempt (dead letters) and cancel with ids they checked or locked.
+-- once, with the first of its errors). Completions are counted in queue_totals
+-- (the slot of this backend). Records of FIFO groups leave their groups
+-- (_leave_groups, after this statement: a head hands its group on). complete
+-- calls it with the holder's checks; _end_attempt (dead letters) and cancel with
+-- ids they checked or locked.
 -- Returns: (id, queue) of each record it finished. Raises: nothing.
--- Tables: records (delete), finished (insert), queue_totals (upsert).
+-- Tables: records (delete), finished (insert), queue_totals (upsert); groups,
+-- waiting, records, finished (through _leave_groups).
 create or replace function pgclaim._finish(
     ids bigint[],
     to_status pgclaim.status,
@@ -793,10 +833,13 @@ language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $fn$
+declare
+    v_ids bigint [];
+    v_queues text [];
+    v_grouped bigint [];
 begin
     -- PL/pgSQL keeps the statement's plan between calls (an SQL function would plan
     -- it at every call): this is on the path of every completion.
-    return query
     with
     done as (
         delete from pgclaim.records as r
@@ -812,7 +855,7 @@ begin
         returning
             r.id, r.queue, r.priority, r.run_at, r.payload, r.attempt, r.max_attempts,
             r.dedup_key, r.worker_id, r.lease_token, r.lease_for, r.enqueued_at,
-            r.last_error, r.holder_role
+            r.last_error, r.holder_role, r.group_key
     ),
 
     -- One error per id (the first given): with an id twice in ids, a join to the
@@ -830,15 +873,16 @@ begin
         insert into pgclaim.finished as f (
             id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
             worker_id, lease_until, lease_token, lease_for, enqueued_at, finished_at,
-            last_error, holder_role
+            last_error, holder_role, group_key
         )
         select
             d.id, d.queue, _finish.to_status, d.priority, d.run_at, d.payload, d.attempt,
             d.max_attempts, d.dedup_key, d.worker_id, null, d.lease_token, d.lease_for,
-            d.enqueued_at, _finish.now, coalesce(e.error, d.last_error), d.holder_role
+            d.enqueued_at, _finish.now, coalesce(e.error, d.last_error), d.holder_role,
+            d.group_key
         from done as d
         left join errs as e on d.id = e.id
-        returning f.id, f.queue
+        returning f.id, f.queue, f.group_key
     ),
 
     -- Runs whether or not the select below reads it (a data-modifying WITH always does).
@@ -852,7 +896,18 @@ begin
         set completed = t.completed + excluded.completed
     )
 
-    select m.id, m.queue from moved as m;
+    select
+        pg_catalog.array_agg(m.id),
+        pg_catalog.array_agg(m.queue),
+        pg_catalog.array_agg(m.id) filter (where m.group_key is not null)
+    into v_ids, v_queues, v_grouped
+    from moved as m;
+    return query
+    select u.id, u.queue
+    from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_queues)) as u (id, queue);
+    if v_grouped is not null then
+        perform pgclaim._leave_groups(v_grouped, _finish.now);
+    end if;
 end;
 $fn$;
 
@@ -880,6 +935,43 @@ $fn$;
 comment on function pgclaim._granted(text, oid) is
 'Internal: the privileges granted to role on queue, sorted.';
 
+-- ---- sql/20_internal/pgclaim._group_join.sql ----
+-- pgclaim._group_join(queue, group_key): a record is about to join this FIFO
+-- group. When the group has no unfinished record, this call makes its row in
+-- pgclaim.groups and the record will be the head; otherwise it updates that row
+-- (changing nothing) and the record will wait behind the head. The update holds
+-- the row until this transaction ends: _promote, which handles the head's
+-- finishing, takes the row first and so sees the records this transaction adds
+-- to pgclaim.waiting (in REPEATABLE READ it fails with 40001 instead of missing
+-- them). If the group's last record finishes meanwhile, it tries again.
+-- Returns: true when the record must wait (the group has a head), false when it
+-- is the head. Raises: nothing. Tables: groups (insert, update).
+create or replace function pgclaim._group_join(queue text, group_key text)
+returns boolean
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_head boolean;
+begin
+    loop
+        insert into pgclaim.groups as g (queue, group_key)
+        values (_group_join.queue, _group_join.group_key)
+        on conflict on constraint groups_pkey do nothing;
+        v_head := found;
+        exit when v_head;
+        update pgclaim.groups as g set group_key = g.group_key
+        where g.queue = _group_join.queue and g.group_key = _group_join.group_key;
+        exit when found;
+    end loop;
+    return not v_head;
+end;
+$fn$;
+
+comment on function pgclaim._group_join(text, text) is
+'Internal: makes or holds the row of a FIFO group; true when the group has a head already.';
+
 -- ---- sql/20_internal/pgclaim._lease_token.sql ----
 -- pgclaim._lease_token(): a new lease token, 64 random bits from the server's
 -- strong random source (gen_random_uuid), so that a token cannot be guessed from
@@ -902,6 +994,53 @@ $fn$;
 
 comment on function pgclaim._lease_token() is
 'Internal: a new lease token of 64 random bits.';
+
+-- ---- sql/20_internal/pgclaim._leave_groups.sql ----
+-- pgclaim._leave_groups(ids, now): records of FIFO groups that _finish has just
+-- moved to pgclaim.finished. One that waited behind its group's head (cancelled)
+-- leaves pgclaim.waiting, and its finished row gets its own due time back in
+-- place of 'infinity'; the heads hand their groups on (_promote).
+-- Returns: nothing. Raises: nothing.
+-- Tables: waiting (delete), finished (update), and _promote's.
+create or replace function pgclaim._leave_groups(
+    ids bigint[], now timestamptz
+)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_queues text [];
+    v_groups text [];
+begin
+    with
+    gone as (
+        delete from pgclaim.waiting as w
+        where w.id = any(_leave_groups.ids)
+        returning w.id, w.run_at
+    ),
+
+    restored as (
+        update pgclaim.finished as f set run_at = gone.run_at
+        from gone
+        where f.id = gone.id
+    )
+
+    -- the others were heads
+    select pg_catalog.array_agg(f.queue), pg_catalog.array_agg(f.group_key)
+    into v_queues, v_groups
+    from pgclaim.finished as f
+    where f.id = any(_leave_groups.ids)
+      and not exists (select from gone where gone.id = f.id);
+    if v_groups is not null then
+        perform pgclaim._promote(v_queues, v_groups, _leave_groups.now);
+    end if;
+end;
+$fn$;
+
+comment on function pgclaim._leave_groups(bigint[], timestamptz) is
+'Internal: records of FIFO groups that just finished leave them; heads hand them on.';
 
 -- ---- sql/20_internal/pgclaim._notify.sql ----
 -- pgclaim._notify(queue): wakes the workers listening for queue: the one place
@@ -943,6 +1082,94 @@ $fn$;
 comment on function pgclaim._now() is
 'Internal: the clock of pgclaim (clock_timestamp); tests replace it.';
 
+-- ---- sql/20_internal/pgclaim._promote.sql ----
+-- pgclaim._promote(queues, groups, now): the heads of these groups (position by
+-- position in the two arrays) have just left pgclaim.records. For each group,
+-- the first record waiting behind it in (priority desc, run_at, id) order becomes
+-- the head: its run_at, 'infinity' while it waited, is its own due time again
+-- (in a fair queue at least now, so that groups take turns). A group with no
+-- record left loses its row. The groups' rows are held first, in one statement:
+-- an enqueue adding a record behind the head holds the row until it commits
+-- (_group_join), so the statements after it see that record.
+-- Returns: how many records it unblocked. Raises: nothing.
+-- Tables: groups (update, delete), waiting (delete), records (update), queues (read).
+create or replace function pgclaim._promote(queues text[], groups text[], now timestamptz)
+returns integer
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_count integer;
+begin
+    -- In key order, as every caller that holds several of them takes them.
+    perform 1 from pgclaim.groups as g
+    where (g.queue, g.group_key) in (
+        select u.queue, u.group_key
+        from rows from (
+            pg_catalog.unnest(_promote.queues), pg_catalog.unnest(_promote.groups)
+        ) as u (queue, group_key)
+    )
+    order by g.queue, g.group_key
+    for no key update of g;
+
+    with
+    heads as (
+        select distinct u.queue, u.group_key
+        from rows from (
+            pg_catalog.unnest(_promote.queues), pg_catalog.unnest(_promote.groups)
+        ) as u (queue, group_key)
+    ),
+
+    -- FOR UPDATE under the LIMIT: a waiting record cancelled meanwhile is passed
+    -- over for the next one.
+    nxt as (
+        select w.id
+        from heads as h
+        cross join lateral (
+            select x.id from pgclaim.waiting as x
+            where x.queue = h.queue and x.group_key = h.group_key
+            order by x.priority desc, x.run_at, x.id
+            limit 1
+            for update
+        ) as w
+    ),
+
+    gone as (
+        delete from pgclaim.waiting as w
+        where w.id in (select nxt.id from nxt)
+        returning w.id, w.queue, w.group_key, w.run_at
+    ),
+
+    unblocked as (
+        update pgclaim.records as r set
+            run_at = case
+                when q.fair then greatest(gone.run_at, _promote.now) else gone.run_at
+            end
+        from gone
+        inner join pgclaim.queues as q on gone.queue = q.queue
+        where r.id = gone.id
+        returning r.id
+    ),
+
+    emptied as (
+        delete from pgclaim.groups as g
+        using heads as h
+        where g.queue = h.queue and g.group_key = h.group_key
+          and not exists (
+              select from gone where gone.queue = h.queue and gone.group_key = h.group_key
+          )
+    )
+
+    select pg_catalog.count(*)::integer into v_count from unblocked;
+    return v_count;
+end;
+$fn$;
+
+comment on function pgclaim._promote(text[], text[], timestamptz) is
+'Internal: hands each group whose head just finished on to its next waiting record, '
+'or forgets the group when none is left.';
+
 -- ---- sql/20_internal/pgclaim._queue.sql ----
 -- pgclaim._queue(queue, key_share): the settings row of an existing queue.
 -- Returns: pgclaim.queues; with key_share the row is locked FOR KEY SHARE, so
@@ -983,7 +1210,8 @@ comment on function pgclaim._queue(text, boolean) is
 -- pgclaim._queue_counts(with_completed): the per-queue counts that queue_stats
 -- shows and health() reports, defined once. Every count reads a partial index or
 -- a counter, so that it costs the same however many finished records are kept
--- (pending: records_claim_idx, running: records_lease_idx, failed and cancelled:
+-- (pending, scheduled and blocked: records_claim_idx, running: records_lease_idx,
+-- failed and cancelled:
 -- finished_dead_idx, completed in the last minute: finished_at_brin, the completed
 -- total: the queue's counters in queue_totals); health() leaves the completed
 -- total out (with_completed false: null).
@@ -1003,7 +1231,8 @@ returns table (
     failed bigint,
     cancelled bigint,
     oldest_pending_age interval,
-    completed_last_minute bigint
+    completed_last_minute bigint,
+    blocked bigint
 )
 language sql
 stable
@@ -1032,13 +1261,18 @@ as $fn$
         d.failed,
         d.cancelled,
         p.oldest_pending_age,
-        l.completed_last_minute
+        l.completed_last_minute,
+        p.blocked
     from pgclaim.queues as q
     cross join clock
     cross join lateral (
         select
             pg_catalog.count(*) filter (where r.run_at <= clock.now) as pending,
-            pg_catalog.count(*) filter (where r.run_at > clock.now) as scheduled,
+            pg_catalog.count(*) filter (
+                where r.run_at > clock.now and r.run_at < 'infinity'
+            ) as scheduled,
+            -- waiting behind the head of their FIFO group (run_at 'infinity')
+            pg_catalog.count(*) filter (where r.run_at = 'infinity') as blocked,
             clock.now - pg_catalog.min(r.run_at) filter (
                 where r.run_at <= clock.now
             ) as oldest_pending_age
@@ -1700,7 +1934,8 @@ begin
         create_queue.queue, create_queue.lease, create_queue.max_attempts,
         create_queue.backoff_base, create_queue.backoff_max, create_queue.retention,
         false, pgclaim._now(), create_queue.max_payload_bytes, create_queue.max_lease,
-        create_queue.min_priority, create_queue.max_priority, create_queue.max_batch, false
+        create_queue.min_priority, create_queue.max_priority, create_queue.max_batch, false,
+        false
     );
     perform pgclaim._check_settings(v_q);
     insert into pgclaim.queues as q select v_q.*
@@ -1777,7 +2012,8 @@ comment on function pgclaim.deregister_worker(text) is
 -- Returns: how many records were deleted.
 -- Raises: PC001 unknown queue; PC004 when unfinished records remain and force is
 -- false; 55P03 when the lock is not had within 5 s (retried by the client).
--- Tables: queues, records, finished (delete); queue_totals, queue_grants (cascade).
+-- Tables: queues, records, finished, waiting, groups (delete); queue_totals,
+-- queue_grants (cascade).
 create or replace function pgclaim.drop_queue(queue text, force boolean default false)
 returns integer
 language plpgsql
@@ -1809,6 +2045,8 @@ begin
     get diagnostics v_count = row_count;
     delete from pgclaim.finished as f where f.queue = drop_queue.queue;
     get diagnostics v_more = row_count;
+    delete from pgclaim.waiting as w where w.queue = drop_queue.queue;
+    delete from pgclaim.groups as g where g.queue = drop_queue.queue;
     -- its counters and grants go with it (on delete cascade)
     delete from pgclaim.queues as q where q.queue = drop_queue.queue;
     return v_count + v_more;
@@ -1820,25 +2058,29 @@ comment on function pgclaim.drop_queue(text, boolean) is
 'Raises PC001 unknown queue, PC004 when unfinished records remain and force is false.';
 
 -- ---- sql/30_api/pgclaim.enqueue.sql ----
--- pgclaim.enqueue(queue, payload, priority, run_at, dedup_key, max_attempts)
+-- pgclaim.enqueue(queue, payload, priority, run_at, dedup_key, max_attempts,
+--     group_key)
 -- Adds one record. With a dedup_key that an unfinished (pending or running)
 -- record of the queue already has, adds nothing and returns that record's id.
--- Notifies channel pgclaim_<queue> when the record is due now, unless the queue
--- has a backlog its workers are draining (see _wake); PostgreSQL folds repeated
--- notifications of one transaction into one.
+-- With a group_key, the record joins that FIFO group: it is the group's head when
+-- the group has no unfinished record, else it waits behind the head (pending,
+-- run_at 'infinity', its due time in pgclaim.waiting) until _promote hands it
+-- the group (see _group_join for why no group is ever left without a head).
 -- Returns: the record's id.
 -- Raises: PC001 unknown queue; 42501 no enqueue privilege on a restricted queue;
 -- 22004 null payload or priority; 22023 payload over max_payload_bytes, priority
 -- outside the queue's range, run_at not finite, max_attempts above the queue's,
--- dedup_key empty or over 512 bytes (_check_enqueue).
--- Tables: queues (key share), queue_grants (read), records (insert).
+-- dedup_key or group_key empty or over 512 bytes (_check_enqueue).
+-- Tables: queues (key share), queue_grants (read), records (insert), groups (insert,
+-- update, delete), waiting (insert).
 create or replace function pgclaim.enqueue(
     queue text,
     payload jsonb,
     priority integer default 0,
     run_at timestamptz default null,
     dedup_key text default null,
-    max_attempts integer default null
+    max_attempts integer default null,
+    group_key text default null
 )
 returns bigint
 language plpgsql
@@ -1852,6 +2094,7 @@ declare
     v_now timestamptz := pgclaim._now();
     v_run_at timestamptz := coalesce(enqueue.run_at, v_now);
     v_id bigint;
+    v_blocked boolean := false;
 begin
     v_q := pgclaim._queue(enqueue.queue, true);
     if enqueue.payload is null then
@@ -1866,19 +2109,38 @@ begin
     if enqueue.dedup_key is not null then
         perform pgclaim._check_text('dedup_key', enqueue.dedup_key, 512);
     end if;
+    if enqueue.group_key is not null then
+        perform pgclaim._check_text('group_key', enqueue.group_key, 512);
+    end if;
 
     loop
+        if enqueue.group_key is not null then
+            v_blocked := pgclaim._group_join(enqueue.queue, enqueue.group_key);
+        end if;
         insert into pgclaim.records as r (
-            queue, priority, run_at, payload, max_attempts, dedup_key, enqueued_at
+            queue, priority, run_at, payload, max_attempts, dedup_key, enqueued_at, group_key
         ) values (
-            enqueue.queue, enqueue.priority, v_run_at, enqueue.payload,
-            coalesce(enqueue.max_attempts, v_q.max_attempts), enqueue.dedup_key, v_now
+            enqueue.queue, enqueue.priority,
+            case when v_blocked then 'infinity'::timestamptz else v_run_at end,
+            enqueue.payload, coalesce(enqueue.max_attempts, v_q.max_attempts),
+            enqueue.dedup_key, v_now, enqueue.group_key
         )
         on conflict (queue, dedup_key)
         where dedup_key is not null and status in ('pending', 'running')
         do nothing
         returning r.id into v_id;
-        exit when v_id is not null;
+        if v_id is not null then
+            if v_blocked then
+                insert into pgclaim.waiting (id, queue, group_key, priority, run_at)
+                values (v_id, enqueue.queue, enqueue.group_key, enqueue.priority, v_run_at);
+            end if;
+            exit;
+        end if;
+        -- Nothing added: a group this call made for the record goes again.
+        if enqueue.group_key is not null and not v_blocked then
+            delete from pgclaim.groups as g
+            where g.queue = enqueue.queue and g.group_key = enqueue.group_key;
+        end if;
         -- A record with this dedup_key is unfinished: return it. It may finish
         -- between the insert and this read; then try the insert again.
         select r.id into v_id from pgclaim.records as r
@@ -1889,16 +2151,17 @@ begin
         end if;
     end loop;
 
-    if v_run_at <= v_now then
+    if v_run_at <= v_now and not v_blocked then
         perform pgclaim._wake(enqueue.queue, v_now);
     end if;
     return v_id;
 end;
 $fn$;
 
-comment on function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer) is
+comment on function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer, text) is
 'Adds a record to a queue and returns its id; with a dedup_key already held by an '
-'unfinished record, returns that record''s id instead. Raises PC001, 22004, 22023.';
+'unfinished record, returns that record''s id instead; with a group_key it waits behind '
+'the unfinished records of its group. Raises PC001, 22004, 22023.';
 
 -- ---- sql/30_api/pgclaim.enqueue_batch.sql ----
 -- pgclaim.enqueue_batch(queue, payloads, priority, run_at)
@@ -2613,10 +2876,13 @@ comment on function pgclaim.resume_queue(text) is
 -- reset and their ids kept. A dedup_key
 -- stays unique among unfinished records: a failed record whose key an unfinished
 -- record holds is skipped, and of failed records sharing a key only the newest
--- is retried.
+-- is retried. A record of a FIFO group goes back as its group's head when the
+-- group has no unfinished record, and otherwise waits blocked behind the group's
+-- records like a record enqueued now (its run_at is now).
 -- Returns: how many. Raises: PC001 unknown queue; 22004 a null element of ids;
 -- 22023 more ids than config.max_ids. Waits at most 5 s for row locks (55P03).
--- Tables: finished (delete), records (insert).
+-- Tables: finished (delete), records (insert), groups (insert, update, delete),
+-- waiting (insert).
 create or replace function pgclaim.retry_failed(queue text, ids bigint[] default null)
 returns integer
 language plpgsql
@@ -2629,6 +2895,9 @@ as $fn$
 declare
     v_now timestamptz := pgclaim._now();
     v_count integer;
+    v_f record;
+    v_id bigint;
+    v_blocked boolean;
 begin
     perform pgclaim._queue(retry_failed.queue);
     if retry_failed.ids is not null then
@@ -2650,6 +2919,7 @@ begin
         where f.queue = retry_failed.queue
           and f.status = 'failed'
           and (retry_failed.ids is null or f.id = any(retry_failed.ids))
+          and f.group_key is null
           -- of failed records sharing a dedup_key, only the newest goes back
           and (f.dedup_key is null or not exists (
               select from pgclaim.finished as n
@@ -2672,6 +2942,54 @@ begin
     )
 
     select pg_catalog.count(*)::integer into v_count from gone;
+
+    -- Records of groups, one at a time in the order they go back in (rare: an
+    -- operator's action): each joins its group as enqueue adds a record.
+    for v_f in
+        select f.* from pgclaim.finished as f
+        where f.queue = retry_failed.queue
+          and f.status = 'failed'
+          and (retry_failed.ids is null or f.id = any(retry_failed.ids))
+          and f.group_key is not null
+          and (f.dedup_key is null or not exists (
+              select from pgclaim.finished as n
+              where n.queue = f.queue and n.dedup_key = f.dedup_key
+                and n.status = 'failed' and n.id > f.id
+                and (retry_failed.ids is null or n.id = any(retry_failed.ids))
+          ))
+        order by f.priority desc, f.id
+        for update of f
+    loop
+        v_blocked := pgclaim._group_join(v_f.queue, v_f.group_key);
+        insert into pgclaim.records as r (
+            id, queue, status, priority, run_at, payload, attempt, max_attempts,
+            dedup_key, enqueued_at, last_error, group_key
+        ) overriding system value
+        values (
+            v_f.id, v_f.queue, 'pending', v_f.priority,
+            case when v_blocked then 'infinity'::timestamptz else v_now end, v_f.payload, 0,
+            v_f.max_attempts, v_f.dedup_key, v_f.enqueued_at, v_f.last_error, v_f.group_key
+        )
+        on conflict (queue, dedup_key)
+        where dedup_key is not null and status in ('pending', 'running')
+        do nothing
+        returning r.id into v_id;
+        if v_id is null then
+            -- Its dedup_key is taken: it stays failed (and a group made for it goes).
+            if not v_blocked then
+                delete from pgclaim.groups as g
+                where g.queue = v_f.queue and g.group_key = v_f.group_key;
+            end if;
+            continue;
+        end if;
+        if v_blocked then
+            insert into pgclaim.waiting (id, queue, group_key, priority, run_at)
+            values (v_id, v_f.queue, v_f.group_key, v_f.priority, v_now);
+        end if;
+        delete from pgclaim.finished as f where f.id = v_id;
+        v_count := v_count + 1;
+    end loop;
+
     if v_count > 0 then
         perform pgclaim._notify(retry_failed.queue);
     end if;
@@ -2760,7 +3078,8 @@ comment on view pgclaim.queue_permissions is
 -- ---- sql/40_views/pgclaim.queue_stats.sql ----
 -- pgclaim.queue_stats: one row per queue with its counts by state (defined in
 -- _queue_counts, which health() reads too). pending counts records due now,
--- scheduled those due later; oldest_pending_age is how long the longest-waiting
+-- scheduled those due later (neither counts the records blocked behind the head
+-- of their group: blocked does); oldest_pending_age is how long the longest-waiting
 -- due record has waited. The completed total costs one pass over the table: keep
 -- finished records purged. Only the queues the reader may read are listed.
 -- security_barrier: no function of the reader's runs before that filter.
@@ -2775,12 +3094,13 @@ select
     c.failed,
     c.cancelled,
     c.oldest_pending_age,
-    c.completed_last_minute
+    c.completed_last_minute,
+    c.blocked
 from pgclaim._queue_counts(true) as c;
 
 comment on view pgclaim.queue_stats is
 'Per queue: pending (due), scheduled (due later), running, completed, failed, cancelled, '
-'oldest_pending_age, completed_last_minute.';
+'oldest_pending_age, completed_last_minute, blocked (waiting behind their group''s head).';
 
 -- ---- sql/40_views/pgclaim.stuck_records.sql ----
 -- pgclaim.stuck_records: running records that nobody is working on any more:
@@ -2896,8 +3216,9 @@ pgclaim_producer, pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.health(interval, interval) to
 pgclaim_producer, pgclaim_worker, pgclaim_admin;
 
-grant execute on function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer) to
-pgclaim_producer, pgclaim_admin;
+grant execute on function pgclaim.enqueue(
+    text, jsonb, integer, timestamptz, text, integer, text
+) to pgclaim_producer, pgclaim_admin;
 grant execute on function pgclaim.enqueue_batch(text, jsonb[], integer, timestamptz) to
 pgclaim_producer, pgclaim_admin;
 

@@ -18,7 +18,10 @@ create table pgclaim.queues (
     max_batch integer not null,
     -- true once the queue has per-queue grants (queue_grants): then only the
     -- granted roles (and pgclaim_admin) may use it.
-    restricted boolean not null default false
+    restricted boolean not null default false,
+    -- Flow control. fair: the heads of FIFO groups are handed out in the order
+    -- they became heads (groups take turns) rather than by their own due time.
+    fair boolean not null default false
 );
 
 comment on table pgclaim.queues is 'One row per queue: its settings and limits.';
@@ -50,6 +53,11 @@ create table pgclaim.records (
     -- The role the claim was made as (see _caller): reports from another role
     -- leave the record alone. Null for records claimed before release 0.2.0.
     holder_role oid,
+    -- The FIFO group the record belongs to (null: none), see pgclaim.groups. A
+    -- record waiting behind its group's head is pending with run_at 'infinity'
+    -- (enqueue refuses that value), so no claim reaches it; its own due time is
+    -- in pgclaim.waiting.
+    group_key text,
     constraint records_unfinished check (status in ('pending', 'running'))
 ) with (
     fillfactor = 70,
@@ -100,7 +108,8 @@ create table pgclaim.finished (
     enqueued_at timestamptz not null,
     finished_at timestamptz not null,
     last_error text,
-    holder_role oid
+    holder_role oid,
+    group_key text
 ) with (
     autovacuum_vacuum_insert_scale_factor = 0.05,
     autovacuum_analyze_scale_factor = 0.02
@@ -131,6 +140,38 @@ create table pgclaim.queue_totals (
 
 comment on table pgclaim.queue_totals is
 'Completed records kept per queue, as counters in slots: their sum is the total.';
+
+-- FIFO groups with an unfinished record: one row per (queue, group_key) from the
+-- enqueue that makes the group's first record its head until the statement that
+-- finishes the group's last record. Enqueues that add a record behind the head,
+-- and the statement that hands the group on (_promote), hold this row: see
+-- _group_join. Its insert is what makes exactly one record the head.
+create table pgclaim.groups (
+    queue text not null,
+    group_key text not null,
+    primary key (queue, group_key)
+) with (fillfactor = 50);
+
+comment on table pgclaim.groups is
+'FIFO groups that have an unfinished record (their head, and those waiting behind it).';
+
+-- The records waiting behind the head of their group, with their own due time
+-- (their row in pgclaim.records has run_at 'infinity'), in the order they follow
+-- it; _promote moves the first back when the head finishes.
+create table pgclaim.waiting (
+    id bigint primary key,
+    queue text not null,
+    group_key text not null,
+    priority integer not null,
+    run_at timestamptz not null
+);
+
+comment on table pgclaim.waiting is
+'Records waiting behind the head of their FIFO group, and the time each is due.';
+
+create index waiting_order_idx on pgclaim.waiting (
+    queue, group_key, priority desc, run_at, id
+);
 
 create table pgclaim.workers (
     worker_id text primary key,

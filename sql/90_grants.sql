@@ -32,8 +32,9 @@ pgclaim_producer, pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.health(interval, interval) to
 pgclaim_producer, pgclaim_worker, pgclaim_admin;
 
-grant execute on function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer) to
-pgclaim_producer, pgclaim_admin;
+grant execute on function pgclaim.enqueue(
+    text, jsonb, integer, timestamptz, text, integer, text
+) to pgclaim_producer, pgclaim_admin;
 grant execute on function pgclaim.enqueue_batch(text, jsonb[], integer, timestamptz) to
 pgclaim_producer, pgclaim_admin;
 

@@ -60,7 +60,17 @@ $do$;
 -- Flow control: groups, concurrency caps, rate limits, schedules, dedup windows.
 -- ---------------------------------------------------------------------------
 
+-- FIFO groups: 0.2.0 has none. Records waiting behind their group's head get
+-- their own due time back and become claimable as they are.
+update pgclaim.records as r set run_at = w.run_at
+from pgclaim.waiting as w
+where r.id = w.id;
 
+drop table pgclaim.waiting;
+drop table pgclaim.groups;
+alter table pgclaim.records drop column group_key;
+alter table pgclaim.finished drop column group_key;
+alter table pgclaim.queues drop column fair;
 
 -- (end of flow control)
 -- ---------------------------------------------------------------------------

@@ -48,7 +48,44 @@ $do$;
 -- Flow control: groups, concurrency caps, rate limits, schedules, dedup windows.
 -- ---------------------------------------------------------------------------
 
+-- FIFO groups. Records of 0.2.0 have no group: they keep their state and place.
+-- A record waiting behind its group's head is pending with run_at 'infinity'
+-- (which enqueue refuses), so the claim's index is left as it is.
+alter table pgclaim.records add column group_key text;
+alter table pgclaim.finished add column group_key text;
+alter table pgclaim.queues add column fair boolean not null default false;
 
+set local role pgclaim_owner;
+
+create table pgclaim.groups (
+    queue text not null,
+    group_key text not null,
+    primary key (queue, group_key)
+) with (fillfactor = 50);
+
+comment on table pgclaim.groups is
+'FIFO groups that have an unfinished record (their head, and those waiting behind it).';
+
+create table pgclaim.waiting (
+    id bigint primary key,
+    queue text not null,
+    group_key text not null,
+    priority integer not null,
+    run_at timestamptz not null
+);
+
+comment on table pgclaim.waiting is
+'Records waiting behind the head of their FIFO group, and the time each is due.';
+
+create index waiting_order_idx on pgclaim.waiting (
+    queue, group_key, priority desc, run_at, id
+);
+
+reset role;
+
+-- Signatures that changed (sql/ creates the new ones).
+drop function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer);
+drop function pgclaim._queue_counts(boolean);
 
 -- (end of flow control)
 -- ---------------------------------------------------------------------------

@@ -31,7 +31,8 @@ begin
         create_queue.queue, create_queue.lease, create_queue.max_attempts,
         create_queue.backoff_base, create_queue.backoff_max, create_queue.retention,
         false, pgclaim._now(), create_queue.max_payload_bytes, create_queue.max_lease,
-        create_queue.min_priority, create_queue.max_priority, create_queue.max_batch, false
+        create_queue.min_priority, create_queue.max_priority, create_queue.max_batch, false,
+        false
     );
     perform pgclaim._check_settings(v_q);
     insert into pgclaim.queues as q select v_q.*

@@ -1,7 +1,7 @@
 -- The whole grant matrix: which role may execute which function, and that no
 -- role (nor PUBLIC) holds any privilege on the tables or sequences.
 begin;
-select plan(200);
+select plan(215);
 
 create temp table expected_exec (rolname text, proname text) on commit drop;
 insert into expected_exec (rolname, proname)
@@ -74,7 +74,7 @@ select
 from (
     values
     ('records'), ('finished'), ('queue_totals'), ('queues'), ('workers'), ('config'),
-    ('queue_grants')
+    ('queue_grants'), ('groups'), ('waiting')
 ) as t (t)
 cross join
     (values ('pgclaim_producer'), ('pgclaim_worker'), ('pgclaim_admin')) as r (rolname)
