@@ -158,7 +158,14 @@ $do$;
 -- (which enqueue refuses), so the claim's index is left as it is.
 alter table pgclaim.records add column group_key text;
 alter table pgclaim.finished add column group_key text;
-alter table pgclaim.queues add column fair boolean not null default false;
+
+-- Queue settings of flow control: fair off and no limit, as 0.2.0's queues ran.
+alter table pgclaim.queues
+add column fair boolean not null default false,
+add column max_running integer,
+add column rate double precision,
+add column burst integer,
+add column dedup_window interval;
 
 set local role pgclaim_owner;
 
@@ -186,11 +193,54 @@ create index waiting_order_idx on pgclaim.waiting (
     queue, group_key, priority desc, run_at, id
 );
 
+create table pgclaim.queue_flow (
+    queue text primary key references pgclaim.queues (queue) on delete cascade,
+    tokens double precision not null,
+    refilled_at timestamptz not null
+) with (fillfactor = 50);
+
+comment on table pgclaim.queue_flow is
+'Claim turns and the token bucket of queues with max_running or rate.';
+
+create table pgclaim.dedup_keys (
+    queue text not null references pgclaim.queues (queue) on delete cascade,
+    dedup_key text not null,
+    id bigint not null,
+    finished_at timestamptz not null,
+    primary key (queue, dedup_key)
+);
+
+comment on table pgclaim.dedup_keys is
+'dedup_keys of finished records of queues with a dedup_window, and when each finished.';
+
+create type pgclaim.item as (
+    payload jsonb,
+    priority integer,
+    run_at timestamptz,
+    dedup_key text,
+    group_key text,
+    max_attempts integer
+);
+
+comment on type pgclaim.item is
+'One record of enqueue_items: payload and its own priority, run_at, dedup_key, group_key, '
+'max_attempts.';
+
 reset role;
 
 -- Signatures that changed (sql/ creates the new ones).
 drop function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer);
 drop function pgclaim._queue_counts(boolean);
+drop function pgclaim.create_queue(
+    text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
+    integer
+);
+drop function pgclaim.alter_queue(
+    text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
+    integer
+);
+-- 0.2.0's function takes its queue row: with columns added, the old one goes.
+drop function pgclaim._check_settings(pgclaim.queues);
 
 -- (end of flow control)
 -- ---------------------------------------------------------------------------
@@ -586,6 +636,86 @@ comment on function pgclaim._check_interval(text, interval, boolean, boolean, in
 'Internal: raises 22004/22023 unless value is a duration positive (or zero) in every '
 'field and at most max.';
 
+-- ---- sql/20_internal/pgclaim._check_item.sql ----
+-- pgclaim._check_item(q, item, n, now): one item of enqueue_items, checked as
+-- enqueue checks its arguments and named by its 1-based position n: a JSON
+-- object with a non-null payload and, optionally, priority and max_attempts
+-- (integers), run_at (a time, default now), dedup_key and group_key (strings).
+-- Returns: the item as pgclaim.item. Raises: 22004 item or payload null; 22023
+-- not an object, an unknown key, a value of the wrong type, and what
+-- _check_enqueue and _check_text refuse.
+-- Tables: queue_grants (read, _check_enqueue).
+create or replace function pgclaim._check_item(
+    q pgclaim.queues, item jsonb, n integer, now timestamptz
+)
+returns pgclaim.item
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_it pgclaim.item;
+    v_key text;
+    v_where text := pg_catalog.format('items[%s]', _check_item.n);
+begin
+    if pg_catalog.jsonb_typeof(_check_item.item) is distinct from 'object' then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format('pgclaim: %s must be a JSON object, got %s', v_where,
+                coalesce(pg_catalog.jsonb_typeof(_check_item.item), 'nothing'));
+    end if;
+    select k into v_key from pg_catalog.jsonb_object_keys(_check_item.item) as k
+    where k not in ('payload', 'priority', 'run_at', 'dedup_key', 'group_key', 'max_attempts')
+    limit 1;
+    if found then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format('pgclaim: %s has an unknown key %s', v_where,
+                pgclaim._show(v_key));
+    end if;
+    if coalesce(pg_catalog.jsonb_typeof(_check_item.item -> 'payload'), 'null') = 'null' then
+        raise exception using
+            errcode = '22004',
+            message = pg_catalog.format('pgclaim: %s.payload must not be null (queue %L)',
+                v_where, q.queue);
+    end if;
+    v_it.payload := _check_item.item -> 'payload';
+    begin
+        v_it.priority := coalesce((_check_item.item ->> 'priority')::integer, 0);
+        v_it.max_attempts := (_check_item.item ->> 'max_attempts')::integer;
+        v_it.run_at := coalesce((_check_item.item ->> 'run_at')::timestamptz, _check_item.now);
+    exception when data_exception then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: %s has a priority, max_attempts or run_at of the wrong type: %s',
+                v_where, pgclaim._show(_check_item.item::text));
+    end;
+    if pg_catalog.jsonb_typeof(_check_item.item -> 'dedup_key') not in ('string', 'null')
+       or pg_catalog.jsonb_typeof(_check_item.item -> 'group_key') not in ('string', 'null') then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format('pgclaim: %s: dedup_key and group_key must be strings',
+                v_where);
+    end if;
+    v_it.dedup_key := _check_item.item ->> 'dedup_key';
+    v_it.group_key := _check_item.item ->> 'group_key';
+    perform pgclaim._check_enqueue(
+        q, v_it.priority, v_it.run_at, v_it.max_attempts,
+        pg_catalog.pg_column_size(v_it.payload), _check_item.n);
+    if v_it.dedup_key is not null then
+        perform pgclaim._check_text(v_where || '.dedup_key', v_it.dedup_key, 512);
+    end if;
+    if v_it.group_key is not null then
+        perform pgclaim._check_text(v_where || '.group_key', v_it.group_key, 512);
+    end if;
+    return v_it;
+end;
+$fn$;
+
+comment on function pgclaim._check_item(pgclaim.queues, jsonb, integer, timestamptz) is
+'Internal: one item of enqueue_items, checked (22004/22023 naming its position).';
+
 -- ---- sql/20_internal/pgclaim._check_queue_name.sql ----
 -- pgclaim._check_queue_name(queue): validates a queue name.
 -- Returns: nothing.
@@ -626,6 +756,10 @@ comment on function pgclaim._check_queue_name(text) is
 --   max_lease             at most 30 days, and lease <= max_lease
 --   min_priority, max_priority  min_priority <= max_priority
 --   max_batch             1 to 10000 (enqueue_batch length, claim_batch batch_size)
+--   max_running           null (no cap) or 1 to 1000000
+--   rate, burst           both null (no limit), or rate in (0, 1000000] records per
+--                         second and burst 1 to 1000000
+--   dedup_window          null, or positive in every field, at most 100 years
 -- Returns: nothing. Raises: 22004 a null setting; 22023 a bad setting.
 -- Tables: none.
 create or replace function pgclaim._check_settings(q pgclaim.queues)
@@ -645,6 +779,23 @@ begin
     perform pgclaim._check_int('min_priority', q.min_priority, -2147483648, 2147483647);
     perform pgclaim._check_int('max_priority', q.max_priority, q.min_priority, 2147483647);
     perform pgclaim._check_int('max_batch', q.max_batch, 1, 10000);
+    perform pgclaim._check_int('max_running', q.max_running, 1, 1000000, true);
+    perform pgclaim._check_int('burst', q.burst, 1, 1000000, true);
+    perform pgclaim._check_interval('dedup_window', q.dedup_window, true);
+    if q.rate is not null and not (q.rate > 0 and q.rate <= 1000000) then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: rate must be more than 0 and at most 1000000 per second, got %s',
+                q.rate);
+    end if;
+    if (q.rate is null) <> (q.burst is null) then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: rate and burst go together, got rate %s and burst %s',
+                coalesce(q.rate::text, 'null'), coalesce(q.burst::text, 'null'));
+    end if;
     if q.lease > q.max_lease then
         raise exception using
             errcode = '22023',
@@ -726,6 +877,24 @@ $fn$;
 comment on function pgclaim._clip(text, integer) is
 'Internal: value cut to at most max_bytes bytes, with a note of its size.';
 
+-- ---- sql/20_internal/pgclaim._default_burst.sql ----
+-- pgclaim._default_burst(rate): the burst a rate gets when none is given (the
+-- rate rounded up, at least 1); null for no rate or one _check_settings refuses.
+-- Returns: integer or null. Raises: nothing. Tables: none.
+create or replace function pgclaim._default_burst(rate double precision)
+returns integer
+language sql
+immutable
+set search_path = pg_catalog, pg_temp
+as $fn$
+    select case
+        when rate > 0 and rate <= 1000000 then greatest(1, pg_catalog.ceil(rate))::integer
+    end;
+$fn$;
+
+comment on function pgclaim._default_burst(double precision) is
+'Internal: the burst of a rate given without one (the rate rounded up, at least 1).';
+
 -- ---- sql/20_internal/pgclaim._end_attempt.sql ----
 -- pgclaim._end_attempt(ids, errors, retry_at, fatal, counted, now): the one
 -- place where running records stop being held without completing (fail,
@@ -802,6 +971,128 @@ comment on function pgclaim._end_attempt(
 'Internal: running records back to pending (or dead-lettered to pgclaim.finished when '
 'out of attempts or fatal), lease cleared; with counted false the attempt is given back.';
 
+-- ---- sql/20_internal/pgclaim._enqueue_one.sql ----
+-- pgclaim._enqueue_one(q, payload, priority, run_at, dedup_key, max_attempts,
+--     group_key, now): adds one checked record to queue q, the one path of enqueue
+-- and of the items of enqueue_items that have a dedup_key or a group_key.
+-- dedup_key: an unfinished record of the queue with the key is returned instead
+-- (and, with the queue's dedup_window, a record with the key that finished within
+-- the window: looked up before the insert, and again after it, because a record
+-- that finished while the insert waited for it shows only then; this call's
+-- record is then taken out again). group_key: the record joins that FIFO group,
+-- as its head when the group has no unfinished record, else behind the head
+-- (pending, run_at 'infinity', its due time in pgclaim.waiting) until _promote
+-- hands it the group; see _group_join for why no group is left without a head.
+-- Returns: (id, created): the record's id, and false when it is an existing
+-- record's. Raises: nothing (callers check the input).
+-- Tables: records (insert, delete), groups (insert, update, delete), waiting
+-- (insert, delete), dedup_keys (read).
+create or replace function pgclaim._enqueue_one(
+    q pgclaim.queues,
+    payload jsonb,
+    priority integer,
+    run_at timestamptz,
+    dedup_key text,
+    max_attempts integer,
+    group_key text,
+    now timestamptz,
+    out id bigint,
+    out created boolean
+)
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+#variable_conflict use_column
+declare
+    v_blocked boolean := false;
+    v_window boolean := q.dedup_window is not null and _enqueue_one.dedup_key is not null;
+    v_old bigint;
+begin
+    created := false;
+    if v_window then
+        select k.id into id from pgclaim.dedup_keys as k
+        where k.queue = q.queue and k.dedup_key = _enqueue_one.dedup_key
+          and k.finished_at >= _enqueue_one.now - q.dedup_window;
+        if found then
+            return;
+        end if;
+    end if;
+    loop
+        if _enqueue_one.group_key is not null then
+            v_blocked := pgclaim._group_join(q.queue, _enqueue_one.group_key);
+        end if;
+        insert into pgclaim.records as r (
+            queue, priority, run_at, payload, max_attempts, dedup_key, enqueued_at, group_key
+        ) values (
+            q.queue, _enqueue_one.priority,
+            case when v_blocked then 'infinity'::timestamptz else _enqueue_one.run_at end,
+            _enqueue_one.payload, coalesce(_enqueue_one.max_attempts, q.max_attempts),
+            _enqueue_one.dedup_key, _enqueue_one.now, _enqueue_one.group_key
+        )
+        on conflict (queue, dedup_key)
+        where dedup_key is not null and status in ('pending', 'running')
+        do nothing
+        returning r.id into id;
+        if id is not null then
+            if v_blocked then
+                insert into pgclaim.waiting as w (id, queue, group_key, priority, run_at)
+                values (
+                    _enqueue_one.id, q.queue, _enqueue_one.group_key, _enqueue_one.priority,
+                    _enqueue_one.run_at
+                );
+            end if;
+            created := true;
+            exit;
+        end if;
+        -- Nothing added: a group this call made for the record goes again.
+        if _enqueue_one.group_key is not null and not v_blocked then
+            delete from pgclaim.groups as g
+            where g.queue = q.queue and g.group_key = _enqueue_one.group_key;
+        end if;
+        -- A record with this dedup_key is unfinished: return it. It may finish
+        -- between the insert and this read; then try the insert again.
+        select r.id into id from pgclaim.records as r
+        where r.queue = q.queue and r.dedup_key = _enqueue_one.dedup_key
+          and r.status in ('pending', 'running');
+        if found then
+            return;
+        end if;
+        if v_window then
+            select k.id into id from pgclaim.dedup_keys as k
+            where k.queue = q.queue and k.dedup_key = _enqueue_one.dedup_key
+              and k.finished_at >= _enqueue_one.now - q.dedup_window;
+            if found then
+                return;
+            end if;
+        end if;
+    end loop;
+    if v_window then
+        -- Our insert may have waited for a record with the key to finish: that
+        -- record shows now. Then ours was never there.
+        select k.id into v_old from pgclaim.dedup_keys as k
+        where k.queue = q.queue and k.dedup_key = _enqueue_one.dedup_key
+          and k.finished_at >= _enqueue_one.now - q.dedup_window;
+        if found then
+            delete from pgclaim.records as r where r.id = _enqueue_one.id;
+            delete from pgclaim.waiting as w where w.id = _enqueue_one.id;
+            if _enqueue_one.group_key is not null and not v_blocked then
+                delete from pgclaim.groups as g
+                where g.queue = q.queue and g.group_key = _enqueue_one.group_key;
+            end if;
+            id := v_old;
+            created := false;
+        end if;
+    end if;
+end;
+$fn$;
+
+comment on function pgclaim._enqueue_one(
+    pgclaim.queues, jsonb, integer, timestamptz, text, integer, text, timestamptz
+) is
+'Internal: adds one checked record (dedup_key, dedup_window, FIFO group); returns its id '
+'and whether it is new.';
+
 -- ---- sql/20_internal/pgclaim._finish.sql ----
 -- pgclaim._finish(ids, to_status, now, errors, from_status, worker_id, token, me,
 --     admin): the one statement that finishes records. The records among ids that
@@ -815,7 +1106,8 @@ comment on function pgclaim._end_attempt(
 -- calls it with the holder's checks; _end_attempt (dead letters) and cancel with
 -- ids they checked or locked.
 -- Returns: (id, queue) of each record it finished. Raises: nothing.
--- Tables: records (delete), finished (insert), queue_totals (upsert); groups,
+-- Tables: records (delete), finished (insert), queue_totals, dedup_keys (upsert),
+-- queues (read); groups,
 -- waiting, records, finished (through _leave_groups).
 create or replace function pgclaim._finish(
     ids bigint[],
@@ -885,6 +1177,17 @@ begin
         returning f.id, f.queue, f.group_key
     ),
 
+    -- The keys of queues with a dedup_window stay taken (enqueue reads them).
+    keys as (
+        insert into pgclaim.dedup_keys as k (queue, dedup_key, id, finished_at)
+        select d.queue, d.dedup_key, d.id, _finish.now
+        from done as d
+        inner join pgclaim.queues as q on d.queue = q.queue
+        where d.dedup_key is not null and q.dedup_window is not null
+        on conflict on constraint dedup_keys_pkey do update
+        set id = excluded.id, finished_at = excluded.finished_at
+    ),
+
     -- Runs whether or not the select below reads it (a data-modifying WITH always does).
     counted as (
         insert into pgclaim.queue_totals as t (queue, slot, completed)
@@ -916,6 +1219,110 @@ comment on function pgclaim._finish(
 ) is
 'Internal: moves the records among ids (in from_status, held as given) to '
 'pgclaim.finished with to_status; counts completions. Returns (id, queue) of each.';
+
+-- ---- sql/20_internal/pgclaim._flow_setup.sql ----
+-- pgclaim._flow_setup(q, backfill): makes the queue's flow-control rows match its
+-- settings (create_queue, alter_queue): a queue_flow row while max_running or
+-- rate is set (a new bucket starts full: burst tokens), none otherwise; no
+-- dedup_keys without a dedup_window, and with backfill (a window just given) the
+-- dedup_keys of the records that finished within it, read from pgclaim.finished.
+-- Returns: nothing. Raises: nothing.
+-- Tables: queue_flow, dedup_keys (insert, update, delete), finished (read).
+create or replace function pgclaim._flow_setup(q pgclaim.queues, backfill boolean)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_now timestamptz := pgclaim._now();
+begin
+    if q.max_running is null and q.rate is null then
+        delete from pgclaim.queue_flow as f where f.queue = q.queue;
+    else
+        insert into pgclaim.queue_flow as f (queue, tokens, refilled_at)
+        values (q.queue, coalesce(q.burst, 0), v_now)
+        on conflict on constraint queue_flow_pkey do update
+        set tokens = least(f.tokens, coalesce(q.burst, 0));
+    end if;
+    if q.dedup_window is null then
+        delete from pgclaim.dedup_keys as d where d.queue = q.queue;
+    elsif _flow_setup.backfill then
+        insert into pgclaim.dedup_keys as d (queue, dedup_key, id, finished_at)
+        select distinct on (f.dedup_key) f.queue, f.dedup_key, f.id, f.finished_at
+        from pgclaim.finished as f
+        where f.queue = q.queue and f.dedup_key is not null
+          and f.finished_at >= v_now - q.dedup_window
+        order by f.dedup_key, f.finished_at desc, f.id desc
+        on conflict on constraint dedup_keys_pkey do nothing;
+    end if;
+end;
+$fn$;
+
+comment on function pgclaim._flow_setup(pgclaim.queues, boolean) is
+'Internal: the queue_flow row and dedup_keys that a queue''s flow-control settings call for.';
+
+-- ---- sql/20_internal/pgclaim._flow_take.sql ----
+-- pgclaim._flow_take(q, wanted, now): how many records a claim of queue q may
+-- take now, for a queue with max_running or rate set (claim_batch). It updates
+-- the queue's queue_flow row first, so the claims of the queue take turns until
+-- each commits: the running count read after that (a new snapshot) includes
+-- every earlier claim's records, and the cap holds exactly whatever the number
+-- of claimers (under REPEATABLE READ a second claimer fails with 40001 instead).
+-- The token bucket is refilled (rate per second since refilled_at, up to burst)
+-- and the allowance taken from it; claim_batch gives back what it did not use.
+-- Returns: the allowance, 0 to wanted. Raises: nothing.
+-- Tables: queue_flow (insert, update), records (read).
+create or replace function pgclaim._flow_take(
+    q pgclaim.queues, wanted integer, now timestamptz
+)
+returns integer
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_tokens double precision;
+    v_allow integer := _flow_take.wanted;
+    v_running integer;
+begin
+    update pgclaim.queue_flow as f set
+        tokens = case
+            when q.rate is null then f.tokens
+            else least(
+                q.burst::double precision,
+                f.tokens + q.rate * greatest(
+                    extract(epoch from _flow_take.now - f.refilled_at)::double precision, 0))
+        end,
+        refilled_at = greatest(f.refilled_at, _flow_take.now)
+    where f.queue = q.queue
+    returning f.tokens into v_tokens;
+    if not found then
+        -- made by create_queue or alter_queue; missing only if removed by hand
+        insert into pgclaim.queue_flow as f (queue, tokens, refilled_at)
+        values (q.queue, coalesce(q.burst, 0), _flow_take.now)
+        on conflict on constraint queue_flow_pkey do nothing;
+        return 0;
+    end if;
+    if q.rate is not null then
+        v_allow := least(v_allow, pg_catalog.floor(v_tokens)::integer);
+    end if;
+    if q.max_running is not null and v_allow > 0 then
+        select pg_catalog.count(*)::integer into v_running
+        from pgclaim.records as r
+        where r.queue = q.queue and r.status = 'running';
+        v_allow := least(v_allow, greatest(q.max_running - v_running, 0));
+    end if;
+    if q.rate is not null and v_allow > 0 then
+        update pgclaim.queue_flow as f set tokens = f.tokens - v_allow
+        where f.queue = q.queue;
+    end if;
+    return v_allow;
+end;
+$fn$;
+
+comment on function pgclaim._flow_take(pgclaim.queues, integer, timestamptz) is
+'Internal: takes a claim''s turn and allowance under the queue''s max_running and rate.';
 
 -- ---- sql/20_internal/pgclaim._granted.sql ----
 -- pgclaim._granted(queue, role): the privileges granted to role on queue.
@@ -1657,12 +2064,18 @@ comment on function pgclaim._wake(text, timestamptz) is
 
 -- ---- sql/30_api/pgclaim.alter_queue.sql ----
 -- pgclaim.alter_queue(queue, lease, max_attempts, backoff_base, backoff_max,
---     retention, max_payload_bytes, max_lease, min_priority, max_priority, max_batch)
+--     retention, max_payload_bytes, max_lease, min_priority, max_priority, max_batch,
+--     max_running, rate, burst, fair, dedup_window)
 -- Changes the settings given (null leaves a setting alone); the queue's settings
--- must be valid together afterwards. Records already enqueued keep their
--- max_attempts and priority; running records keep their lease.
+-- must be valid together afterwards. max_running 0, rate 0 and dedup_window 0
+-- remove that limit (rate 0 removes burst too); a new rate without burst takes
+-- burst = the rate (at least 1). A dedup_window set now covers the records that
+-- finished within it already (read from pgclaim.finished when it is given).
+-- Records already enqueued keep their max_attempts and priority; running records
+-- keep their lease.
 -- Returns: nothing. Raises: PC001 unknown queue, 22004/22023 bad input.
--- Tables: queues (update).
+-- Tables: queues (update), queue_flow (insert, delete), dedup_keys (insert,
+-- delete), finished (read).
 create or replace function pgclaim.alter_queue(
     queue text,
     lease interval default null,
@@ -1674,7 +2087,12 @@ create or replace function pgclaim.alter_queue(
     max_lease interval default null,
     min_priority integer default null,
     max_priority integer default null,
-    max_batch integer default null
+    max_batch integer default null,
+    max_running integer default null,
+    rate double precision default null,
+    burst integer default null,
+    fair boolean default null,
+    dedup_window interval default null
 )
 returns void
 language plpgsql
@@ -1695,6 +2113,22 @@ begin
     v_q.min_priority := coalesce(alter_queue.min_priority, v_q.min_priority);
     v_q.max_priority := coalesce(alter_queue.max_priority, v_q.max_priority);
     v_q.max_batch := coalesce(alter_queue.max_batch, v_q.max_batch);
+    v_q.fair := coalesce(alter_queue.fair, v_q.fair);
+    if alter_queue.max_running is not null then
+        v_q.max_running := nullif(alter_queue.max_running, 0);
+    end if;
+    if alter_queue.rate = 0 then
+        v_q.rate := null;
+        v_q.burst := null;
+    elsif alter_queue.rate is not null then
+        v_q.rate := alter_queue.rate;
+        v_q.burst := coalesce(alter_queue.burst, pgclaim._default_burst(alter_queue.rate));
+    elsif alter_queue.burst is not null then
+        v_q.burst := alter_queue.burst;
+    end if;
+    if alter_queue.dedup_window is not null then
+        v_q.dedup_window := nullif(alter_queue.dedup_window, '0'::interval);
+    end if;
     perform pgclaim._check_settings(v_q);
     update pgclaim.queues as q set
         lease = v_q.lease,
@@ -1706,14 +2140,20 @@ begin
         max_lease = v_q.max_lease,
         min_priority = v_q.min_priority,
         max_priority = v_q.max_priority,
-        max_batch = v_q.max_batch
+        max_batch = v_q.max_batch,
+        max_running = v_q.max_running,
+        rate = v_q.rate,
+        burst = v_q.burst,
+        fair = v_q.fair,
+        dedup_window = v_q.dedup_window
     where q.queue = alter_queue.queue;
+    perform pgclaim._flow_setup(v_q, alter_queue.dedup_window is not null);
 end;
 $fn$;
 
 comment on function pgclaim.alter_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
-    integer
+    integer, integer, double precision, integer, boolean, interval
 ) is
 'Changes the given settings and limits of a queue (null leaves one alone); they must be '
 'valid together. Raises PC001 for an unknown queue, 22004/22023 for a bad setting.';
@@ -1753,14 +2193,18 @@ comment on function pgclaim.cancel(bigint[]) is
 -- out at most batch_size due pending records in (priority desc, run_at, id)
 -- order, skipping rows other claimers hold: each is marked running, held by
 -- worker_id until lease_until, its attempt counted, under a new lease_token.
--- A paused queue hands out nothing.
+-- A paused queue hands out nothing. With max_running or rate set, the claim
+-- first takes its allowance (_flow_take: the queue's claims take turns) and hands
+-- out at most that many; what it does not use goes back to the token bucket.
+-- Records waiting behind the head of their FIFO group have run_at 'infinity',
+-- so they are never due.
 -- Each claim draws a random lease_token and records the role it was made as
 -- (_caller): only that role (or a pgclaim_admin) may report on the records.
 -- Returns: setof pgclaim.claimed, in hand-out order.
 -- Raises: PC001 unknown queue; 42501 no claim privilege on a restricted queue;
 -- 22004 null worker_id; 22023 batch_size outside 1..the queue's max_batch, lease
 -- not positive or above the queue's max_lease.
--- Tables: queues, config, queue_grants (read), records (update).
+-- Tables: queues, config, queue_grants (read), records (update), queue_flow (update).
 create or replace function pgclaim.claim_batch(
     queue text,
     worker_id text,
@@ -1780,6 +2224,8 @@ declare
     v_token bigint;
     v_sweep integer;
     v_me oid := pgclaim._caller();
+    v_limit integer;
+    v_n integer;
 begin
     v_q := pgclaim._queue(claim_batch.queue);
     perform pgclaim._require(v_q, 'claim', v_me);
@@ -1796,6 +2242,13 @@ begin
     v_now := pgclaim._now();
     v_lease := coalesce(claim_batch.lease, v_q.lease);
     v_token := pgclaim._lease_token();
+    v_limit := claim_batch.batch_size;
+    if v_q.max_running is not null or v_q.rate is not null then
+        v_limit := pgclaim._flow_take(v_q, v_limit, v_now);
+        if v_limit = 0 then
+            return;
+        end if;
+    end if;
 
     -- Lock inside a materialized CTE: the LIMIT is applied once, never re-run.
     return query
@@ -1805,7 +2258,7 @@ begin
           and r.status = 'pending'
           and r.run_at <= v_now
         order by r.priority desc, r.run_at, r.id
-        limit claim_batch.batch_size
+        limit v_limit
         for update skip locked
     ),
     claimed as (
@@ -1826,6 +2279,13 @@ begin
         c.enqueued_at, c.run_at, c.lease_until, c.lease_token
     from claimed as c
     order by c.priority desc, c.run_at, c.id;
+    if v_q.rate is not null then
+        get diagnostics v_n = row_count;
+        if v_n < v_limit then
+            update pgclaim.queue_flow as f set tokens = f.tokens + (v_limit - v_n)
+            where f.queue = claim_batch.queue;
+        end if;
+    end if;
 end;
 $fn$;
 
@@ -1902,11 +2362,16 @@ comment on function pgclaim.configure(interval, integer, integer, integer, integ
 
 -- ---- sql/30_api/pgclaim.create_queue.sql ----
 -- pgclaim.create_queue(queue, lease, max_attempts, backoff_base, backoff_max,
---     retention, max_payload_bytes, max_lease, min_priority, max_priority, max_batch)
+--     retention, max_payload_bytes, max_lease, min_priority, max_priority, max_batch,
+--     max_running, rate, burst, fair, dedup_window)
 -- Creates a queue; idempotent: the settings of an existing queue are left alone.
+-- Flow control (null: none): max_running caps its running records, rate and
+-- burst size a token bucket for its claims (burst defaults to the rate, at least
+-- 1), fair makes FIFO groups take turns, dedup_window keeps dedup_keys taken that
+-- long after their record finished (see docs/sql.md).
 -- The defaults below are the one place pgclaim's queue defaults are written.
 -- Returns: nothing. Raises: 22004/22023 for a bad name or setting (_check_settings).
--- Tables: queues (insert).
+-- Tables: queues, queue_flow (insert).
 create or replace function pgclaim.create_queue(
     queue text,
     lease interval default '5 minutes',
@@ -1918,7 +2383,12 @@ create or replace function pgclaim.create_queue(
     max_lease interval default '12 hours',
     min_priority integer default -1000,
     max_priority integer default 1000,
-    max_batch integer default 10000
+    max_batch integer default 10000,
+    max_running integer default null,
+    rate double precision default null,
+    burst integer default null,
+    fair boolean default false,
+    dedup_window interval default null
 )
 returns void
 language plpgsql
@@ -1935,21 +2405,27 @@ begin
         create_queue.backoff_base, create_queue.backoff_max, create_queue.retention,
         false, pgclaim._now(), create_queue.max_payload_bytes, create_queue.max_lease,
         create_queue.min_priority, create_queue.max_priority, create_queue.max_batch, false,
-        false
+        coalesce(create_queue.fair, false), create_queue.max_running, create_queue.rate,
+        coalesce(create_queue.burst, pgclaim._default_burst(create_queue.rate)),
+        create_queue.dedup_window
     );
     perform pgclaim._check_settings(v_q);
     insert into pgclaim.queues as q select v_q.*
     on conflict on constraint queues_pkey do nothing;
+    if found then
+        perform pgclaim._flow_setup(v_q, false);
+    end if;
 end;
 $fn$;
 
 comment on function pgclaim.create_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
-    integer
+    integer, integer, double precision, integer, boolean, interval
 ) is
-'Creates a queue with its lease, max_attempts, backoff_base, backoff_max, retention and '
-'limits (max_payload_bytes, max_lease, min_priority, max_priority, max_batch); idempotent '
-'(an existing queue keeps its settings). Raises 22004/22023 on bad input.';
+'Creates a queue with its lease, max_attempts, backoff_base, backoff_max, retention, '
+'limits (max_payload_bytes, max_lease, min_priority, max_priority, max_batch) and flow '
+'control (max_running, rate, burst, fair, dedup_window); idempotent (an existing queue '
+'keeps its settings). Raises 22004/22023 on bad input.';
 
 -- ---- sql/30_api/pgclaim.deregister_worker.sql ----
 -- pgclaim.deregister_worker(worker_id): releases every record the worker holds
@@ -2061,18 +2537,15 @@ comment on function pgclaim.drop_queue(text, boolean) is
 -- pgclaim.enqueue(queue, payload, priority, run_at, dedup_key, max_attempts,
 --     group_key)
 -- Adds one record. With a dedup_key that an unfinished (pending or running)
--- record of the queue already has, adds nothing and returns that record's id.
--- With a group_key, the record joins that FIFO group: it is the group's head when
--- the group has no unfinished record, else it waits behind the head (pending,
--- run_at 'infinity', its due time in pgclaim.waiting) until _promote hands it
--- the group (see _group_join for why no group is ever left without a head).
+-- record of the queue already has (or, with the queue's dedup_window, a record
+-- that finished within it), adds nothing and returns that record's id. With a
+-- group_key the record joins that FIFO group (_enqueue_one).
 -- Returns: the record's id.
 -- Raises: PC001 unknown queue; 42501 no enqueue privilege on a restricted queue;
 -- 22004 null payload or priority; 22023 payload over max_payload_bytes, priority
 -- outside the queue's range, run_at not finite, max_attempts above the queue's,
 -- dedup_key or group_key empty or over 512 bytes (_check_enqueue).
--- Tables: queues (key share), queue_grants (read), records (insert), groups (insert,
--- update, delete), waiting (insert).
+-- Tables: queues (key share), queue_grants (read), and _enqueue_one's.
 create or replace function pgclaim.enqueue(
     queue text,
     payload jsonb,
@@ -2094,7 +2567,7 @@ declare
     v_now timestamptz := pgclaim._now();
     v_run_at timestamptz := coalesce(enqueue.run_at, v_now);
     v_id bigint;
-    v_blocked boolean := false;
+    v_created boolean;
 begin
     v_q := pgclaim._queue(enqueue.queue, true);
     if enqueue.payload is null then
@@ -2113,45 +2586,12 @@ begin
         perform pgclaim._check_text('group_key', enqueue.group_key, 512);
     end if;
 
-    loop
-        if enqueue.group_key is not null then
-            v_blocked := pgclaim._group_join(enqueue.queue, enqueue.group_key);
-        end if;
-        insert into pgclaim.records as r (
-            queue, priority, run_at, payload, max_attempts, dedup_key, enqueued_at, group_key
-        ) values (
-            enqueue.queue, enqueue.priority,
-            case when v_blocked then 'infinity'::timestamptz else v_run_at end,
-            enqueue.payload, coalesce(enqueue.max_attempts, v_q.max_attempts),
-            enqueue.dedup_key, v_now, enqueue.group_key
-        )
-        on conflict (queue, dedup_key)
-        where dedup_key is not null and status in ('pending', 'running')
-        do nothing
-        returning r.id into v_id;
-        if v_id is not null then
-            if v_blocked then
-                insert into pgclaim.waiting (id, queue, group_key, priority, run_at)
-                values (v_id, enqueue.queue, enqueue.group_key, enqueue.priority, v_run_at);
-            end if;
-            exit;
-        end if;
-        -- Nothing added: a group this call made for the record goes again.
-        if enqueue.group_key is not null and not v_blocked then
-            delete from pgclaim.groups as g
-            where g.queue = enqueue.queue and g.group_key = enqueue.group_key;
-        end if;
-        -- A record with this dedup_key is unfinished: return it. It may finish
-        -- between the insert and this read; then try the insert again.
-        select r.id into v_id from pgclaim.records as r
-        where r.queue = enqueue.queue and r.dedup_key = enqueue.dedup_key
-          and r.status in ('pending', 'running');
-        if found then
-            return v_id;
-        end if;
-    end loop;
-
-    if v_run_at <= v_now and not v_blocked then
+    select e.id, e.created into v_id, v_created
+    from pgclaim._enqueue_one(
+        v_q, enqueue.payload, enqueue.priority, v_run_at, enqueue.dedup_key,
+        enqueue.max_attempts, enqueue.group_key, v_now
+    ) as e;
+    if v_created and v_run_at <= v_now then
         perform pgclaim._wake(enqueue.queue, v_now);
     end if;
     return v_id;
@@ -2251,6 +2691,114 @@ $fn$;
 comment on function pgclaim.enqueue_batch(text, jsonb[], integer, timestamptz) is
 'Adds one record per payload in one statement and returns the ids in input order. '
 'Raises PC001 unknown queue, 22004 for a null array or element.';
+
+-- ---- sql/30_api/pgclaim.enqueue_items.sql ----
+-- pgclaim.enqueue_items(queue, items): adds one record per item of a jsonb array,
+-- in one call and one transaction, each item with its own options:
+--   {"payload": {...}, "priority": 0, "run_at": "2030-01-01T00:00:00Z",
+--    "dedup_key": "k", "group_key": "g", "max_attempts": 3}
+-- payload is required; the others may be left out (or null) and default as in
+-- enqueue. Items without dedup_key and group_key go in with one statement (ids
+-- ascending in input order); the others one by one through _enqueue_one, in
+-- input order, with dedup per item (an item whose dedup_key an earlier item of
+-- the call took gets that item's id back) and FIFO groups as enqueue has them.
+-- Notifies pgclaim_<queue> once when a new record is due now (_wake).
+-- Returns: (id, created) per item, in input order; created false when the id is
+-- an existing record's (dedup).
+-- Raises: PC001 unknown queue; 42501 no enqueue privilege on a restricted queue;
+-- 22004 null items or an item's payload (named by its 1-based position); 22023
+-- items not an array of objects, more items than the queue's max_batch, an item
+-- with an unknown key or a value of the wrong type, and each check of enqueue
+-- (named by position).
+-- Tables: queues (key share), queue_grants (read), records (insert), and
+-- _enqueue_one's.
+create or replace function pgclaim.enqueue_items(queue text, items jsonb)
+returns table (id bigint, created boolean)
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_q pgclaim.queues;
+    v_now timestamptz := pgclaim._now();
+    v_items pgclaim.item [] := '{}'::pgclaim.item [];
+    v_ids bigint [];
+    v_created boolean [];
+    v_plain bigint [];
+    v_n integer;
+    v_k integer := 0;
+    v_one_id bigint;
+    v_one_created boolean;
+    v_due boolean := false;
+begin
+    v_q := pgclaim._queue(enqueue_items.queue, true);
+    if enqueue_items.items is null then
+        raise exception using errcode = '22004', message = 'pgclaim: items must not be null';
+    end if;
+    if pg_catalog.jsonb_typeof(enqueue_items.items) <> 'array' then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format('pgclaim: items must be a JSON array, got %s',
+                pg_catalog.jsonb_typeof(enqueue_items.items));
+    end if;
+    v_n := pg_catalog.jsonb_array_length(enqueue_items.items);
+    perform pgclaim._check_int('the number of items', v_n, 0, v_q.max_batch);
+    perform pgclaim._require(v_q, 'enqueue', pgclaim._caller());
+
+    -- Every item is checked before anything is added.
+    for i in 1..v_n loop
+        v_items := v_items || pgclaim._check_item(v_q, enqueue_items.items -> (i - 1), i, v_now);
+    end loop;
+
+    -- Plain items: one statement; ids ascend in input order (as in enqueue_batch).
+    with ins as (
+        insert into pgclaim.records as r (
+            queue, priority, run_at, payload, max_attempts, enqueued_at
+        )
+        select enqueue_items.queue, u.priority, u.run_at, u.payload,
+            coalesce(u.max_attempts, v_q.max_attempts), v_now
+        from pg_catalog.unnest(v_items) with ordinality as u
+        where u.dedup_key is null and u.group_key is null
+        order by u.ordinality
+        returning r.id
+    )
+
+    select pg_catalog.array_agg(ins.id order by ins.id) into v_plain from ins;
+
+    v_ids := pg_catalog.array_fill(null::bigint, array[v_n]);
+    v_created := pg_catalog.array_fill(true, array[v_n]);
+    for i in 1..v_n loop
+        if v_items[i].dedup_key is null and v_items[i].group_key is null then
+            v_k := v_k + 1;
+            v_ids[i] := v_plain[v_k];
+        else
+            select e.id, e.created into v_one_id, v_one_created
+            from pgclaim._enqueue_one(
+                v_q, v_items[i].payload, v_items[i].priority, v_items[i].run_at,
+                v_items[i].dedup_key, v_items[i].max_attempts, v_items[i].group_key, v_now
+            ) as e;
+            v_ids[i] := v_one_id;
+            v_created[i] := v_one_created;
+        end if;
+        v_due := v_due or (v_created[i] and v_items[i].run_at <= v_now);
+    end loop;
+
+    return query
+    select u.id, u.created
+    from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_created))
+        with ordinality as u (id, created, n)
+    order by u.n;
+    if v_due then
+        perform pgclaim._wake(enqueue_items.queue, v_now);
+    end if;
+end;
+$fn$;
+
+comment on function pgclaim.enqueue_items(text, jsonb) is
+'Adds one record per item of a JSON array, each with its own payload, priority, run_at, '
+'dedup_key, group_key and max_attempts; returns (id, created) per item in input order. '
+'Raises PC001, 42501, 22004, 22023.';
 
 -- ---- sql/30_api/pgclaim.extend_lease.sql ----
 -- pgclaim.extend_lease(worker_id, ids, lease, lease_tokens)
@@ -2685,6 +3233,66 @@ $fn$;
 comment on function pgclaim.heartbeat(text, bigint[]) is
 'Marks worker_id alive and extends the leases of the records it holds (only those among '
 'ids, when given); returns how many. Raises PC005 for another role''s worker id.';
+
+-- ---- sql/30_api/pgclaim.next_eligible.sql ----
+-- pgclaim.next_eligible(queue): when a claim of the queue can next hand out a
+-- record, for a worker that was just told "nothing now": the due time of the
+-- earliest pending record that is not waiting behind its group's head, but not
+-- before the token bucket holds a whole token (rate). It changes nothing.
+-- Returns: that time (now or earlier: claim again at once), or null when no
+-- record is pending (wait for a notification), the queue is paused, or it is at
+-- its max_running (a completion frees a place: poll).
+-- Raises: PC001 unknown queue; 42501 no claim privilege on a restricted queue.
+-- Tables: queues, queue_grants, queue_flow, records (read).
+create or replace function pgclaim.next_eligible(queue text)
+returns timestamptz
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_q pgclaim.queues;
+    v_now timestamptz := pgclaim._now();
+    v_due timestamptz;
+    v_f pgclaim.queue_flow;
+    v_tokens double precision;
+begin
+    v_q := pgclaim._queue(next_eligible.queue);
+    perform pgclaim._require(v_q, 'claim', pgclaim._caller());
+    if v_q.paused then
+        return null;
+    end if;
+    -- The claim's index, whole for the queue: workers ask only when idle.
+    select pg_catalog.min(r.run_at) into v_due from pgclaim.records as r
+    where r.queue = next_eligible.queue and r.status = 'pending' and r.run_at < 'infinity';
+    if v_due is null then
+        return null;
+    end if;
+    if v_q.max_running is not null and (
+        select pg_catalog.count(*) from pgclaim.records as r
+        where r.queue = next_eligible.queue and r.status = 'running'
+    ) >= v_q.max_running then
+        return null;
+    end if;
+    if v_q.rate is not null then
+        select f.* into v_f from pgclaim.queue_flow as f where f.queue = next_eligible.queue;
+        if found then
+            v_tokens := least(v_q.burst::double precision, v_f.tokens + v_q.rate * greatest(
+                extract(epoch from v_now - v_f.refilled_at)::double precision, 0));
+            if v_tokens < 1 then
+                v_due := greatest(v_due, v_now + pg_catalog.make_interval(
+                    secs => (1 - v_tokens) / v_q.rate));
+            end if;
+        end if;
+    end if;
+    return v_due;
+end;
+$fn$;
+
+comment on function pgclaim.next_eligible(text) is
+'When a claim of the queue can next hand out a record (due time and token bucket), or null '
+'when nothing is pending, the queue is paused or at max_running. Raises PC001, 42501.';
 
 -- ---- sql/30_api/pgclaim.pause_queue.sql ----
 -- pgclaim.pause_queue(queue): a paused queue hands out nothing; enqueue still works.
@@ -3221,6 +3829,7 @@ grant execute on function pgclaim.enqueue(
 ) to pgclaim_producer, pgclaim_admin;
 grant execute on function pgclaim.enqueue_batch(text, jsonb[], integer, timestamptz) to
 pgclaim_producer, pgclaim_admin;
+grant execute on function pgclaim.enqueue_items(text, jsonb) to pgclaim_producer, pgclaim_admin;
 
 grant execute on function pgclaim.claim_batch(text, text, integer, interval) to
 pgclaim_worker, pgclaim_admin;
@@ -3240,14 +3849,15 @@ pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.heartbeat(text, bigint[]) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.deregister_worker(text) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.reclaim_orphans(integer) to pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.next_eligible(text) to pgclaim_worker, pgclaim_admin;
 
 grant execute on function pgclaim.create_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
-    integer
+    integer, integer, double precision, integer, boolean, interval
 ) to pgclaim_admin;
 grant execute on function pgclaim.alter_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
-    integer
+    integer, integer, double precision, integer, boolean, interval
 ) to pgclaim_admin;
 grant execute on function pgclaim.drop_queue(text, boolean) to pgclaim_admin;
 grant execute on function pgclaim.pause_queue(text) to pgclaim_admin;

@@ -21,7 +21,14 @@ create table pgclaim.queues (
     restricted boolean not null default false,
     -- Flow control. fair: the heads of FIFO groups are handed out in the order
     -- they became heads (groups take turns) rather than by their own due time.
-    fair boolean not null default false
+    fair boolean not null default false,
+    -- null: no limit. max_running caps the queue's running records; rate (records
+    -- per second) and burst size the token bucket of queue_flow that claims draw
+    -- from; dedup_window keeps a finished record's dedup_key taken that long.
+    max_running integer,
+    rate double precision,
+    burst integer,
+    dedup_window interval
 );
 
 comment on table pgclaim.queues is 'One row per queue: its settings and limits.';
@@ -172,6 +179,31 @@ comment on table pgclaim.waiting is
 create index waiting_order_idx on pgclaim.waiting (
     queue, group_key, priority desc, run_at, id
 );
+
+-- One row per queue with max_running or rate set: claims of such a queue update
+-- it first, so they take turns (the running count they read is exact) and draw
+-- from its token bucket (tokens at refilled_at; rate per second up to burst).
+create table pgclaim.queue_flow (
+    queue text primary key references pgclaim.queues (queue) on delete cascade,
+    tokens double precision not null,
+    refilled_at timestamptz not null
+) with (fillfactor = 50);
+
+comment on table pgclaim.queue_flow is
+'Claim turns and the token bucket of queues with max_running or rate.';
+
+-- The dedup_key of each finished record of a queue with a dedup_window (the
+-- newest per key), so that enqueue refuses it within the window.
+create table pgclaim.dedup_keys (
+    queue text not null references pgclaim.queues (queue) on delete cascade,
+    dedup_key text not null,
+    id bigint not null,
+    finished_at timestamptz not null,
+    primary key (queue, dedup_key)
+);
+
+comment on table pgclaim.dedup_keys is
+'dedup_keys of finished records of queues with a dedup_window, and when each finished.';
 
 create table pgclaim.workers (
     worker_id text primary key,

@@ -37,6 +37,7 @@ grant execute on function pgclaim.enqueue(
 ) to pgclaim_producer, pgclaim_admin;
 grant execute on function pgclaim.enqueue_batch(text, jsonb[], integer, timestamptz) to
 pgclaim_producer, pgclaim_admin;
+grant execute on function pgclaim.enqueue_items(text, jsonb) to pgclaim_producer, pgclaim_admin;
 
 grant execute on function pgclaim.claim_batch(text, text, integer, interval) to
 pgclaim_worker, pgclaim_admin;
@@ -56,14 +57,15 @@ pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.heartbeat(text, bigint[]) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.deregister_worker(text) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.reclaim_orphans(integer) to pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.next_eligible(text) to pgclaim_worker, pgclaim_admin;
 
 grant execute on function pgclaim.create_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
-    integer
+    integer, integer, double precision, integer, boolean, interval
 ) to pgclaim_admin;
 grant execute on function pgclaim.alter_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
-    integer
+    integer, integer, double precision, integer, boolean, interval
 ) to pgclaim_admin;
 grant execute on function pgclaim.drop_queue(text, boolean) to pgclaim_admin;
 grant execute on function pgclaim.pause_queue(text) to pgclaim_admin;

@@ -6,7 +6,7 @@ The logic lives in SQL functions of the ``pgclaim`` schema; this package calls t
 the package's version.
 """
 from ._version import package_version
-from .client import Claimed, QueueClient, QueueStats, WorkerStatus
+from .client import Claimed, Item, QueueClient, QueueStats, WorkerStatus
 from .errors import (
     InstallRefused,
     InvalidArgument,
@@ -36,6 +36,7 @@ __all__ = [
     "Fatal",
     "InstallRefused",
     "InvalidArgument",
+    "Item",
     "MultiWorker",
     "NotHolder",
     "OutcomeUnknown",

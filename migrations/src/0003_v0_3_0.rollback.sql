@@ -70,7 +70,15 @@ drop table pgclaim.waiting;
 drop table pgclaim.groups;
 alter table pgclaim.records drop column group_key;
 alter table pgclaim.finished drop column group_key;
-alter table pgclaim.queues drop column fair;
+drop table pgclaim.queue_flow;
+drop table pgclaim.dedup_keys;
+drop type pgclaim.item;
+alter table pgclaim.queues
+drop column fair,
+drop column max_running,
+drop column rate,
+drop column burst,
+drop column dedup_window;
 
 -- (end of flow control)
 -- ---------------------------------------------------------------------------

@@ -53,7 +53,14 @@ $do$;
 -- (which enqueue refuses), so the claim's index is left as it is.
 alter table pgclaim.records add column group_key text;
 alter table pgclaim.finished add column group_key text;
-alter table pgclaim.queues add column fair boolean not null default false;
+
+-- Queue settings of flow control: fair off and no limit, as 0.2.0's queues ran.
+alter table pgclaim.queues
+add column fair boolean not null default false,
+add column max_running integer,
+add column rate double precision,
+add column burst integer,
+add column dedup_window interval;
 
 set local role pgclaim_owner;
 
@@ -81,11 +88,54 @@ create index waiting_order_idx on pgclaim.waiting (
     queue, group_key, priority desc, run_at, id
 );
 
+create table pgclaim.queue_flow (
+    queue text primary key references pgclaim.queues (queue) on delete cascade,
+    tokens double precision not null,
+    refilled_at timestamptz not null
+) with (fillfactor = 50);
+
+comment on table pgclaim.queue_flow is
+'Claim turns and the token bucket of queues with max_running or rate.';
+
+create table pgclaim.dedup_keys (
+    queue text not null references pgclaim.queues (queue) on delete cascade,
+    dedup_key text not null,
+    id bigint not null,
+    finished_at timestamptz not null,
+    primary key (queue, dedup_key)
+);
+
+comment on table pgclaim.dedup_keys is
+'dedup_keys of finished records of queues with a dedup_window, and when each finished.';
+
+create type pgclaim.item as (
+    payload jsonb,
+    priority integer,
+    run_at timestamptz,
+    dedup_key text,
+    group_key text,
+    max_attempts integer
+);
+
+comment on type pgclaim.item is
+'One record of enqueue_items: payload and its own priority, run_at, dedup_key, group_key, '
+'max_attempts.';
+
 reset role;
 
 -- Signatures that changed (sql/ creates the new ones).
 drop function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer);
 drop function pgclaim._queue_counts(boolean);
+drop function pgclaim.create_queue(
+    text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
+    integer
+);
+drop function pgclaim.alter_queue(
+    text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
+    integer
+);
+-- 0.2.0's function takes its queue row: with columns added, the old one goes.
+drop function pgclaim._check_settings(pgclaim.queues);
 
 -- (end of flow control)
 -- ---------------------------------------------------------------------------

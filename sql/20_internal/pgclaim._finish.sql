@@ -10,7 +10,8 @@
 -- calls it with the holder's checks; _end_attempt (dead letters) and cancel with
 -- ids they checked or locked.
 -- Returns: (id, queue) of each record it finished. Raises: nothing.
--- Tables: records (delete), finished (insert), queue_totals (upsert); groups,
+-- Tables: records (delete), finished (insert), queue_totals, dedup_keys (upsert),
+-- queues (read); groups,
 -- waiting, records, finished (through _leave_groups).
 create or replace function pgclaim._finish(
     ids bigint[],
@@ -78,6 +79,17 @@ begin
         from done as d
         left join errs as e on d.id = e.id
         returning f.id, f.queue, f.group_key
+    ),
+
+    -- The keys of queues with a dedup_window stay taken (enqueue reads them).
+    keys as (
+        insert into pgclaim.dedup_keys as k (queue, dedup_key, id, finished_at)
+        select d.queue, d.dedup_key, d.id, _finish.now
+        from done as d
+        inner join pgclaim.queues as q on d.queue = q.queue
+        where d.dedup_key is not null and q.dedup_window is not null
+        on conflict on constraint dedup_keys_pkey do update
+        set id = excluded.id, finished_at = excluded.finished_at
     ),
 
     -- Runs whether or not the select below reads it (a data-modifying WITH always does).

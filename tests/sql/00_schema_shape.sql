@@ -8,7 +8,7 @@ select tables_are(
     'pgclaim',
     array[
         'queues', 'records', 'finished', 'queue_totals', 'workers', 'config', 'queue_grants',
-        'groups', 'waiting'
+        'groups', 'waiting', 'queue_flow', 'dedup_keys'
     ],
     'pgclaim has exactly its tables'
 );

@@ -3,12 +3,14 @@ producers add to them, with a ledger written in the claimers' own transactions (
 do not trust pgclaim's bookkeeping)."""
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import defaultdict
 from typing import Any
 
 import psycopg
 import pytest
+from pgdb import freeze_clock
 
 pytestmark = pytest.mark.concurrent
 
@@ -127,7 +129,7 @@ def test_groups_run_one_at_a_time_in_order_under_20_claimers(dsn: str) -> None:
         # FIFO: a group's records are handed out in (run_at, id) order (one priority), ...
         assert sorted(ids, key=lambda r: claimed[r][0]) == ids, f"{group} out of order"
         # ... and one at a time: each is claimed only after the one before it completed.
-        overlaps = [(a, b) for a, b in zip(ids, ids[1:], strict=False)
+        overlaps = [(a, b) for a, b in itertools.pairwise(ids)
                     if claimed[b][0] <= completed[a]]
         assert overlaps == [], f"{group}: records ran at the same time"
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -180,3 +182,95 @@ def test_twenty_enqueues_into_one_empty_group_make_one_head(dsn: str) -> None:
             handed += batch
             conn.execute("select pgclaim.complete('w', %s)", (batch,))
     assert sorted(handed) == sorted(ids)
+
+
+def run_claimers(dsn: str, queue: str, body: Any) -> list[BaseException]:
+    """Runs ``body(conn, worker)`` in CLAIMERS threads, each with its own connection, started
+    together; returns what they raised."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(CLAIMERS)
+
+    def run(k: int) -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                barrier.wait(timeout=60)
+                body(conn, f"w{k}")
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(CLAIMERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    assert not any(t.is_alive() for t in threads), "a claimer hung"
+    return errors
+
+
+def test_max_running_holds_under_20_claimers(dsn: str) -> None:
+    """Each claim writes, in its own transaction and before it commits, how many records of
+    the queue are running (its own included; read by a second statement, which sees every
+    claim committed before it). That count never passes the cap."""
+    queue, cap, records = "flow_cap", 5, 600
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("create table public.cap_ledger (worker text, claimed int, running int)")
+        conn.execute("select pgclaim.create_queue(%s, max_running => %s)", (queue, cap))
+        conn.execute("select pgclaim.enqueue_batch(%s, array_fill('{}'::jsonb, array[%s]))",
+                     (queue, records))
+
+    def body(conn: psycopg.Connection[Any], worker: str) -> None:
+        size = 1 + int(worker[1:]) % 4
+        while True:
+            with conn.transaction():
+                ids = [r[0] for r in conn.execute(
+                    "select id from pgclaim.claim_batch(%s, %s, %s)",
+                    (queue, worker, size)).fetchall()]
+                conn.execute(
+                    "insert into public.cap_ledger select %s, %s, count(*)"
+                    " from pgclaim.records where queue = %s and status = 'running'",
+                    (worker, len(ids), queue))
+            if ids:
+                conn.execute("select pgclaim.complete(%s, %s)", (worker, ids))
+                continue
+            left = conn.execute("select count(*) from pgclaim.records where queue = %s",
+                                (queue,)).fetchone()
+            if left == (0,):
+                return
+
+    assert run_claimers(dsn, queue, body) == []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        over = conn.execute("select count(*) from public.cap_ledger where running > %s",
+                            (cap,)).fetchone()
+        total = conn.execute("select sum(claimed) from public.cap_ledger").fetchone()
+    assert over == (0,), "more records running than max_running"
+    assert total == (records,)
+
+
+def test_rate_holds_under_20_claimers(dsn: str) -> None:
+    """With the clock frozen, 20 claimers together get exactly the burst; each step of the
+    clock adds exactly rate x step, however many claim at once."""
+    queue = "flow_rate"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        freeze_clock(conn, "2030-01-01 00:00:00+00")
+        conn.execute("select pgclaim.create_queue(%s, rate => 10, burst => 25)", (queue,))
+        conn.execute("select pgclaim.enqueue_batch(%s, array_fill('{}'::jsonb, array[500]))",
+                     (queue,))
+        got: list[int] = []
+
+        def body(c: psycopg.Connection[Any], worker: str) -> None:
+            n = len(c.execute("select id from pgclaim.claim_batch(%s, %s, 7)",
+                              (queue, worker)).fetchall())
+            n += len(c.execute("select id from pgclaim.claim_batch(%s, %s, 7)",
+                               (queue, worker)).fetchall())
+            got.append(n)
+
+        assert run_claimers(dsn, queue, body) == []
+        assert sum(got) == 25, "the burst, not one record more"
+        for step in (1, 2.5):
+            now = conn.execute("select pgclaim._now() + make_interval(secs => %s)",
+                               (step,)).fetchone()
+            assert now is not None
+            freeze_clock(conn, now[0])
+            got.clear()
+            assert run_claimers(dsn, queue, body) == []
+            assert sum(got) == int(10 * step), f"{step} s at 10 per second"

@@ -1,7 +1,7 @@
 -- The whole grant matrix: which role may execute which function, and that no
 -- role (nor PUBLIC) holds any privilege on the tables or sequences.
 begin;
-select plan(215);
+select plan(242);
 
 create temp table expected_exec (rolname text, proname text) on commit drop;
 insert into expected_exec (rolname, proname)
@@ -9,7 +9,9 @@ select
     'pgclaim_producer' as rolname,
     f.f as proname
 from
-    pg_catalog.unnest(array['schema_version', 'health', 'enqueue', 'enqueue_batch'])
+    pg_catalog.unnest(array[
+        'schema_version', 'health', 'enqueue', 'enqueue_batch', 'enqueue_items'
+    ])
         as f (f)
 union all
 select
@@ -19,7 +21,8 @@ from
     pg_catalog.unnest(array[
         '_now', '_queue_counts', '_caller', '_admin', '_allowed', 'schema_version', 'health',
         'claim_batch', 'complete', 'fail', 'fail_batch', 'extend_lease',
-        'release', 'register_worker', 'heartbeat', 'deregister_worker', 'reclaim_orphans'
+        'release', 'register_worker', 'heartbeat', 'deregister_worker', 'reclaim_orphans',
+        'next_eligible'
     ]) as f (f)
 union all
 select
@@ -74,7 +77,7 @@ select
 from (
     values
     ('records'), ('finished'), ('queue_totals'), ('queues'), ('workers'), ('config'),
-    ('queue_grants'), ('groups'), ('waiting')
+    ('queue_grants'), ('groups'), ('waiting'), ('queue_flow'), ('dedup_keys')
 ) as t (t)
 cross join
     (values ('pgclaim_producer'), ('pgclaim_worker'), ('pgclaim_admin')) as r (rolname)
