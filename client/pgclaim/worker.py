@@ -75,7 +75,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -601,7 +601,7 @@ class Worker:
                     claimed_full = len(records) == want
                     loop.empty_at = None if records else ended
                     if not claimed_full:
-                        loop.next_claim = ended + self.poll_interval
+                        loop.next_claim = ended + self._idle_wait()
             if not ok:
                 loop.db_failures += 1
                 self._state = WorkerState.BACKING_OFF
@@ -647,6 +647,20 @@ class Worker:
             return None
         self.stats.claimed += len(records)
         return records
+
+    def _idle_wait(self) -> float:
+        """How long to wait before the next claim after one that got less than it asked for:
+        ``poll_interval``, or less when ``next_eligible`` says a record becomes claimable
+        sooner (a due time, a rate limit's next token), but at least ``min_wake_interval``.
+        Notifications still wake the loop."""
+        try:
+            at = self.client.next_eligible(self.queue)
+        except PgclaimError:
+            return self.poll_interval  # a failing database shows on the next claim
+        if at is None:
+            return self.poll_interval
+        delay = (at - datetime.now(UTC)).total_seconds()
+        return min(self.poll_interval, max(delay, self.min_wake_interval))
 
     def _reclaim(self) -> bool:
         try:
