@@ -154,8 +154,13 @@ $do$;
 -- ---------------------------------------------------------------------------
 
 -- FIFO groups. Records of 0.2.0 have no group: they keep their state and place.
--- A record waiting behind its group's head is pending with run_at 'infinity'
--- (which enqueue refuses), so the claim's index is left as it is.
+-- A record waiting behind its group's head is pending with priority -2147483648
+-- and run_at 'infinity', so the claim's index is left as it is and its scan stops
+-- before such records. That priority is no queue's any more: a queue that allowed
+-- it (and its records that had it, few if any) moves to -2147483647.
+update pgclaim.queues set min_priority = -2147483647 where min_priority = -2147483648;
+update pgclaim.queues set max_priority = -2147483647 where max_priority = -2147483648;
+update pgclaim.records set priority = -2147483647 where priority = -2147483648;
 alter table pgclaim.records add column group_key text;
 alter table pgclaim.finished add column group_key text;
 
@@ -754,7 +759,8 @@ comment on function pgclaim._check_queue_name(text) is
 --   max_attempts          1 to 1000
 --   max_payload_bytes     16 bytes to 100 MiB (jsonb as stored, pg_column_size)
 --   max_lease             at most 30 days, and lease <= max_lease
---   min_priority, max_priority  min_priority <= max_priority
+--   min_priority, max_priority  -2147483647 <= min_priority <= max_priority (the
+--                         lowest integer marks records waiting behind a group's head)
 --   max_batch             1 to 10000 (enqueue_batch length, claim_batch batch_size)
 --   max_running           null (no cap) or 1 to 1000000
 --   rate, burst           both null (no limit), or rate in (0, 1000000] records per
@@ -776,7 +782,7 @@ begin
     perform pgclaim._check_int('max_attempts', q.max_attempts, 1, 1000);
     perform pgclaim._check_int('max_payload_bytes', q.max_payload_bytes, 16, 104857600);
     perform pgclaim._check_interval('max_lease', q.max_lease, false, false, '30 days');
-    perform pgclaim._check_int('min_priority', q.min_priority, -2147483648, 2147483647);
+    perform pgclaim._check_int('min_priority', q.min_priority, -2147483647, 2147483647);
     perform pgclaim._check_int('max_priority', q.max_priority, q.min_priority, 2147483647);
     perform pgclaim._check_int('max_batch', q.max_batch, 1, 10000);
     perform pgclaim._check_int('max_running', q.max_running, 1, 1000000, true);
@@ -981,7 +987,8 @@ comment on function pgclaim._end_attempt(
 -- that finished while the insert waited for it shows only then; this call's
 -- record is then taken out again). group_key: the record joins that FIFO group,
 -- as its head when the group has no unfinished record, else behind the head
--- (pending, run_at 'infinity', its due time in pgclaim.waiting) until _promote
+-- (pending, priority -2147483648 and run_at 'infinity', which no claim reaches;
+-- its own priority and due time in pgclaim.waiting) until _promote
 -- hands it the group; see _group_join for why no group is left without a head.
 -- Returns: (id, created): the record's id, and false when it is an existing
 -- record's. Raises: nothing (callers check the input).
@@ -1025,7 +1032,8 @@ begin
         insert into pgclaim.records as r (
             queue, priority, run_at, payload, max_attempts, dedup_key, enqueued_at, group_key
         ) values (
-            q.queue, _enqueue_one.priority,
+            q.queue,
+            case when v_blocked then -2147483648 else _enqueue_one.priority end,
             case when v_blocked then 'infinity'::timestamptz else _enqueue_one.run_at end,
             _enqueue_one.payload, coalesce(_enqueue_one.max_attempts, q.max_attempts),
             _enqueue_one.dedup_key, _enqueue_one.now, _enqueue_one.group_key
@@ -1405,8 +1413,8 @@ comment on function pgclaim._lease_token() is
 -- ---- sql/20_internal/pgclaim._leave_groups.sql ----
 -- pgclaim._leave_groups(ids, now): records of FIFO groups that _finish has just
 -- moved to pgclaim.finished. One that waited behind its group's head (cancelled)
--- leaves pgclaim.waiting, and its finished row gets its own due time back in
--- place of 'infinity'; the heads hand their groups on (_promote).
+-- leaves pgclaim.waiting, and its finished row gets its own priority and due
+-- time back; the heads hand their groups on (_promote).
 -- Returns: nothing. Raises: nothing.
 -- Tables: waiting (delete), finished (update), and _promote's.
 create or replace function pgclaim._leave_groups(
@@ -1425,11 +1433,11 @@ begin
     gone as (
         delete from pgclaim.waiting as w
         where w.id = any(_leave_groups.ids)
-        returning w.id, w.run_at
+        returning w.id, w.priority, w.run_at
     ),
 
     restored as (
-        update pgclaim.finished as f set run_at = gone.run_at
+        update pgclaim.finished as f set priority = gone.priority, run_at = gone.run_at
         from gone
         where f.id = gone.id
     )
@@ -1493,8 +1501,9 @@ comment on function pgclaim._now() is
 -- pgclaim._promote(queues, groups, now): the heads of these groups (position by
 -- position in the two arrays) have just left pgclaim.records. For each group,
 -- the first record waiting behind it in (priority desc, run_at, id) order becomes
--- the head: its run_at, 'infinity' while it waited, is its own due time again
--- (in a fair queue at least now, so that groups take turns). A group with no
+-- the head: its priority and run_at (-2147483648 and 'infinity' while it waited)
+-- are its own again (run_at at least now in a fair queue, so that groups take
+-- turns). A group with no
 -- record left loses its row. The groups' rows are held first, in one statement:
 -- an enqueue adding a record behind the head holds the row until it commits
 -- (_group_join), so the statements after it see that record.
@@ -1545,11 +1554,12 @@ begin
     gone as (
         delete from pgclaim.waiting as w
         where w.id in (select nxt.id from nxt)
-        returning w.id, w.queue, w.group_key, w.run_at
+        returning w.id, w.queue, w.group_key, w.priority, w.run_at
     ),
 
     unblocked as (
         update pgclaim.records as r set
+            priority = gone.priority,
             run_at = case
                 when q.fair then greatest(gone.run_at, _promote.now) else gone.run_at
             end
@@ -2196,8 +2206,9 @@ comment on function pgclaim.cancel(bigint[]) is
 -- A paused queue hands out nothing. With max_running or rate set, the claim
 -- first takes its allowance (_flow_take: the queue's claims take turns) and hands
 -- out at most that many; what it does not use goes back to the token bucket.
--- Records waiting behind the head of their FIFO group have run_at 'infinity',
--- so they are never due.
+-- Records waiting behind the head of their FIFO group have priority
+-- -2147483648 (below every queue's min_priority) and run_at 'infinity': the
+-- claim's index scan stops before them, however many there are.
 -- Each claim draws a random lease_token and records the role it was made as
 -- (_caller): only that role (or a pgclaim_admin) may report on the records.
 -- Returns: setof pgclaim.claimed, in hand-out order.
@@ -2256,6 +2267,7 @@ begin
         select r.id from pgclaim.records as r
         where r.queue = claim_batch.queue
           and r.status = 'pending'
+          and r.priority > -2147483648
           and r.run_at <= v_now
         order by r.priority desc, r.run_at, r.id
         limit v_limit
@@ -3574,7 +3586,8 @@ begin
             dedup_key, enqueued_at, last_error, group_key
         ) overriding system value
         values (
-            v_f.id, v_f.queue, 'pending', v_f.priority,
+            v_f.id, v_f.queue, 'pending',
+            case when v_blocked then -2147483648 else v_f.priority end,
             case when v_blocked then 'infinity'::timestamptz else v_now end, v_f.payload, 0,
             v_f.max_attempts, v_f.dedup_key, v_f.enqueued_at, v_f.last_error, v_f.group_key
         )

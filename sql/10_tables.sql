@@ -61,9 +61,10 @@ create table pgclaim.records (
     -- leave the record alone. Null for records claimed before release 0.2.0.
     holder_role oid,
     -- The FIFO group the record belongs to (null: none), see pgclaim.groups. A
-    -- record waiting behind its group's head is pending with run_at 'infinity'
-    -- (enqueue refuses that value), so no claim reaches it; its own due time is
-    -- in pgclaim.waiting.
+    -- record waiting behind its group's head is pending with priority -2147483648
+    -- (below every queue's min_priority) and run_at 'infinity' (which enqueue
+    -- refuses): the claim's index scan stops before it. Its own priority and due
+    -- time are in pgclaim.waiting.
     group_key text,
     constraint records_unfinished check (status in ('pending', 'running'))
 ) with (

@@ -7,7 +7,8 @@
 -- that finished while the insert waited for it shows only then; this call's
 -- record is then taken out again). group_key: the record joins that FIFO group,
 -- as its head when the group has no unfinished record, else behind the head
--- (pending, run_at 'infinity', its due time in pgclaim.waiting) until _promote
+-- (pending, priority -2147483648 and run_at 'infinity', which no claim reaches;
+-- its own priority and due time in pgclaim.waiting) until _promote
 -- hands it the group; see _group_join for why no group is left without a head.
 -- Returns: (id, created): the record's id, and false when it is an existing
 -- record's. Raises: nothing (callers check the input).
@@ -51,7 +52,8 @@ begin
         insert into pgclaim.records as r (
             queue, priority, run_at, payload, max_attempts, dedup_key, enqueued_at, group_key
         ) values (
-            q.queue, _enqueue_one.priority,
+            q.queue,
+            case when v_blocked then -2147483648 else _enqueue_one.priority end,
             case when v_blocked then 'infinity'::timestamptz else _enqueue_one.run_at end,
             _enqueue_one.payload, coalesce(_enqueue_one.max_attempts, q.max_attempts),
             _enqueue_one.dedup_key, _enqueue_one.now, _enqueue_one.group_key

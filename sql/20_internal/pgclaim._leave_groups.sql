@@ -1,7 +1,7 @@
 -- pgclaim._leave_groups(ids, now): records of FIFO groups that _finish has just
 -- moved to pgclaim.finished. One that waited behind its group's head (cancelled)
--- leaves pgclaim.waiting, and its finished row gets its own due time back in
--- place of 'infinity'; the heads hand their groups on (_promote).
+-- leaves pgclaim.waiting, and its finished row gets its own priority and due
+-- time back; the heads hand their groups on (_promote).
 -- Returns: nothing. Raises: nothing.
 -- Tables: waiting (delete), finished (update), and _promote's.
 create or replace function pgclaim._leave_groups(
@@ -20,11 +20,11 @@ begin
     gone as (
         delete from pgclaim.waiting as w
         where w.id = any(_leave_groups.ids)
-        returning w.id, w.run_at
+        returning w.id, w.priority, w.run_at
     ),
 
     restored as (
-        update pgclaim.finished as f set run_at = gone.run_at
+        update pgclaim.finished as f set priority = gone.priority, run_at = gone.run_at
         from gone
         where f.id = gone.id
     )

@@ -1,8 +1,9 @@
 -- pgclaim._promote(queues, groups, now): the heads of these groups (position by
 -- position in the two arrays) have just left pgclaim.records. For each group,
 -- the first record waiting behind it in (priority desc, run_at, id) order becomes
--- the head: its run_at, 'infinity' while it waited, is its own due time again
--- (in a fair queue at least now, so that groups take turns). A group with no
+-- the head: its priority and run_at (-2147483648 and 'infinity' while it waited)
+-- are its own again (run_at at least now in a fair queue, so that groups take
+-- turns). A group with no
 -- record left loses its row. The groups' rows are held first, in one statement:
 -- an enqueue adding a record behind the head holds the row until it commits
 -- (_group_join), so the statements after it see that record.
@@ -53,11 +54,12 @@ begin
     gone as (
         delete from pgclaim.waiting as w
         where w.id in (select nxt.id from nxt)
-        returning w.id, w.queue, w.group_key, w.run_at
+        returning w.id, w.queue, w.group_key, w.priority, w.run_at
     ),
 
     unblocked as (
         update pgclaim.records as r set
+            priority = gone.priority,
             run_at = case
                 when q.fair then greatest(gone.run_at, _promote.now) else gone.run_at
             end

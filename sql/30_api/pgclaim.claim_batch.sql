@@ -6,8 +6,9 @@
 -- A paused queue hands out nothing. With max_running or rate set, the claim
 -- first takes its allowance (_flow_take: the queue's claims take turns) and hands
 -- out at most that many; what it does not use goes back to the token bucket.
--- Records waiting behind the head of their FIFO group have run_at 'infinity',
--- so they are never due.
+-- Records waiting behind the head of their FIFO group have priority
+-- -2147483648 (below every queue's min_priority) and run_at 'infinity': the
+-- claim's index scan stops before them, however many there are.
 -- Each claim draws a random lease_token and records the role it was made as
 -- (_caller): only that role (or a pgclaim_admin) may report on the records.
 -- Returns: setof pgclaim.claimed, in hand-out order.
@@ -66,6 +67,7 @@ begin
         select r.id from pgclaim.records as r
         where r.queue = claim_batch.queue
           and r.status = 'pending'
+          and r.priority > -2147483648
           and r.run_at <= v_now
         order by r.priority desc, r.run_at, r.id
         limit v_limit

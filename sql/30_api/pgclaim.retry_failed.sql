@@ -93,7 +93,8 @@ begin
             dedup_key, enqueued_at, last_error, group_key
         ) overriding system value
         values (
-            v_f.id, v_f.queue, 'pending', v_f.priority,
+            v_f.id, v_f.queue, 'pending',
+            case when v_blocked then -2147483648 else v_f.priority end,
             case when v_blocked then 'infinity'::timestamptz else v_now end, v_f.payload, 0,
             v_f.max_attempts, v_f.dedup_key, v_f.enqueued_at, v_f.last_error, v_f.group_key
         )

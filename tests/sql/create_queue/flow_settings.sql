@@ -1,7 +1,7 @@
 -- The flow-control settings of create_queue and alter_queue: bad values are
 -- refused with 22023 and change nothing; burst defaults to the rate.
 begin;
-select plan(14);
+select plan(16);
 
 select pgclaim.create_queue('fs', rate => 2.5);
 select results_eq(
@@ -28,6 +28,10 @@ select pgclaim_test.rejects(
 select pgclaim_test.rejects(
     $$ select pgclaim.alter_queue('fs', dedup_window => '-1 minute') $$, '22023',
     'a negative dedup_window'
+);
+select pgclaim_test.rejects(
+    $$ select pgclaim.create_queue('fs2', min_priority => -2147483648) $$, '22023',
+    'the lowest integer as min_priority (it marks records waiting behind a group''s head)'
 );
 select pgclaim.alter_queue('fs', max_running => 4, fair => true, dedup_window => '1 day');
 select results_eq(

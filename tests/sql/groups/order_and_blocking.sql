@@ -3,7 +3,7 @@
 -- finishing (complete, dead letter, cancel) unblocks the next, a head waiting for
 -- its retry keeps holding the group, and a batch takes the heads of many groups.
 begin;
-select plan(17);
+select plan(18);
 
 select pgclaim_test.set_now('2030-01-01 00:00:00+00');
 select pgclaim.create_queue('gq', max_attempts => 2);
@@ -27,6 +27,13 @@ select results_eq(
               (pgclaim_test.id('a3'), true), (pgclaim_test.id('a4'), true) $$,
     'the first record of each group is its head, the later ones wait blocked'
 );
+select is(
+    (
+        select pg_catalog.count(*)::int from pgclaim.records as r
+        where r.queue = 'gq' and r.priority = -2147483648 and r.run_at = 'infinity'
+    ),
+    3, 'waiting records sit past the end of the claim''s index range'
+);
 select results_eq(
     $$ select q.pending, q.blocked from pgclaim.queue_stats as q where q.queue = 'gq' $$,
     $$ values (3::bigint, 3::bigint) $$,
@@ -46,9 +53,9 @@ select pgclaim.complete(
     'w1', array[pgclaim_test.id('a1'), pgclaim_test.id('b1'), pgclaim_test.id('u1')]
 );
 select results_eq(
-    $$ select c.id from pgclaim.claim_batch('gq', 'w2', 10) as c $$,
-    $$ values (pgclaim_test.id('a4')) $$,
-    'completing the head unblocks the next record of its group, by priority first'
+    $$ select c.id, c.priority from pgclaim.claim_batch('gq', 'w2', 10) as c $$,
+    $$ values (pgclaim_test.id('a4'), 5) $$,
+    'completing the head unblocks the next record of its group, by priority first, with it'
 );
 
 -- A failed head waiting for its retry holds its group.
