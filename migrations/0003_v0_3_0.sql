@@ -158,9 +158,14 @@ $do$;
 -- and run_at 'infinity', so the claim's index is left as it is and its scan stops
 -- before such records. That priority is no queue's any more: a queue that allowed
 -- it (and its records that had it, few if any) moves to -2147483647.
-update pgclaim.queues set min_priority = -2147483647 where min_priority = -2147483648;
-update pgclaim.queues set max_priority = -2147483647 where max_priority = -2147483648;
-update pgclaim.records set priority = -2147483647 where priority = -2147483648;
+update pgclaim.queues set min_priority = -2147483647
+where min_priority = -2147483648;
+
+update pgclaim.queues set max_priority = -2147483647
+where max_priority = -2147483648;
+
+update pgclaim.records set priority = -2147483647
+where priority = -2147483648;
 alter table pgclaim.records add column group_key text;
 alter table pgclaim.finished add column group_key text;
 
@@ -1017,15 +1022,17 @@ declare
     v_old bigint;
 begin
     created := false;
-    if v_window then
-        select k.id into id from pgclaim.dedup_keys as k
-        where k.queue = q.queue and k.dedup_key = _enqueue_one.dedup_key
-          and k.finished_at >= _enqueue_one.now - q.dedup_window;
-        if found then
-            return;
-        end if;
-    end if;
     loop
+        -- Within the window a finished record's key is taken (again after a record
+        -- with the key finished between an insert and the read below).
+        if v_window then
+            select k.id into id from pgclaim.dedup_keys as k
+            where k.queue = q.queue and k.dedup_key = _enqueue_one.dedup_key
+              and k.finished_at >= _enqueue_one.now - q.dedup_window;
+            if found then
+                return;
+            end if;
+        end if;
         if _enqueue_one.group_key is not null then
             v_blocked := pgclaim._group_join(q.queue, _enqueue_one.group_key);
         end if;
@@ -1065,14 +1072,6 @@ begin
           and r.status in ('pending', 'running');
         if found then
             return;
-        end if;
-        if v_window then
-            select k.id into id from pgclaim.dedup_keys as k
-            where k.queue = q.queue and k.dedup_key = _enqueue_one.dedup_key
-              and k.finished_at >= _enqueue_one.now - q.dedup_window;
-            if found then
-                return;
-            end if;
         end if;
     end loop;
     if v_window then

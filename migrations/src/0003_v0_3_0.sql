@@ -53,9 +53,14 @@ $do$;
 -- and run_at 'infinity', so the claim's index is left as it is and its scan stops
 -- before such records. That priority is no queue's any more: a queue that allowed
 -- it (and its records that had it, few if any) moves to -2147483647.
-update pgclaim.queues set min_priority = -2147483647 where min_priority = -2147483648;
-update pgclaim.queues set max_priority = -2147483647 where max_priority = -2147483648;
-update pgclaim.records set priority = -2147483647 where priority = -2147483648;
+update pgclaim.queues set min_priority = -2147483647
+where min_priority = -2147483648;
+
+update pgclaim.queues set max_priority = -2147483647
+where max_priority = -2147483648;
+
+update pgclaim.records set priority = -2147483647
+where priority = -2147483648;
 alter table pgclaim.records add column group_key text;
 alter table pgclaim.finished add column group_key text;
 

@@ -37,15 +37,17 @@ declare
     v_old bigint;
 begin
     created := false;
-    if v_window then
-        select k.id into id from pgclaim.dedup_keys as k
-        where k.queue = q.queue and k.dedup_key = _enqueue_one.dedup_key
-          and k.finished_at >= _enqueue_one.now - q.dedup_window;
-        if found then
-            return;
-        end if;
-    end if;
     loop
+        -- Within the window a finished record's key is taken (again after a record
+        -- with the key finished between an insert and the read below).
+        if v_window then
+            select k.id into id from pgclaim.dedup_keys as k
+            where k.queue = q.queue and k.dedup_key = _enqueue_one.dedup_key
+              and k.finished_at >= _enqueue_one.now - q.dedup_window;
+            if found then
+                return;
+            end if;
+        end if;
         if _enqueue_one.group_key is not null then
             v_blocked := pgclaim._group_join(q.queue, _enqueue_one.group_key);
         end if;
@@ -85,14 +87,6 @@ begin
           and r.status in ('pending', 'running');
         if found then
             return;
-        end if;
-        if v_window then
-            select k.id into id from pgclaim.dedup_keys as k
-            where k.queue = q.queue and k.dedup_key = _enqueue_one.dedup_key
-              and k.finished_at >= _enqueue_one.now - q.dedup_window;
-            if found then
-                return;
-            end if;
         end if;
     end loop;
     if v_window then
