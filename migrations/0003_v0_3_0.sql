@@ -204,7 +204,7 @@ create index waiting_order_idx on pgclaim.waiting (
 );
 
 create table pgclaim.queue_flow (
-    queue text primary key references pgclaim.queues (queue) on delete cascade,
+    queue text primary key,
     tokens double precision not null,
     refilled_at timestamptz not null
 ) with (fillfactor = 50);
@@ -213,7 +213,7 @@ comment on table pgclaim.queue_flow is
 'Claim turns and the token bucket of queues with max_running or rate.';
 
 create table pgclaim.dedup_keys (
-    queue text not null references pgclaim.queues (queue) on delete cascade,
+    queue text not null,
     dedup_key text not null,
     id bigint not null,
     finished_at timestamptz not null,
@@ -2499,7 +2499,8 @@ comment on function pgclaim.deregister_worker(text) is
 -- Returns: how many records were deleted.
 -- Raises: PC001 unknown queue; PC004 when unfinished records remain and force is
 -- false; 55P03 when the lock is not had within 5 s (retried by the client).
--- Tables: queues, records, finished, waiting, groups (delete); queue_totals,
+-- Tables: queues, records, finished, waiting, groups, queue_flow, dedup_keys
+-- (delete); queue_totals,
 -- queue_grants (cascade).
 create or replace function pgclaim.drop_queue(queue text, force boolean default false)
 returns integer
@@ -2534,6 +2535,8 @@ begin
     get diagnostics v_more = row_count;
     delete from pgclaim.waiting as w where w.queue = drop_queue.queue;
     delete from pgclaim.groups as g where g.queue = drop_queue.queue;
+    delete from pgclaim.queue_flow as f where f.queue = drop_queue.queue;
+    delete from pgclaim.dedup_keys as d where d.queue = drop_queue.queue;
     -- its counters and grants go with it (on delete cascade)
     delete from pgclaim.queues as q where q.queue = drop_queue.queue;
     return v_count + v_more;

@@ -185,7 +185,7 @@ create index waiting_order_idx on pgclaim.waiting (
 -- it first, so they take turns (the running count they read is exact) and draw
 -- from its token bucket (tokens at refilled_at; rate per second up to burst).
 create table pgclaim.queue_flow (
-    queue text primary key references pgclaim.queues (queue) on delete cascade,
+    queue text primary key,
     tokens double precision not null,
     refilled_at timestamptz not null
 ) with (fillfactor = 50);
@@ -196,7 +196,7 @@ comment on table pgclaim.queue_flow is
 -- The dedup_key of each finished record of a queue with a dedup_window (the
 -- newest per key), so that enqueue refuses it within the window.
 create table pgclaim.dedup_keys (
-    queue text not null references pgclaim.queues (queue) on delete cascade,
+    queue text not null,
     dedup_key text not null,
     id bigint not null,
     finished_at timestamptz not null,

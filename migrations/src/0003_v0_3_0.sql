@@ -99,7 +99,7 @@ create index waiting_order_idx on pgclaim.waiting (
 );
 
 create table pgclaim.queue_flow (
-    queue text primary key references pgclaim.queues (queue) on delete cascade,
+    queue text primary key,
     tokens double precision not null,
     refilled_at timestamptz not null
 ) with (fillfactor = 50);
@@ -108,7 +108,7 @@ comment on table pgclaim.queue_flow is
 'Claim turns and the token bucket of queues with max_running or rate.';
 
 create table pgclaim.dedup_keys (
-    queue text not null references pgclaim.queues (queue) on delete cascade,
+    queue text not null,
     dedup_key text not null,
     id bigint not null,
     finished_at timestamptz not null,
