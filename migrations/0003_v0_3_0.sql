@@ -154,6 +154,105 @@ $do$;
 -- Flow control: groups, concurrency caps, rate limits, schedules, dedup windows.
 -- ---------------------------------------------------------------------------
 
+-- FIFO groups. Records of 0.2.0 have no group: they keep their state and place.
+-- A record waiting behind its group's head is pending with priority -2147483648
+-- and run_at 'infinity', so the claim's index is left as it is and its scan stops
+-- before such records. That priority is no queue's any more: a queue that allowed
+-- it (and its records that had it, few if any) moves to -2147483647.
+update pgclaim.queues set min_priority = -2147483647
+where min_priority = -2147483648;
+
+update pgclaim.queues set max_priority = -2147483647
+where max_priority = -2147483648;
+
+update pgclaim.records set priority = -2147483647
+where priority = -2147483648;
+alter table pgclaim.records add column group_key text;
+alter table pgclaim.finished add column group_key text;
+
+-- Queue settings of flow control: fair off and no limit, as 0.2.0's queues ran.
+alter table pgclaim.queues
+add column fair boolean not null default false,
+add column max_running integer,
+add column rate double precision,
+add column burst integer,
+add column dedup_window interval;
+
+set local role pgclaim_owner;
+
+create table pgclaim.groups (
+    queue text not null,
+    group_key text not null,
+    primary key (queue, group_key)
+) with (fillfactor = 50);
+
+comment on table pgclaim.groups is
+'FIFO groups that have an unfinished record (their head, and those waiting behind it).';
+
+create table pgclaim.waiting (
+    id bigint primary key,
+    queue text not null,
+    group_key text not null,
+    priority integer not null,
+    run_at timestamptz not null
+);
+
+comment on table pgclaim.waiting is
+'Records waiting behind the head of their FIFO group, and the time each is due.';
+
+create index waiting_order_idx on pgclaim.waiting (
+    queue, group_key, priority desc, run_at, id
+);
+
+create table pgclaim.queue_flow (
+    queue text primary key,
+    tokens double precision not null,
+    refilled_at timestamptz not null
+) with (fillfactor = 50);
+
+comment on table pgclaim.queue_flow is
+'Claim turns and the token bucket of queues with max_running or rate.';
+
+create table pgclaim.dedup_keys (
+    queue text not null,
+    dedup_key text not null,
+    id bigint not null,
+    finished_at timestamptz not null,
+    primary key (queue, dedup_key)
+);
+
+comment on table pgclaim.dedup_keys is
+'dedup_keys of finished records of queues with a dedup_window, and when each finished.';
+
+create type pgclaim.item as (
+    payload jsonb,
+    priority integer,
+    run_at timestamptz,
+    dedup_key text,
+    group_key text,
+    max_attempts integer
+);
+
+comment on type pgclaim.item is
+'One record of enqueue_items: payload and its own priority, run_at, dedup_key, group_key, '
+'max_attempts.';
+
+reset role;
+
+-- Signatures that changed (sql/ creates the new ones).
+drop function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer);
+drop function pgclaim._queue_counts(boolean);
+drop function pgclaim.create_queue(
+    text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
+    integer
+);
+drop function pgclaim.alter_queue(
+    text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
+    integer
+);
+-- 0.2.0's function takes its queue row: with columns added, the old one goes.
+drop function pgclaim._check_settings(pgclaim.queues);
+
 -- (end of flow control)
 -- ---------------------------------------------------------------------------
 -- Counters for metrics.
@@ -610,6 +709,86 @@ comment on function pgclaim._check_interval(text, interval, boolean, boolean, in
 'Internal: raises 22004/22023 unless value is a duration positive (or zero) in every '
 'field and at most max.';
 
+-- ---- sql/20_internal/pgclaim._check_item.sql ----
+-- pgclaim._check_item(q, item, n, now): one item of enqueue_items, checked as
+-- enqueue checks its arguments and named by its 1-based position n: a JSON
+-- object with a non-null payload and, optionally, priority and max_attempts
+-- (integers), run_at (a time, default now), dedup_key and group_key (strings).
+-- Returns: the item as pgclaim.item. Raises: 22004 item or payload null; 22023
+-- not an object, an unknown key, a value of the wrong type, and what
+-- _check_enqueue and _check_text refuse.
+-- Tables: queue_grants (read, _check_enqueue).
+create or replace function pgclaim._check_item(
+    q pgclaim.queues, item jsonb, n integer, now timestamptz
+)
+returns pgclaim.item
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_it pgclaim.item;
+    v_key text;
+    v_where text := pg_catalog.format('items[%s]', _check_item.n);
+begin
+    if pg_catalog.jsonb_typeof(_check_item.item) is distinct from 'object' then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format('pgclaim: %s must be a JSON object, got %s', v_where,
+                coalesce(pg_catalog.jsonb_typeof(_check_item.item), 'nothing'));
+    end if;
+    select k into v_key from pg_catalog.jsonb_object_keys(_check_item.item) as k
+    where k not in ('payload', 'priority', 'run_at', 'dedup_key', 'group_key', 'max_attempts')
+    limit 1;
+    if found then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format('pgclaim: %s has an unknown key %s', v_where,
+                pgclaim._show(v_key));
+    end if;
+    if coalesce(pg_catalog.jsonb_typeof(_check_item.item -> 'payload'), 'null') = 'null' then
+        raise exception using
+            errcode = '22004',
+            message = pg_catalog.format('pgclaim: %s.payload must not be null (queue %L)',
+                v_where, q.queue);
+    end if;
+    v_it.payload := _check_item.item -> 'payload';
+    begin
+        v_it.priority := coalesce((_check_item.item ->> 'priority')::integer, 0);
+        v_it.max_attempts := (_check_item.item ->> 'max_attempts')::integer;
+        v_it.run_at := coalesce((_check_item.item ->> 'run_at')::timestamptz, _check_item.now);
+    exception when data_exception then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: %s has a priority, max_attempts or run_at of the wrong type: %s',
+                v_where, pgclaim._show(_check_item.item::text));
+    end;
+    if pg_catalog.jsonb_typeof(_check_item.item -> 'dedup_key') not in ('string', 'null')
+       or pg_catalog.jsonb_typeof(_check_item.item -> 'group_key') not in ('string', 'null') then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format('pgclaim: %s: dedup_key and group_key must be strings',
+                v_where);
+    end if;
+    v_it.dedup_key := _check_item.item ->> 'dedup_key';
+    v_it.group_key := _check_item.item ->> 'group_key';
+    perform pgclaim._check_enqueue(
+        q, v_it.priority, v_it.run_at, v_it.max_attempts,
+        pg_catalog.pg_column_size(v_it.payload), _check_item.n);
+    if v_it.dedup_key is not null then
+        perform pgclaim._check_text(v_where || '.dedup_key', v_it.dedup_key, 512);
+    end if;
+    if v_it.group_key is not null then
+        perform pgclaim._check_text(v_where || '.group_key', v_it.group_key, 512);
+    end if;
+    return v_it;
+end;
+$fn$;
+
+comment on function pgclaim._check_item(pgclaim.queues, jsonb, integer, timestamptz) is
+'Internal: one item of enqueue_items, checked (22004/22023 naming its position).';
+
 -- ---- sql/20_internal/pgclaim._check_queue_name.sql ----
 -- pgclaim._check_queue_name(queue): validates a queue name.
 -- Returns: nothing.
@@ -648,8 +827,13 @@ comment on function pgclaim._check_queue_name(text) is
 --   max_attempts          1 to 1000
 --   max_payload_bytes     16 bytes to 100 MiB (jsonb as stored, pg_column_size)
 --   max_lease             at most 30 days, and lease <= max_lease
---   min_priority, max_priority  min_priority <= max_priority
+--   min_priority, max_priority  -2147483647 <= min_priority <= max_priority (the
+--                         lowest integer marks records waiting behind a group's head)
 --   max_batch             1 to 10000 (enqueue_batch length, claim_batch batch_size)
+--   max_running           null (no cap) or 1 to 1000000
+--   rate, burst           both null (no limit), or rate in (0, 1000000] records per
+--                         second and burst 1 to 1000000
+--   dedup_window          null, or positive in every field, at most 100 years
 -- Returns: nothing. Raises: 22004 a null setting; 22023 a bad setting.
 -- Tables: none.
 create or replace function pgclaim._check_settings(q pgclaim.queues)
@@ -666,9 +850,26 @@ begin
     perform pgclaim._check_int('max_attempts', q.max_attempts, 1, 1000);
     perform pgclaim._check_int('max_payload_bytes', q.max_payload_bytes, 16, 104857600);
     perform pgclaim._check_interval('max_lease', q.max_lease, false, false, '30 days');
-    perform pgclaim._check_int('min_priority', q.min_priority, -2147483648, 2147483647);
+    perform pgclaim._check_int('min_priority', q.min_priority, -2147483647, 2147483647);
     perform pgclaim._check_int('max_priority', q.max_priority, q.min_priority, 2147483647);
     perform pgclaim._check_int('max_batch', q.max_batch, 1, 10000);
+    perform pgclaim._check_int('max_running', q.max_running, 1, 1000000, true);
+    perform pgclaim._check_int('burst', q.burst, 1, 1000000, true);
+    perform pgclaim._check_interval('dedup_window', q.dedup_window, true);
+    if q.rate is not null and not (q.rate > 0 and q.rate <= 1000000) then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: rate must be more than 0 and at most 1000000 per second, got %s',
+                q.rate);
+    end if;
+    if (q.rate is null) <> (q.burst is null) then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: rate and burst go together, got rate %s and burst %s',
+                coalesce(q.rate::text, 'null'), coalesce(q.burst::text, 'null'));
+    end if;
     if q.lease > q.max_lease then
         raise exception using
             errcode = '22023',
@@ -750,6 +951,24 @@ $fn$;
 comment on function pgclaim._clip(text, integer) is
 'Internal: value cut to at most max_bytes bytes, with a note of its size.';
 
+-- ---- sql/20_internal/pgclaim._default_burst.sql ----
+-- pgclaim._default_burst(rate): the burst a rate gets when none is given (the
+-- rate rounded up, at least 1); null for no rate or one _check_settings refuses.
+-- Returns: integer or null. Raises: nothing. Tables: none.
+create or replace function pgclaim._default_burst(rate double precision)
+returns integer
+language sql
+immutable
+set search_path = pg_catalog, pg_temp
+as $fn$
+    select case
+        when rate > 0 and rate <= 1000000 then greatest(1, pg_catalog.ceil(rate))::integer
+    end;
+$fn$;
+
+comment on function pgclaim._default_burst(double precision) is
+'Internal: the burst of a rate given without one (the rate rounded up, at least 1).';
+
 -- ---- sql/20_internal/pgclaim._end_attempt.sql ----
 -- pgclaim._end_attempt(ids, errors, retry_at, fatal, counted, now): the one
 -- place where running records stop being held without completing (fail,
@@ -826,6 +1045,124 @@ comment on function pgclaim._end_attempt(
 'Internal: running records back to pending (or dead-lettered to pgclaim.finished when '
 'out of attempts or fatal), lease cleared; with counted false the attempt is given back.';
 
+-- ---- sql/20_internal/pgclaim._enqueue_one.sql ----
+-- pgclaim._enqueue_one(q, payload, priority, run_at, dedup_key, max_attempts,
+--     group_key, now): adds one checked record to queue q, the one path of enqueue
+-- and of the items of enqueue_items that have a dedup_key or a group_key.
+-- dedup_key: an unfinished record of the queue with the key is returned instead
+-- (and, with the queue's dedup_window, a record with the key that finished within
+-- the window: looked up before the insert, and again after it, because a record
+-- that finished while the insert waited for it shows only then; this call's
+-- record is then taken out again). group_key: the record joins that FIFO group,
+-- as its head when the group has no unfinished record, else behind the head
+-- (pending, priority -2147483648 and run_at 'infinity', which no claim reaches;
+-- its own priority and due time in pgclaim.waiting) until _promote
+-- hands it the group; see _group_join for why no group is left without a head.
+-- Returns: (id, created): the record's id, and false when it is an existing
+-- record's. Raises: nothing (callers check the input).
+-- Tables: records (insert, delete), groups (insert, update, delete), waiting
+-- (insert, delete), dedup_keys (read).
+create or replace function pgclaim._enqueue_one(
+    q pgclaim.queues,
+    payload jsonb,
+    priority integer,
+    run_at timestamptz,
+    dedup_key text,
+    max_attempts integer,
+    group_key text,
+    now timestamptz,
+    out id bigint,
+    out created boolean
+)
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+#variable_conflict use_column
+declare
+    v_blocked boolean := false;
+    v_window boolean := q.dedup_window is not null and _enqueue_one.dedup_key is not null;
+    v_old bigint;
+begin
+    created := false;
+    loop
+        -- Within the window a finished record's key is taken (again after a record
+        -- with the key finished between an insert and the read below).
+        if v_window then
+            select k.id into id from pgclaim.dedup_keys as k
+            where k.queue = q.queue and k.dedup_key = _enqueue_one.dedup_key
+              and k.finished_at >= _enqueue_one.now - q.dedup_window;
+            if found then
+                return;
+            end if;
+        end if;
+        if _enqueue_one.group_key is not null then
+            v_blocked := pgclaim._group_join(q.queue, _enqueue_one.group_key);
+        end if;
+        insert into pgclaim.records as r (
+            queue, priority, run_at, payload, max_attempts, dedup_key, enqueued_at, group_key
+        ) values (
+            q.queue,
+            case when v_blocked then -2147483648 else _enqueue_one.priority end,
+            case when v_blocked then 'infinity'::timestamptz else _enqueue_one.run_at end,
+            _enqueue_one.payload, coalesce(_enqueue_one.max_attempts, q.max_attempts),
+            _enqueue_one.dedup_key, _enqueue_one.now, _enqueue_one.group_key
+        )
+        on conflict (queue, dedup_key)
+        where dedup_key is not null and status in ('pending', 'running')
+        do nothing
+        returning r.id into id;
+        if id is not null then
+            if v_blocked then
+                insert into pgclaim.waiting as w (id, queue, group_key, priority, run_at)
+                values (
+                    _enqueue_one.id, q.queue, _enqueue_one.group_key, _enqueue_one.priority,
+                    _enqueue_one.run_at
+                );
+            end if;
+            created := true;
+            exit;
+        end if;
+        -- Nothing added: a group this call made for the record goes again.
+        if _enqueue_one.group_key is not null and not v_blocked then
+            delete from pgclaim.groups as g
+            where g.queue = q.queue and g.group_key = _enqueue_one.group_key;
+        end if;
+        -- A record with this dedup_key is unfinished: return it. It may finish
+        -- between the insert and this read; then try the insert again.
+        select r.id into id from pgclaim.records as r
+        where r.queue = q.queue and r.dedup_key = _enqueue_one.dedup_key
+          and r.status in ('pending', 'running');
+        if found then
+            return;
+        end if;
+    end loop;
+    if v_window then
+        -- Our insert may have waited for a record with the key to finish: that
+        -- record shows now. Then ours was never there.
+        select k.id into v_old from pgclaim.dedup_keys as k
+        where k.queue = q.queue and k.dedup_key = _enqueue_one.dedup_key
+          and k.finished_at >= _enqueue_one.now - q.dedup_window;
+        if found then
+            delete from pgclaim.records as r where r.id = _enqueue_one.id;
+            delete from pgclaim.waiting as w where w.id = _enqueue_one.id;
+            if _enqueue_one.group_key is not null and not v_blocked then
+                delete from pgclaim.groups as g
+                where g.queue = q.queue and g.group_key = _enqueue_one.group_key;
+            end if;
+            id := v_old;
+            created := false;
+        end if;
+    end if;
+end;
+$fn$;
+
+comment on function pgclaim._enqueue_one(
+    pgclaim.queues, jsonb, integer, timestamptz, text, integer, text, timestamptz
+) is
+'Internal: adds one checked record (dedup_key, dedup_window, FIFO group); returns its id '
+'and whether it is new.';
+
 -- ---- sql/20_internal/pgclaim._finish.sql ----
 -- pgclaim._finish(ids, to_status, now, errors, from_status, worker_id, token, me,
 --     admin): the one statement that finishes records. The records among ids that
@@ -833,11 +1170,15 @@ comment on function pgclaim._end_attempt(
 -- under token when given, claimed by the role me unless admin) leave
 -- pgclaim.records for pgclaim.finished with their row, to_status, finished_at =
 -- now and their error (errors, one per id, when given; an id given twice finishes
--- once, with the first of its errors). Completions are counted
--- in queue_totals (the slot of this backend). complete calls it with the holder's
--- checks; _end_attempt (dead letters) and cancel with ids they checked or locked.
+-- once, with the first of its errors). Completions are counted in queue_totals
+-- (the slot of this backend). Records of FIFO groups leave their groups
+-- (_leave_groups, after this statement: a head hands its group on). complete
+-- calls it with the holder's checks; _end_attempt (dead letters) and cancel with
+-- ids they checked or locked.
 -- Returns: (id, queue) of each record it finished. Raises: nothing.
--- Tables: records (delete), finished (insert), queue_totals (upsert).
+-- Tables: records (delete), finished (insert), queue_totals, dedup_keys (upsert),
+-- queues (read); groups,
+-- waiting, records, finished (through _leave_groups).
 create or replace function pgclaim._finish(
     ids bigint[],
     to_status pgclaim.status,
@@ -854,10 +1195,13 @@ language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $fn$
+declare
+    v_ids bigint [];
+    v_queues text [];
+    v_grouped bigint [];
 begin
     -- PL/pgSQL keeps the statement's plan between calls (an SQL function would plan
     -- it at every call): this is on the path of every completion.
-    return query
     with
     done as (
         delete from pgclaim.records as r
@@ -873,7 +1217,7 @@ begin
         returning
             r.id, r.queue, r.priority, r.run_at, r.payload, r.attempt, r.max_attempts,
             r.dedup_key, r.worker_id, r.lease_token, r.lease_for, r.enqueued_at,
-            r.last_error, r.holder_role, r.first_claimed_at, r.claimed_at
+            r.last_error, r.holder_role, r.group_key, r.first_claimed_at, r.claimed_at
     ),
 
     -- One error per id (the first given): with an id twice in ids, a join to the
@@ -891,16 +1235,27 @@ begin
         insert into pgclaim.finished as f (
             id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
             worker_id, lease_until, lease_token, lease_for, enqueued_at, finished_at,
-            last_error, holder_role, first_claimed_at, claimed_at
+            last_error, holder_role, group_key, first_claimed_at, claimed_at
         )
         select
             d.id, d.queue, _finish.to_status, d.priority, d.run_at, d.payload, d.attempt,
             d.max_attempts, d.dedup_key, d.worker_id, null, d.lease_token, d.lease_for,
             d.enqueued_at, _finish.now, coalesce(e.error, d.last_error), d.holder_role,
-            d.first_claimed_at, d.claimed_at
+            d.group_key, d.first_claimed_at, d.claimed_at
         from done as d
         left join errs as e on d.id = e.id
-        returning f.id, f.queue
+        returning f.id, f.queue, f.group_key
+    ),
+
+    -- The keys of queues with a dedup_window stay taken (enqueue reads them).
+    keys as (
+        insert into pgclaim.dedup_keys as k (queue, dedup_key, id, finished_at)
+        select d.queue, d.dedup_key, d.id, _finish.now
+        from done as d
+        inner join pgclaim.queues as q on d.queue = q.queue
+        where d.dedup_key is not null and q.dedup_window is not null
+        on conflict on constraint dedup_keys_pkey do update
+        set id = excluded.id, finished_at = excluded.finished_at
     ),
 
     -- Runs whether or not the select below reads it (a data-modifying WITH always does).
@@ -914,7 +1269,18 @@ begin
         set completed = t.completed + excluded.completed
     )
 
-    select m.id, m.queue from moved as m;
+    select
+        pg_catalog.array_agg(m.id),
+        pg_catalog.array_agg(m.queue),
+        pg_catalog.array_agg(m.id) filter (where m.group_key is not null)
+    into v_ids, v_queues, v_grouped
+    from moved as m;
+    return query
+    select u.id, u.queue
+    from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_queues)) as u (id, queue);
+    if v_grouped is not null then
+        perform pgclaim._leave_groups(v_grouped, _finish.now);
+    end if;
 end;
 $fn$;
 
@@ -923,6 +1289,110 @@ comment on function pgclaim._finish(
 ) is
 'Internal: moves the records among ids (in from_status, held as given) to '
 'pgclaim.finished with to_status; counts completions. Returns (id, queue) of each.';
+
+-- ---- sql/20_internal/pgclaim._flow_setup.sql ----
+-- pgclaim._flow_setup(q, backfill): makes the queue's flow-control rows match its
+-- settings (create_queue, alter_queue): a queue_flow row while max_running or
+-- rate is set (a new bucket starts full: burst tokens), none otherwise; no
+-- dedup_keys without a dedup_window, and with backfill (a window just given) the
+-- dedup_keys of the records that finished within it, read from pgclaim.finished.
+-- Returns: nothing. Raises: nothing.
+-- Tables: queue_flow, dedup_keys (insert, update, delete), finished (read).
+create or replace function pgclaim._flow_setup(q pgclaim.queues, backfill boolean)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_now timestamptz := pgclaim._now();
+begin
+    if q.max_running is null and q.rate is null then
+        delete from pgclaim.queue_flow as f where f.queue = q.queue;
+    else
+        insert into pgclaim.queue_flow as f (queue, tokens, refilled_at)
+        values (q.queue, coalesce(q.burst, 0), v_now)
+        on conflict on constraint queue_flow_pkey do update
+        set tokens = least(f.tokens, coalesce(q.burst, 0));
+    end if;
+    if q.dedup_window is null then
+        delete from pgclaim.dedup_keys as d where d.queue = q.queue;
+    elsif _flow_setup.backfill then
+        insert into pgclaim.dedup_keys as d (queue, dedup_key, id, finished_at)
+        select distinct on (f.dedup_key) f.queue, f.dedup_key, f.id, f.finished_at
+        from pgclaim.finished as f
+        where f.queue = q.queue and f.dedup_key is not null
+          and f.finished_at >= v_now - q.dedup_window
+        order by f.dedup_key, f.finished_at desc, f.id desc
+        on conflict on constraint dedup_keys_pkey do nothing;
+    end if;
+end;
+$fn$;
+
+comment on function pgclaim._flow_setup(pgclaim.queues, boolean) is
+'Internal: the queue_flow row and dedup_keys that a queue''s flow-control settings call for.';
+
+-- ---- sql/20_internal/pgclaim._flow_take.sql ----
+-- pgclaim._flow_take(q, wanted, now): how many records a claim of queue q may
+-- take now, for a queue with max_running or rate set (claim_batch). It updates
+-- the queue's queue_flow row first, so the claims of the queue take turns until
+-- each commits: the running count read after that (a new snapshot) includes
+-- every earlier claim's records, and the cap holds exactly whatever the number
+-- of claimers (under REPEATABLE READ a second claimer fails with 40001 instead).
+-- The token bucket is refilled (rate per second since refilled_at, up to burst)
+-- and the allowance taken from it; claim_batch gives back what it did not use.
+-- Returns: the allowance, 0 to wanted. Raises: nothing.
+-- Tables: queue_flow (insert, update), records (read).
+create or replace function pgclaim._flow_take(
+    q pgclaim.queues, wanted integer, now timestamptz
+)
+returns integer
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_tokens double precision;
+    v_allow integer := _flow_take.wanted;
+    v_running integer;
+begin
+    update pgclaim.queue_flow as f set
+        tokens = case
+            when q.rate is null then f.tokens
+            else least(
+                q.burst::double precision,
+                f.tokens + q.rate * greatest(
+                    extract(epoch from _flow_take.now - f.refilled_at)::double precision, 0))
+        end,
+        refilled_at = greatest(f.refilled_at, _flow_take.now)
+    where f.queue = q.queue
+    returning f.tokens into v_tokens;
+    if not found then
+        -- made by create_queue or alter_queue; missing only if removed by hand
+        insert into pgclaim.queue_flow as f (queue, tokens, refilled_at)
+        values (q.queue, coalesce(q.burst, 0), _flow_take.now)
+        on conflict on constraint queue_flow_pkey do nothing;
+        return 0;
+    end if;
+    if q.rate is not null then
+        v_allow := least(v_allow, pg_catalog.floor(v_tokens)::integer);
+    end if;
+    if q.max_running is not null and v_allow > 0 then
+        select pg_catalog.count(*)::integer into v_running
+        from pgclaim.records as r
+        where r.queue = q.queue and r.status = 'running';
+        v_allow := least(v_allow, greatest(q.max_running - v_running, 0));
+    end if;
+    if q.rate is not null and v_allow > 0 then
+        update pgclaim.queue_flow as f set tokens = f.tokens - v_allow
+        where f.queue = q.queue;
+    end if;
+    return v_allow;
+end;
+$fn$;
+
+comment on function pgclaim._flow_take(pgclaim.queues, integer, timestamptz) is
+'Internal: takes a claim''s turn and allowance under the queue''s max_running and rate.';
 
 -- ---- sql/20_internal/pgclaim._granted.sql ----
 -- pgclaim._granted(queue, role): the privileges granted to role on queue.
@@ -941,6 +1411,43 @@ $fn$;
 
 comment on function pgclaim._granted(text, oid) is
 'Internal: the privileges granted to role on queue, sorted.';
+
+-- ---- sql/20_internal/pgclaim._group_join.sql ----
+-- pgclaim._group_join(queue, group_key): a record is about to join this FIFO
+-- group. When the group has no unfinished record, this call makes its row in
+-- pgclaim.groups and the record will be the head; otherwise it updates that row
+-- (changing nothing) and the record will wait behind the head. The update holds
+-- the row until this transaction ends: _promote, which handles the head's
+-- finishing, takes the row first and so sees the records this transaction adds
+-- to pgclaim.waiting (in REPEATABLE READ it fails with 40001 instead of missing
+-- them). If the group's last record finishes meanwhile, it tries again.
+-- Returns: true when the record must wait (the group has a head), false when it
+-- is the head. Raises: nothing. Tables: groups (insert, update).
+create or replace function pgclaim._group_join(queue text, group_key text)
+returns boolean
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_head boolean;
+begin
+    loop
+        insert into pgclaim.groups as g (queue, group_key)
+        values (_group_join.queue, _group_join.group_key)
+        on conflict on constraint groups_pkey do nothing;
+        v_head := found;
+        exit when v_head;
+        update pgclaim.groups as g set group_key = g.group_key
+        where g.queue = _group_join.queue and g.group_key = _group_join.group_key;
+        exit when found;
+    end loop;
+    return not v_head;
+end;
+$fn$;
+
+comment on function pgclaim._group_join(text, text) is
+'Internal: makes or holds the row of a FIFO group; true when the group has a head already.';
 
 -- ---- sql/20_internal/pgclaim._lease_token.sql ----
 -- pgclaim._lease_token(): a new lease token, 64 random bits from the server's
@@ -964,6 +1471,53 @@ $fn$;
 
 comment on function pgclaim._lease_token() is
 'Internal: a new lease token of 64 random bits.';
+
+-- ---- sql/20_internal/pgclaim._leave_groups.sql ----
+-- pgclaim._leave_groups(ids, now): records of FIFO groups that _finish has just
+-- moved to pgclaim.finished. One that waited behind its group's head (cancelled)
+-- leaves pgclaim.waiting, and its finished row gets its own priority and due
+-- time back; the heads hand their groups on (_promote).
+-- Returns: nothing. Raises: nothing.
+-- Tables: waiting (delete), finished (update), and _promote's.
+create or replace function pgclaim._leave_groups(
+    ids bigint[], now timestamptz
+)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_queues text [];
+    v_groups text [];
+begin
+    with
+    gone as (
+        delete from pgclaim.waiting as w
+        where w.id = any(_leave_groups.ids)
+        returning w.id, w.priority, w.run_at
+    ),
+
+    restored as (
+        update pgclaim.finished as f set priority = gone.priority, run_at = gone.run_at
+        from gone
+        where f.id = gone.id
+    )
+
+    -- the others were heads
+    select pg_catalog.array_agg(f.queue), pg_catalog.array_agg(f.group_key)
+    into v_queues, v_groups
+    from pgclaim.finished as f
+    where f.id = any(_leave_groups.ids)
+      and not exists (select from gone where gone.id = f.id);
+    if v_groups is not null then
+        perform pgclaim._promote(v_queues, v_groups, _leave_groups.now);
+    end if;
+end;
+$fn$;
+
+comment on function pgclaim._leave_groups(bigint[], timestamptz) is
+'Internal: records of FIFO groups that just finished leave them; heads hand them on.';
 
 -- ---- sql/20_internal/pgclaim._notify.sql ----
 -- pgclaim._notify(queue): wakes the workers listening for queue: the one place
@@ -1004,6 +1558,96 @@ $fn$;
 
 comment on function pgclaim._now() is
 'Internal: the clock of pgclaim (clock_timestamp); tests replace it.';
+
+-- ---- sql/20_internal/pgclaim._promote.sql ----
+-- pgclaim._promote(queues, groups, now): the heads of these groups (position by
+-- position in the two arrays) have just left pgclaim.records. For each group,
+-- the first record waiting behind it in (priority desc, run_at, id) order becomes
+-- the head: its priority and run_at (-2147483648 and 'infinity' while it waited)
+-- are its own again (run_at at least now in a fair queue, so that groups take
+-- turns). A group with no
+-- record left loses its row. The groups' rows are held first, in one statement:
+-- an enqueue adding a record behind the head holds the row until it commits
+-- (_group_join), so the statements after it see that record.
+-- Returns: how many records it unblocked. Raises: nothing.
+-- Tables: groups (update, delete), waiting (delete), records (update), queues (read).
+create or replace function pgclaim._promote(queues text[], groups text[], now timestamptz)
+returns integer
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_count integer;
+begin
+    -- In key order, as every caller that holds several of them takes them.
+    perform 1 from pgclaim.groups as g
+    where (g.queue, g.group_key) in (
+        select u.queue, u.group_key
+        from rows from (
+            pg_catalog.unnest(_promote.queues), pg_catalog.unnest(_promote.groups)
+        ) as u (queue, group_key)
+    )
+    order by g.queue, g.group_key
+    for no key update of g;
+
+    with
+    heads as (
+        select distinct u.queue, u.group_key
+        from rows from (
+            pg_catalog.unnest(_promote.queues), pg_catalog.unnest(_promote.groups)
+        ) as u (queue, group_key)
+    ),
+
+    -- FOR UPDATE under the LIMIT: a waiting record cancelled meanwhile is passed
+    -- over for the next one.
+    nxt as (
+        select w.id
+        from heads as h
+        cross join lateral (
+            select x.id from pgclaim.waiting as x
+            where x.queue = h.queue and x.group_key = h.group_key
+            order by x.priority desc, x.run_at, x.id
+            limit 1
+            for update
+        ) as w
+    ),
+
+    gone as (
+        delete from pgclaim.waiting as w
+        where w.id in (select nxt.id from nxt)
+        returning w.id, w.queue, w.group_key, w.priority, w.run_at
+    ),
+
+    unblocked as (
+        update pgclaim.records as r set
+            priority = gone.priority,
+            run_at = case
+                when q.fair then greatest(gone.run_at, _promote.now) else gone.run_at
+            end
+        from gone
+        inner join pgclaim.queues as q on gone.queue = q.queue
+        where r.id = gone.id
+        returning r.id
+    ),
+
+    emptied as (
+        delete from pgclaim.groups as g
+        using heads as h
+        where g.queue = h.queue and g.group_key = h.group_key
+          and not exists (
+              select from gone where gone.queue = h.queue and gone.group_key = h.group_key
+          )
+    )
+
+    select pg_catalog.count(*)::integer into v_count from unblocked;
+    return v_count;
+end;
+$fn$;
+
+comment on function pgclaim._promote(text[], text[], timestamptz) is
+'Internal: hands each group whose head just finished on to its next waiting record, '
+'or forgets the group when none is left.';
 
 -- ---- sql/20_internal/pgclaim._purge.sql ----
 -- pgclaim._purge(ids): deletes the finished records among ids (of any queue) and
@@ -1160,7 +1804,8 @@ comment on function pgclaim._queue(text, boolean) is
 -- pgclaim._queue_counts(with_completed): the per-queue counts that queue_stats
 -- shows and health() reports, defined once. Every count reads a partial index or
 -- a counter, so that it costs the same however many finished records are kept
--- (pending: records_claim_idx, running: records_lease_idx, failed and cancelled:
+-- (pending, scheduled and blocked: records_claim_idx, running: records_lease_idx,
+-- failed and cancelled:
 -- finished_dead_idx, completed in the last minute: finished_at_brin, the completed
 -- total: the queue's counters in queue_totals); health() leaves the completed
 -- total out (with_completed false: null).
@@ -1180,7 +1825,8 @@ returns table (
     failed bigint,
     cancelled bigint,
     oldest_pending_age interval,
-    completed_last_minute bigint
+    completed_last_minute bigint,
+    blocked bigint
 )
 language sql
 stable
@@ -1209,13 +1855,18 @@ as $fn$
         d.failed,
         d.cancelled,
         p.oldest_pending_age,
-        l.completed_last_minute
+        l.completed_last_minute,
+        p.blocked
     from pgclaim.queues as q
     cross join clock
     cross join lateral (
         select
             pg_catalog.count(*) filter (where r.run_at <= clock.now) as pending,
-            pg_catalog.count(*) filter (where r.run_at > clock.now) as scheduled,
+            pg_catalog.count(*) filter (
+                where r.run_at > clock.now and r.run_at < 'infinity'
+            ) as scheduled,
+            -- waiting behind the head of their FIFO group (run_at 'infinity')
+            pg_catalog.count(*) filter (where r.run_at = 'infinity') as blocked,
             clock.now - pg_catalog.min(r.run_at) filter (
                 where r.run_at <= clock.now
             ) as oldest_pending_age
@@ -1600,12 +2251,18 @@ comment on function pgclaim._wake(text, timestamptz) is
 
 -- ---- sql/30_api/pgclaim.alter_queue.sql ----
 -- pgclaim.alter_queue(queue, lease, max_attempts, backoff_base, backoff_max,
---     retention, max_payload_bytes, max_lease, min_priority, max_priority, max_batch)
+--     retention, max_payload_bytes, max_lease, min_priority, max_priority, max_batch,
+--     max_running, rate, burst, fair, dedup_window)
 -- Changes the settings given (null leaves a setting alone); the queue's settings
--- must be valid together afterwards. Records already enqueued keep their
--- max_attempts and priority; running records keep their lease.
+-- must be valid together afterwards. max_running 0, rate 0 and dedup_window 0
+-- remove that limit (rate 0 removes burst too); a new rate without burst takes
+-- burst = the rate (at least 1). A dedup_window set now covers the records that
+-- finished within it already (read from pgclaim.finished when it is given).
+-- Records already enqueued keep their max_attempts and priority; running records
+-- keep their lease.
 -- Returns: nothing. Raises: PC001 unknown queue, 22004/22023 bad input.
--- Tables: queues (update).
+-- Tables: queues (update), queue_flow (insert, delete), dedup_keys (insert,
+-- delete), finished (read).
 create or replace function pgclaim.alter_queue(
     queue text,
     lease interval default null,
@@ -1617,7 +2274,12 @@ create or replace function pgclaim.alter_queue(
     max_lease interval default null,
     min_priority integer default null,
     max_priority integer default null,
-    max_batch integer default null
+    max_batch integer default null,
+    max_running integer default null,
+    rate double precision default null,
+    burst integer default null,
+    fair boolean default null,
+    dedup_window interval default null
 )
 returns void
 language plpgsql
@@ -1638,6 +2300,22 @@ begin
     v_q.min_priority := coalesce(alter_queue.min_priority, v_q.min_priority);
     v_q.max_priority := coalesce(alter_queue.max_priority, v_q.max_priority);
     v_q.max_batch := coalesce(alter_queue.max_batch, v_q.max_batch);
+    v_q.fair := coalesce(alter_queue.fair, v_q.fair);
+    if alter_queue.max_running is not null then
+        v_q.max_running := nullif(alter_queue.max_running, 0);
+    end if;
+    if alter_queue.rate = 0 then
+        v_q.rate := null;
+        v_q.burst := null;
+    elsif alter_queue.rate is not null then
+        v_q.rate := alter_queue.rate;
+        v_q.burst := coalesce(alter_queue.burst, pgclaim._default_burst(alter_queue.rate));
+    elsif alter_queue.burst is not null then
+        v_q.burst := alter_queue.burst;
+    end if;
+    if alter_queue.dedup_window is not null then
+        v_q.dedup_window := nullif(alter_queue.dedup_window, '0'::interval);
+    end if;
     perform pgclaim._check_settings(v_q);
     update pgclaim.queues as q set
         lease = v_q.lease,
@@ -1649,14 +2327,20 @@ begin
         max_lease = v_q.max_lease,
         min_priority = v_q.min_priority,
         max_priority = v_q.max_priority,
-        max_batch = v_q.max_batch
+        max_batch = v_q.max_batch,
+        max_running = v_q.max_running,
+        rate = v_q.rate,
+        burst = v_q.burst,
+        fair = v_q.fair,
+        dedup_window = v_q.dedup_window
     where q.queue = alter_queue.queue;
+    perform pgclaim._flow_setup(v_q, alter_queue.dedup_window is not null);
 end;
 $fn$;
 
 comment on function pgclaim.alter_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
-    integer
+    integer, integer, double precision, integer, boolean, interval
 ) is
 'Changes the given settings and limits of a queue (null leaves one alone); they must be '
 'valid together. Raises PC001 for an unknown queue, 22004/22023 for a bad setting.';
@@ -1736,14 +2420,19 @@ comment on function pgclaim.cancel(bigint[], text, text, integer) is
 -- out at most batch_size due pending records in (priority desc, run_at, id)
 -- order, skipping rows other claimers hold: each is marked running, held by
 -- worker_id until lease_until, its attempt counted, under a new lease_token.
--- A paused queue hands out nothing.
+-- A paused queue hands out nothing. With max_running or rate set, the claim
+-- first takes its allowance (_flow_take: the queue's claims take turns) and hands
+-- out at most that many; what it does not use goes back to the token bucket.
+-- Records waiting behind the head of their FIFO group have priority
+-- -2147483648 (below every queue's min_priority) and run_at 'infinity': the
+-- claim's index scan stops before them, however many there are.
 -- Each claim draws a random lease_token and records the role it was made as
 -- (_caller): only that role (or a pgclaim_admin) may report on the records.
 -- Returns: setof pgclaim.claimed, in hand-out order.
 -- Raises: PC001 unknown queue; 42501 no claim privilege on a restricted queue;
 -- 22004 null worker_id; 22023 batch_size outside 1..the queue's max_batch, lease
 -- not positive or above the queue's max_lease.
--- Tables: queues, config, queue_grants (read), records (update).
+-- Tables: queues, config, queue_grants (read), records (update), queue_flow (update).
 create or replace function pgclaim.claim_batch(
     queue text,
     worker_id text,
@@ -1763,6 +2452,8 @@ declare
     v_token bigint;
     v_sweep integer;
     v_me oid := pgclaim._caller();
+    v_limit integer;
+    v_n integer;
 begin
     v_q := pgclaim._queue(claim_batch.queue);
     perform pgclaim._require(v_q, 'claim', v_me);
@@ -1779,6 +2470,13 @@ begin
     v_now := pgclaim._now();
     v_lease := coalesce(claim_batch.lease, v_q.lease);
     v_token := pgclaim._lease_token();
+    v_limit := claim_batch.batch_size;
+    if v_q.max_running is not null or v_q.rate is not null then
+        v_limit := pgclaim._flow_take(v_q, v_limit, v_now);
+        if v_limit = 0 then
+            return;
+        end if;
+    end if;
 
     -- Lock inside a materialized CTE: the LIMIT is applied once, never re-run.
     return query
@@ -1786,9 +2484,10 @@ begin
         select r.id from pgclaim.records as r
         where r.queue = claim_batch.queue
           and r.status = 'pending'
+          and r.priority > -2147483648
           and r.run_at <= v_now
         order by r.priority desc, r.run_at, r.id
-        limit claim_batch.batch_size
+        limit v_limit
         for update skip locked
     ),
     claimed as (
@@ -1811,6 +2510,13 @@ begin
         c.enqueued_at, c.run_at, c.lease_until, c.lease_token
     from claimed as c
     order by c.priority desc, c.run_at, c.id;
+    if v_q.rate is not null then
+        get diagnostics v_n = row_count;
+        if v_n < v_limit then
+            update pgclaim.queue_flow as f set tokens = f.tokens + (v_limit - v_n)
+            where f.queue = claim_batch.queue;
+        end if;
+    end if;
 end;
 $fn$;
 
@@ -1892,11 +2598,16 @@ comment on function pgclaim.configure(interval, integer, integer, integer, integ
 
 -- ---- sql/30_api/pgclaim.create_queue.sql ----
 -- pgclaim.create_queue(queue, lease, max_attempts, backoff_base, backoff_max,
---     retention, max_payload_bytes, max_lease, min_priority, max_priority, max_batch)
+--     retention, max_payload_bytes, max_lease, min_priority, max_priority, max_batch,
+--     max_running, rate, burst, fair, dedup_window)
 -- Creates a queue; idempotent: the settings of an existing queue are left alone.
+-- Flow control (null: none): max_running caps its running records, rate and
+-- burst size a token bucket for its claims (burst defaults to the rate, at least
+-- 1), fair makes FIFO groups take turns, dedup_window keeps dedup_keys taken that
+-- long after their record finished (see docs/sql.md).
 -- The defaults below are the one place pgclaim's queue defaults are written.
 -- Returns: nothing. Raises: 22004/22023 for a bad name or setting (_check_settings).
--- Tables: queues (insert).
+-- Tables: queues, queue_flow (insert).
 create or replace function pgclaim.create_queue(
     queue text,
     lease interval default '5 minutes',
@@ -1908,7 +2619,12 @@ create or replace function pgclaim.create_queue(
     max_lease interval default '12 hours',
     min_priority integer default -1000,
     max_priority integer default 1000,
-    max_batch integer default 10000
+    max_batch integer default 10000,
+    max_running integer default null,
+    rate double precision default null,
+    burst integer default null,
+    fair boolean default false,
+    dedup_window interval default null
 )
 returns void
 language plpgsql
@@ -1924,21 +2640,28 @@ begin
         create_queue.queue, create_queue.lease, create_queue.max_attempts,
         create_queue.backoff_base, create_queue.backoff_max, create_queue.retention,
         false, pgclaim._now(), create_queue.max_payload_bytes, create_queue.max_lease,
-        create_queue.min_priority, create_queue.max_priority, create_queue.max_batch, false
+        create_queue.min_priority, create_queue.max_priority, create_queue.max_batch, false,
+        coalesce(create_queue.fair, false), create_queue.max_running, create_queue.rate,
+        coalesce(create_queue.burst, pgclaim._default_burst(create_queue.rate)),
+        create_queue.dedup_window
     );
     perform pgclaim._check_settings(v_q);
     insert into pgclaim.queues as q select v_q.*
     on conflict on constraint queues_pkey do nothing;
+    if found then
+        perform pgclaim._flow_setup(v_q, false);
+    end if;
 end;
 $fn$;
 
 comment on function pgclaim.create_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
-    integer
+    integer, integer, double precision, integer, boolean, interval
 ) is
-'Creates a queue with its lease, max_attempts, backoff_base, backoff_max, retention and '
-'limits (max_payload_bytes, max_lease, min_priority, max_priority, max_batch); idempotent '
-'(an existing queue keeps its settings). Raises 22004/22023 on bad input.';
+'Creates a queue with its lease, max_attempts, backoff_base, backoff_max, retention, '
+'limits (max_payload_bytes, max_lease, min_priority, max_priority, max_batch) and flow '
+'control (max_running, rate, burst, fair, dedup_window); idempotent (an existing queue '
+'keeps its settings). Raises 22004/22023 on bad input.';
 
 -- ---- sql/30_api/pgclaim.deregister_worker.sql ----
 -- pgclaim.deregister_worker(worker_id): releases every record the worker holds
@@ -2001,7 +2724,9 @@ comment on function pgclaim.deregister_worker(text) is
 -- Returns: how many records were deleted.
 -- Raises: PC001 unknown queue; PC004 when unfinished records remain and force is
 -- false; 55P03 when the lock is not had within 5 s (retried by the client).
--- Tables: queues, records, finished (delete); queue_totals, queue_grants (cascade).
+-- Tables: queues, records, finished, waiting, groups, queue_flow, dedup_keys
+-- (delete); queue_totals,
+-- queue_grants (cascade).
 create or replace function pgclaim.drop_queue(queue text, force boolean default false)
 returns integer
 language plpgsql
@@ -2033,6 +2758,10 @@ begin
     get diagnostics v_count = row_count;
     delete from pgclaim.finished as f where f.queue = drop_queue.queue;
     get diagnostics v_more = row_count;
+    delete from pgclaim.waiting as w where w.queue = drop_queue.queue;
+    delete from pgclaim.groups as g where g.queue = drop_queue.queue;
+    delete from pgclaim.queue_flow as f where f.queue = drop_queue.queue;
+    delete from pgclaim.dedup_keys as d where d.queue = drop_queue.queue;
     -- its counters and grants go with it (on delete cascade)
     delete from pgclaim.queues as q where q.queue = drop_queue.queue;
     return v_count + v_more;
@@ -2044,25 +2773,26 @@ comment on function pgclaim.drop_queue(text, boolean) is
 'Raises PC001 unknown queue, PC004 when unfinished records remain and force is false.';
 
 -- ---- sql/30_api/pgclaim.enqueue.sql ----
--- pgclaim.enqueue(queue, payload, priority, run_at, dedup_key, max_attempts)
+-- pgclaim.enqueue(queue, payload, priority, run_at, dedup_key, max_attempts,
+--     group_key)
 -- Adds one record. With a dedup_key that an unfinished (pending or running)
--- record of the queue already has, adds nothing and returns that record's id.
--- Notifies channel pgclaim_<queue> when the record is due now, unless the queue
--- has a backlog its workers are draining (see _wake); PostgreSQL folds repeated
--- notifications of one transaction into one.
+-- record of the queue already has (or, with the queue's dedup_window, a record
+-- that finished within it), adds nothing and returns that record's id. With a
+-- group_key the record joins that FIFO group (_enqueue_one).
 -- Returns: the record's id.
 -- Raises: PC001 unknown queue; 42501 no enqueue privilege on a restricted queue;
 -- 22004 null payload or priority; 22023 payload over max_payload_bytes, priority
 -- outside the queue's range, run_at not finite, max_attempts above the queue's,
--- dedup_key empty or over 512 bytes (_check_enqueue).
--- Tables: queues (key share), queue_grants (read), records (insert).
+-- dedup_key or group_key empty or over 512 bytes (_check_enqueue).
+-- Tables: queues (key share), queue_grants (read), and _enqueue_one's.
 create or replace function pgclaim.enqueue(
     queue text,
     payload jsonb,
     priority integer default 0,
     run_at timestamptz default null,
     dedup_key text default null,
-    max_attempts integer default null
+    max_attempts integer default null,
+    group_key text default null
 )
 returns bigint
 language plpgsql
@@ -2076,6 +2806,7 @@ declare
     v_now timestamptz := pgclaim._now();
     v_run_at timestamptz := coalesce(enqueue.run_at, v_now);
     v_id bigint;
+    v_created boolean;
 begin
     v_q := pgclaim._queue(enqueue.queue, true);
     if enqueue.payload is null then
@@ -2090,39 +2821,26 @@ begin
     if enqueue.dedup_key is not null then
         perform pgclaim._check_text('dedup_key', enqueue.dedup_key, 512);
     end if;
+    if enqueue.group_key is not null then
+        perform pgclaim._check_text('group_key', enqueue.group_key, 512);
+    end if;
 
-    loop
-        insert into pgclaim.records as r (
-            queue, priority, run_at, payload, max_attempts, dedup_key, enqueued_at
-        ) values (
-            enqueue.queue, enqueue.priority, v_run_at, enqueue.payload,
-            coalesce(enqueue.max_attempts, v_q.max_attempts), enqueue.dedup_key, v_now
-        )
-        on conflict (queue, dedup_key)
-        where dedup_key is not null and status in ('pending', 'running')
-        do nothing
-        returning r.id into v_id;
-        exit when v_id is not null;
-        -- A record with this dedup_key is unfinished: return it. It may finish
-        -- between the insert and this read; then try the insert again.
-        select r.id into v_id from pgclaim.records as r
-        where r.queue = enqueue.queue and r.dedup_key = enqueue.dedup_key
-          and r.status in ('pending', 'running');
-        if found then
-            return v_id;
-        end if;
-    end loop;
-
-    if v_run_at <= v_now then
+    select e.id, e.created into v_id, v_created
+    from pgclaim._enqueue_one(
+        v_q, enqueue.payload, enqueue.priority, v_run_at, enqueue.dedup_key,
+        enqueue.max_attempts, enqueue.group_key, v_now
+    ) as e;
+    if v_created and v_run_at <= v_now then
         perform pgclaim._wake(enqueue.queue, v_now);
     end if;
     return v_id;
 end;
 $fn$;
 
-comment on function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer) is
+comment on function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer, text) is
 'Adds a record to a queue and returns its id; with a dedup_key already held by an '
-'unfinished record, returns that record''s id instead. Raises PC001, 22004, 22023.';
+'unfinished record, returns that record''s id instead; with a group_key it waits behind '
+'the unfinished records of its group. Raises PC001, 22004, 22023.';
 
 -- ---- sql/30_api/pgclaim.enqueue_batch.sql ----
 -- pgclaim.enqueue_batch(queue, payloads, priority, run_at)
@@ -2212,6 +2930,114 @@ $fn$;
 comment on function pgclaim.enqueue_batch(text, jsonb[], integer, timestamptz) is
 'Adds one record per payload in one statement and returns the ids in input order. '
 'Raises PC001 unknown queue, 22004 for a null array or element.';
+
+-- ---- sql/30_api/pgclaim.enqueue_items.sql ----
+-- pgclaim.enqueue_items(queue, items): adds one record per item of a jsonb array,
+-- in one call and one transaction, each item with its own options:
+--   {"payload": {...}, "priority": 0, "run_at": "2030-01-01T00:00:00Z",
+--    "dedup_key": "k", "group_key": "g", "max_attempts": 3}
+-- payload is required; the others may be left out (or null) and default as in
+-- enqueue. Items without dedup_key and group_key go in with one statement (ids
+-- ascending in input order); the others one by one through _enqueue_one, in
+-- input order, with dedup per item (an item whose dedup_key an earlier item of
+-- the call took gets that item's id back) and FIFO groups as enqueue has them.
+-- Notifies pgclaim_<queue> once when a new record is due now (_wake).
+-- Returns: (id, created) per item, in input order; created false when the id is
+-- an existing record's (dedup).
+-- Raises: PC001 unknown queue; 42501 no enqueue privilege on a restricted queue;
+-- 22004 null items or an item's payload (named by its 1-based position); 22023
+-- items not an array of objects, more items than the queue's max_batch, an item
+-- with an unknown key or a value of the wrong type, and each check of enqueue
+-- (named by position).
+-- Tables: queues (key share), queue_grants (read), records (insert), and
+-- _enqueue_one's.
+create or replace function pgclaim.enqueue_items(queue text, items jsonb)
+returns table (id bigint, created boolean)
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_q pgclaim.queues;
+    v_now timestamptz := pgclaim._now();
+    v_items pgclaim.item [] := '{}'::pgclaim.item [];
+    v_ids bigint [];
+    v_created boolean [];
+    v_plain bigint [];
+    v_n integer;
+    v_k integer := 0;
+    v_one_id bigint;
+    v_one_created boolean;
+    v_due boolean := false;
+begin
+    v_q := pgclaim._queue(enqueue_items.queue, true);
+    if enqueue_items.items is null then
+        raise exception using errcode = '22004', message = 'pgclaim: items must not be null';
+    end if;
+    if pg_catalog.jsonb_typeof(enqueue_items.items) <> 'array' then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format('pgclaim: items must be a JSON array, got %s',
+                pg_catalog.jsonb_typeof(enqueue_items.items));
+    end if;
+    v_n := pg_catalog.jsonb_array_length(enqueue_items.items);
+    perform pgclaim._check_int('the number of items', v_n, 0, v_q.max_batch);
+    perform pgclaim._require(v_q, 'enqueue', pgclaim._caller());
+
+    -- Every item is checked before anything is added.
+    for i in 1..v_n loop
+        v_items := v_items || pgclaim._check_item(v_q, enqueue_items.items -> (i - 1), i, v_now);
+    end loop;
+
+    -- Plain items: one statement; ids ascend in input order (as in enqueue_batch).
+    with ins as (
+        insert into pgclaim.records as r (
+            queue, priority, run_at, payload, max_attempts, enqueued_at
+        )
+        select enqueue_items.queue, u.priority, u.run_at, u.payload,
+            coalesce(u.max_attempts, v_q.max_attempts), v_now
+        from pg_catalog.unnest(v_items) with ordinality as u
+        where u.dedup_key is null and u.group_key is null
+        order by u.ordinality
+        returning r.id
+    )
+
+    select pg_catalog.array_agg(ins.id order by ins.id) into v_plain from ins;
+
+    v_ids := pg_catalog.array_fill(null::bigint, array[v_n]);
+    v_created := pg_catalog.array_fill(true, array[v_n]);
+    for i in 1..v_n loop
+        if v_items[i].dedup_key is null and v_items[i].group_key is null then
+            v_k := v_k + 1;
+            v_ids[i] := v_plain[v_k];
+        else
+            select e.id, e.created into v_one_id, v_one_created
+            from pgclaim._enqueue_one(
+                v_q, v_items[i].payload, v_items[i].priority, v_items[i].run_at,
+                v_items[i].dedup_key, v_items[i].max_attempts, v_items[i].group_key, v_now
+            ) as e;
+            v_ids[i] := v_one_id;
+            v_created[i] := v_one_created;
+        end if;
+        v_due := v_due or (v_created[i] and v_items[i].run_at <= v_now);
+    end loop;
+
+    return query
+    select u.id, u.created
+    from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_created))
+        with ordinality as u (id, created, n)
+    order by u.n;
+    if v_due then
+        perform pgclaim._wake(enqueue_items.queue, v_now);
+    end if;
+end;
+$fn$;
+
+comment on function pgclaim.enqueue_items(text, jsonb) is
+'Adds one record per item of a JSON array, each with its own payload, priority, run_at, '
+'dedup_key, group_key and max_attempts; returns (id, created) per item in input order. '
+'Raises PC001, 42501, 22004, 22023.';
 
 -- ---- sql/30_api/pgclaim.extend_lease.sql ----
 -- pgclaim.extend_lease(worker_id, ids, lease, lease_tokens)
@@ -3099,6 +3925,66 @@ comment on function pgclaim.latency(text, interval) is
 'Wait (enqueue to first claim) and run (last claim to finish) times of the records of a '
 'queue finished in the last since: p50, p95, p99, max and cumulative histogram buckets.';
 
+-- ---- sql/30_api/pgclaim.next_eligible.sql ----
+-- pgclaim.next_eligible(queue): when a claim of the queue can next hand out a
+-- record, for a worker that was just told "nothing now": the due time of the
+-- earliest pending record that is not waiting behind its group's head, but not
+-- before the token bucket holds a whole token (rate). It changes nothing.
+-- Returns: that time (now or earlier: claim again at once), or null when no
+-- record is pending (wait for a notification), the queue is paused, or it is at
+-- its max_running (a completion frees a place: poll).
+-- Raises: PC001 unknown queue; 42501 no claim privilege on a restricted queue.
+-- Tables: queues, queue_grants, queue_flow, records (read).
+create or replace function pgclaim.next_eligible(queue text)
+returns timestamptz
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_q pgclaim.queues;
+    v_now timestamptz := pgclaim._now();
+    v_due timestamptz;
+    v_f pgclaim.queue_flow;
+    v_tokens double precision;
+begin
+    v_q := pgclaim._queue(next_eligible.queue);
+    perform pgclaim._require(v_q, 'claim', pgclaim._caller());
+    if v_q.paused then
+        return null;
+    end if;
+    -- The claim's index, whole for the queue: workers ask only when idle.
+    select pg_catalog.min(r.run_at) into v_due from pgclaim.records as r
+    where r.queue = next_eligible.queue and r.status = 'pending' and r.run_at < 'infinity';
+    if v_due is null then
+        return null;
+    end if;
+    if v_q.max_running is not null and (
+        select pg_catalog.count(*) from pgclaim.records as r
+        where r.queue = next_eligible.queue and r.status = 'running'
+    ) >= v_q.max_running then
+        return null;
+    end if;
+    if v_q.rate is not null then
+        select f.* into v_f from pgclaim.queue_flow as f where f.queue = next_eligible.queue;
+        if found then
+            v_tokens := least(v_q.burst::double precision, v_f.tokens + v_q.rate * greatest(
+                extract(epoch from v_now - v_f.refilled_at)::double precision, 0));
+            if v_tokens < 1 then
+                v_due := greatest(v_due, v_now + pg_catalog.make_interval(
+                    secs => (1 - v_tokens) / v_q.rate));
+            end if;
+        end if;
+    end if;
+    return v_due;
+end;
+$fn$;
+
+comment on function pgclaim.next_eligible(text) is
+'When a claim of the queue can next hand out a record (due time and token bucket), or null '
+'when nothing is pending, the queue is paused or at max_running. Raises PC001, 42501.';
+
 -- ---- sql/30_api/pgclaim.pause_queue.sql ----
 -- pgclaim.pause_queue(queue): a paused queue hands out nothing; enqueue still works.
 -- Returns: nothing. Raises: PC001 unknown queue. Tables: queues (update).
@@ -3277,12 +4163,16 @@ comment on function pgclaim.resume_queue(text) is
 -- finished_before, failed on attempt min_attempt or later. A dedup_key stays
 -- unique among unfinished records: a failed record whose key an unfinished
 -- record holds is skipped, and of failed records sharing a key only the newest
--- (among those the filters pick) is retried.
+-- (among those the filters pick) is retried. A record of a FIFO group goes back
+-- as its group's head when the group has no unfinished record, and otherwise
+-- waits blocked behind the group's records like a record enqueued now (its run_at
+-- is now).
 -- Returns: how many records of the queue went back.
 -- Raises: PC001 unknown queue; 22004 a null element of ids; 22023 more ids than
 -- config.max_ids, error_like empty, over 1000 bytes or not printable,
 -- min_attempt outside 1..1000. Waits at most 5 s for row locks (55P03).
--- Tables: finished (delete), records (insert).
+-- Tables: finished (delete), records (insert), groups (insert, update, delete),
+-- waiting (insert).
 create or replace function pgclaim.retry_failed(
     queue text,
     ids bigint[] default null,
@@ -3302,18 +4192,20 @@ as $fn$
 declare
     v_now timestamptz := pgclaim._now();
     v_count integer;
+    v_picked bigint[];
+    v_f pgclaim.finished;
+    v_blocked boolean;
+    v_id bigint;
 begin
     perform pgclaim._queue(retry_failed.queue);
     if retry_failed.ids is not null then
         perform pgclaim._check_ids(retry_failed.ids, null);
     end if;
     perform pgclaim._check_dead_filter(retry_failed.error_like, retry_failed.min_attempt);
-    -- Back into pgclaim.records first, with their ids; a record whose dedup_key an
-    -- unfinished record took in the meantime conflicts and stays where it is. Then
-    -- only the records that went back leave pgclaim.finished.
-    with
-    picked as materialized (
-        select f.* from pgclaim.finished as f
+    -- The records the filters pick, locked; of those sharing a dedup_key only the
+    -- newest goes back.
+    with picked as materialized (
+        select f.id, f.dedup_key from pgclaim.finished as f
         where f.queue = retry_failed.queue
           and f.status = 'failed'
           and (retry_failed.ids is null or f.id = any(retry_failed.ids))
@@ -3325,8 +4217,18 @@ begin
           and (retry_failed.min_attempt is null or f.attempt >= retry_failed.min_attempt)
         order by f.id
         for update of f
-    ),
+    )
 
+    select coalesce(pg_catalog.array_agg(p.id order by p.id), '{}') into v_picked
+    from picked as p
+    where p.dedup_key is null or not exists (
+        select from picked as n
+        where n.dedup_key = p.dedup_key and n.id > p.id
+    );
+    -- Records of no group: back into pgclaim.records first, with their ids; a record
+    -- whose dedup_key an unfinished record took in the meantime conflicts and stays
+    -- where it is. Then only the records that went back leave pgclaim.finished.
+    with
     back as (
         insert into pgclaim.records as r (
             id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
@@ -3335,12 +4237,8 @@ begin
         select
             f.id, f.queue, 'pending', f.priority, v_now, f.payload, 0, f.max_attempts,
             f.dedup_key, f.enqueued_at, f.last_error, f.first_claimed_at, f.claimed_at
-        from picked as f
-        -- of failed records sharing a dedup_key, only the newest goes back
-        where f.dedup_key is null or not exists (
-            select from picked as n
-            where n.dedup_key = f.dedup_key and n.id > f.id
-        )
+        from pgclaim.finished as f
+        where f.id = any(v_picked) and f.group_key is null
         order by f.id
         on conflict (queue, dedup_key)
         where dedup_key is not null and status in ('pending', 'running')
@@ -3355,6 +4253,46 @@ begin
     )
 
     select pg_catalog.count(*)::integer into v_count from gone;
+
+    -- Records of groups, one at a time in the order they go back in (rare: an
+    -- operator's action): each joins its group as enqueue adds a record.
+    for v_f in
+        select f.* from pgclaim.finished as f
+        where f.id = any(v_picked) and f.group_key is not null
+        order by f.priority desc, f.id
+    loop
+        v_blocked := pgclaim._group_join(v_f.queue, v_f.group_key);
+        insert into pgclaim.records as r (
+            id, queue, status, priority, run_at, payload, attempt, max_attempts,
+            dedup_key, enqueued_at, last_error, group_key, first_claimed_at, claimed_at
+        ) overriding system value
+        values (
+            v_f.id, v_f.queue, 'pending',
+            case when v_blocked then -2147483648 else v_f.priority end,
+            case when v_blocked then 'infinity'::timestamptz else v_now end, v_f.payload, 0,
+            v_f.max_attempts, v_f.dedup_key, v_f.enqueued_at, v_f.last_error, v_f.group_key,
+            v_f.first_claimed_at, v_f.claimed_at
+        )
+        on conflict (queue, dedup_key)
+        where dedup_key is not null and status in ('pending', 'running')
+        do nothing
+        returning r.id into v_id;
+        if v_id is null then
+            -- Its dedup_key is taken: it stays failed (and a group made for it goes).
+            if not v_blocked then
+                delete from pgclaim.groups as g
+                where g.queue = v_f.queue and g.group_key = v_f.group_key;
+            end if;
+            continue;
+        end if;
+        if v_blocked then
+            insert into pgclaim.waiting (id, queue, group_key, priority, run_at)
+            values (v_id, v_f.queue, v_f.group_key, v_f.priority, v_now);
+        end if;
+        delete from pgclaim.finished as f where f.id = v_id;
+        v_count := v_count + 1;
+    end loop;
+
     if v_count > 0 then
         perform pgclaim._notify(retry_failed.queue);
     end if;
@@ -3584,7 +4522,8 @@ comment on view pgclaim.queue_permissions is
 -- ---- sql/40_views/pgclaim.queue_stats.sql ----
 -- pgclaim.queue_stats: one row per queue with its counts by state (defined in
 -- _queue_counts, which health() reads too). pending counts records due now,
--- scheduled those due later; oldest_pending_age is how long the longest-waiting
+-- scheduled those due later (neither counts the records blocked behind the head
+-- of their group: blocked does); oldest_pending_age is how long the longest-waiting
 -- due record has waited. The completed total costs one pass over the table: keep
 -- finished records purged. Only the queues the reader may read are listed.
 -- security_barrier: no function of the reader's runs before that filter.
@@ -3599,12 +4538,13 @@ select
     c.failed,
     c.cancelled,
     c.oldest_pending_age,
-    c.completed_last_minute
+    c.completed_last_minute,
+    c.blocked
 from pgclaim._queue_counts(true) as c;
 
 comment on view pgclaim.queue_stats is
 'Per queue: pending (due), scheduled (due later), running, completed, failed, cancelled, '
-'oldest_pending_age, completed_last_minute.';
+'oldest_pending_age, completed_last_minute, blocked (waiting behind their group''s head).';
 
 -- ---- sql/40_views/pgclaim.stuck_records.sql ----
 -- pgclaim.stuck_records: running records that nobody is working on any more:
@@ -3725,10 +4665,12 @@ pgclaim_producer, pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.health(interval, interval) to
 pgclaim_producer, pgclaim_worker, pgclaim_admin;
 
-grant execute on function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer) to
-pgclaim_producer, pgclaim_admin;
+grant execute on function pgclaim.enqueue(
+    text, jsonb, integer, timestamptz, text, integer, text
+) to pgclaim_producer, pgclaim_admin;
 grant execute on function pgclaim.enqueue_batch(text, jsonb[], integer, timestamptz) to
 pgclaim_producer, pgclaim_admin;
+grant execute on function pgclaim.enqueue_items(text, jsonb) to pgclaim_producer, pgclaim_admin;
 
 grant execute on function pgclaim.claim_batch(text, text, integer, interval) to
 pgclaim_worker, pgclaim_admin;
@@ -3754,14 +4696,15 @@ grant execute on function pgclaim.fence_trigger() to pgclaim_worker, pgclaim_adm
 grant execute on function pgclaim.run(text, regprocedure, integer, interval) to
 pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.latency(text, interval) to pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.next_eligible(text) to pgclaim_worker, pgclaim_admin;
 
 grant execute on function pgclaim.create_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
-    integer
+    integer, integer, double precision, integer, boolean, interval
 ) to pgclaim_admin;
 grant execute on function pgclaim.alter_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
-    integer
+    integer, integer, double precision, integer, boolean, interval
 ) to pgclaim_admin;
 grant execute on function pgclaim.drop_queue(text, boolean) to pgclaim_admin;
 grant execute on function pgclaim.pause_queue(text) to pgclaim_admin;

@@ -48,3 +48,16 @@ create type pgclaim.claimed as (
 
 comment on type pgclaim.claimed is
 'A record handed out by claim_batch; lease_token fences reports to this claim.';
+
+create type pgclaim.item as (
+    payload jsonb,
+    priority integer,
+    run_at timestamptz,
+    dedup_key text,
+    group_key text,
+    max_attempts integer
+);
+
+comment on type pgclaim.item is
+'One record of enqueue_items: payload and its own priority, run_at, dedup_key, group_key, '
+'max_attempts.';

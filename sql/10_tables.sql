@@ -18,7 +18,17 @@ create table pgclaim.queues (
     max_batch integer not null,
     -- true once the queue has per-queue grants (queue_grants): then only the
     -- granted roles (and pgclaim_admin) may use it.
-    restricted boolean not null default false
+    restricted boolean not null default false,
+    -- Flow control. fair: the heads of FIFO groups are handed out in the order
+    -- they became heads (groups take turns) rather than by their own due time.
+    fair boolean not null default false,
+    -- null: no limit. max_running caps the queue's running records; rate (records
+    -- per second) and burst size the token bucket of queue_flow that claims draw
+    -- from; dedup_window keeps a finished record's dedup_key taken that long.
+    max_running integer,
+    rate double precision,
+    burst integer,
+    dedup_window interval
 );
 
 comment on table pgclaim.queues is 'One row per queue: its settings and limits.';
@@ -50,6 +60,12 @@ create table pgclaim.records (
     -- The role the claim was made as (see _caller): reports from another role
     -- leave the record alone. Null for records claimed before release 0.2.0.
     holder_role oid,
+    -- The FIFO group the record belongs to (null: none), see pgclaim.groups. A
+    -- record waiting behind its group's head is pending with priority -2147483648
+    -- (below every queue's min_priority) and run_at 'infinity' (which enqueue
+    -- refuses): the claim's index scan stops before it. Its own priority and due
+    -- time are in pgclaim.waiting.
+    group_key text,
     -- When the record was first claimed and when last (claim_batch): wait time is
     -- enqueued_at to first_claimed_at, run time claimed_at to finished_at
     -- (latency). Null until its first claim, and for records claimed before 0.3.0.
@@ -106,6 +122,7 @@ create table pgclaim.finished (
     finished_at timestamptz not null,
     last_error text,
     holder_role oid,
+    group_key text,
     first_claimed_at timestamptz,
     claimed_at timestamptz
 ) with (
@@ -138,6 +155,63 @@ create table pgclaim.queue_totals (
 
 comment on table pgclaim.queue_totals is
 'Completed records kept per queue, as counters in slots: their sum is the total.';
+
+-- FIFO groups with an unfinished record: one row per (queue, group_key) from the
+-- enqueue that makes the group's first record its head until the statement that
+-- finishes the group's last record. Enqueues that add a record behind the head,
+-- and the statement that hands the group on (_promote), hold this row: see
+-- _group_join. Its insert is what makes exactly one record the head.
+create table pgclaim.groups (
+    queue text not null,
+    group_key text not null,
+    primary key (queue, group_key)
+) with (fillfactor = 50);
+
+comment on table pgclaim.groups is
+'FIFO groups that have an unfinished record (their head, and those waiting behind it).';
+
+-- The records waiting behind the head of their group, with their own due time
+-- (their row in pgclaim.records has run_at 'infinity'), in the order they follow
+-- it; _promote moves the first back when the head finishes.
+create table pgclaim.waiting (
+    id bigint primary key,
+    queue text not null,
+    group_key text not null,
+    priority integer not null,
+    run_at timestamptz not null
+);
+
+comment on table pgclaim.waiting is
+'Records waiting behind the head of their FIFO group, and the time each is due.';
+
+create index waiting_order_idx on pgclaim.waiting (
+    queue, group_key, priority desc, run_at, id
+);
+
+-- One row per queue with max_running or rate set: claims of such a queue update
+-- it first, so they take turns (the running count they read is exact) and draw
+-- from its token bucket (tokens at refilled_at; rate per second up to burst).
+create table pgclaim.queue_flow (
+    queue text primary key,
+    tokens double precision not null,
+    refilled_at timestamptz not null
+) with (fillfactor = 50);
+
+comment on table pgclaim.queue_flow is
+'Claim turns and the token bucket of queues with max_running or rate.';
+
+-- The dedup_key of each finished record of a queue with a dedup_window (the
+-- newest per key), so that enqueue refuses it within the window.
+create table pgclaim.dedup_keys (
+    queue text not null,
+    dedup_key text not null,
+    id bigint not null,
+    finished_at timestamptz not null,
+    primary key (queue, dedup_key)
+);
+
+comment on table pgclaim.dedup_keys is
+'dedup_keys of finished records of queues with a dedup_window, and when each finished.';
 
 create table pgclaim.workers (
     worker_id text primary key,

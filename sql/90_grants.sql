@@ -37,10 +37,12 @@ pgclaim_producer, pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.health(interval, interval) to
 pgclaim_producer, pgclaim_worker, pgclaim_admin;
 
-grant execute on function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer) to
-pgclaim_producer, pgclaim_admin;
+grant execute on function pgclaim.enqueue(
+    text, jsonb, integer, timestamptz, text, integer, text
+) to pgclaim_producer, pgclaim_admin;
 grant execute on function pgclaim.enqueue_batch(text, jsonb[], integer, timestamptz) to
 pgclaim_producer, pgclaim_admin;
+grant execute on function pgclaim.enqueue_items(text, jsonb) to pgclaim_producer, pgclaim_admin;
 
 grant execute on function pgclaim.claim_batch(text, text, integer, interval) to
 pgclaim_worker, pgclaim_admin;
@@ -66,14 +68,15 @@ grant execute on function pgclaim.fence_trigger() to pgclaim_worker, pgclaim_adm
 grant execute on function pgclaim.run(text, regprocedure, integer, interval) to
 pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.latency(text, interval) to pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.next_eligible(text) to pgclaim_worker, pgclaim_admin;
 
 grant execute on function pgclaim.create_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
-    integer
+    integer, integer, double precision, integer, boolean, interval
 ) to pgclaim_admin;
 grant execute on function pgclaim.alter_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
-    integer
+    integer, integer, double precision, integer, boolean, interval
 ) to pgclaim_admin;
 grant execute on function pgclaim.drop_queue(text, boolean) to pgclaim_admin;
 grant execute on function pgclaim.pause_queue(text) to pgclaim_admin;

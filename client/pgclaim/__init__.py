@@ -6,7 +6,7 @@ The logic lives in SQL functions of the ``pgclaim`` schema; this package calls t
 the package's version.
 """
 from ._version import package_version
-from .client import Claimed, Latency, QueueClient, QueueStats, WorkerStatus
+from .client import Claimed, Item, Latency, QueueClient, QueueStats, WorkerStatus
 from .errors import (
     InstallRefused,
     InvalidArgument,
@@ -37,6 +37,7 @@ __all__ = [
     "Fatal",
     "InstallRefused",
     "InvalidArgument",
+    "Item",
     "Latency",
     "LeaseNotHeld",
     "MultiWorker",

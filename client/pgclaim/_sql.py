@@ -23,6 +23,11 @@ QUEUE_SETTINGS: dict[str, str] = {
     "min_priority": "integer",
     "max_priority": "integer",
     "max_batch": "integer",
+    "max_running": "integer",
+    "rate": "double precision",
+    "burst": "integer",
+    "fair": "boolean",
+    "dedup_window": "interval",
 }
 
 
@@ -55,8 +60,12 @@ RESUME_QUEUE = "select pgclaim.resume_queue(queue => %(queue)s)"
 ENQUEUE = (
     "select pgclaim.enqueue(queue => %(queue)s, payload => %(payload)s,"
     " priority => %(priority)s, run_at => %(run_at)s, dedup_key => %(dedup_key)s,"
-    " max_attempts => %(max_attempts)s)"
+    " max_attempts => %(max_attempts)s, group_key => %(group_key)s)"
 )
+ENQUEUE_ITEMS = (
+    "select id, created from pgclaim.enqueue_items(queue => %(queue)s, items => %(items)s)"
+)
+NEXT_ELIGIBLE = "select pgclaim.next_eligible(queue => %(queue)s)"
 ENQUEUE_BATCH = (
     "select id from pgclaim.enqueue_batch(queue => %(queue)s, payloads => %(payloads)s::jsonb[],"
     " priority => %(priority)s, run_at => %(run_at)s) as id"

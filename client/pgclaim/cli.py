@@ -114,6 +114,20 @@ def cmd_migrate(args: argparse.Namespace, dsn: str) -> int:
     return 0
 
 
+def _flag(text: str) -> bool:
+    """A boolean queue setting on the command line: true/false, yes/no, on/off, 1/0."""
+    value = text.strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+
+
+_SETTING_TYPES: dict[str, Callable[[str], Any]] = {
+    "interval": parse_duration, "integer": int, "double precision": float, "boolean": _flag}
+
+
 def cmd_create_queue(args: argparse.Namespace, dsn: str) -> int:
     options: dict[str, Any] = {}
     for name in _sql.QUEUE_SETTINGS:
@@ -470,8 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
             "not given takes pgclaim.create_queue's default")
     _add_queue(p, positional=True)
     for name, kind in _sql.QUEUE_SETTINGS.items():
-        p.add_argument("--" + name.replace("_", "-"),
-                       type=parse_duration if kind == "interval" else int)
+        p.add_argument("--" + name.replace("_", "-"), type=_SETTING_TYPES[kind])
 
     enqueue = _defaults(QueueClient.enqueue)
     p = add("enqueue", "add records: JSON payloads as arguments, or JSON lines on stdin")

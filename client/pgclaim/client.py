@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any, Self, TypeVar, overload
+from typing import Any, NotRequired, Self, TypedDict, TypeVar, cast, overload
 
 import psycopg
 from psycopg import abc, sql
@@ -26,6 +26,20 @@ from .errors import SchemaMismatch, translate
 from .instance import application_name, instance_id
 from .retry import NO_RETRY, Attempt, RetryPolicy, call_with_retry, log_extra
 from .retry import logger as _default_logger
+
+
+class Item(TypedDict):
+    """One record of ``QueueClient.enqueue_items``: its payload and, optionally, its own
+    ``priority``, ``run_at``, ``dedup_key``, ``group_key`` and ``max_attempts`` (left out or
+    ``None``: as ``enqueue`` defaults them)."""
+
+    payload: Any
+    priority: NotRequired[int | None]
+    run_at: NotRequired[datetime | None]
+    dedup_key: NotRequired[str | None]
+    group_key: NotRequired[str | None]
+    max_attempts: NotRequired[int | None]
+
 
 T = TypeVar("T")
 Duration = timedelta | float | int
@@ -498,18 +512,26 @@ class QueueClient:
         min_priority: int | None = None,
         max_priority: int | None = None,
         max_batch: int | None = None,
+        max_running: int | None = None,
+        rate: float | None = None,
+        burst: int | None = None,
+        fair: bool | None = None,
+        dedup_window: Duration | None = None,
     ) -> None:
         """Creates a queue (idempotent: an existing queue keeps its settings).
 
         A setting left ``None`` takes ``pgclaim.create_queue``'s default (docs/sql.md); the
         limits (``max_payload_bytes``, ``max_lease``, ``min_priority``, ``max_priority``,
-        ``max_batch``) are described in docs/security.md.
+        ``max_batch``) are described in docs/security.md, flow control (``max_running``,
+        ``rate``, ``burst``, ``fair``, ``dedup_window``) in docs/sql.md.
         """
         self._queue_call("create_queue", _sql.create_queue, queue, {
             "lease": lease, "max_attempts": max_attempts, "backoff_base": backoff_base,
             "backoff_max": backoff_max, "retention": retention,
             "max_payload_bytes": max_payload_bytes, "max_lease": max_lease,
-            "min_priority": min_priority, "max_priority": max_priority, "max_batch": max_batch})
+            "min_priority": min_priority, "max_priority": max_priority, "max_batch": max_batch,
+            "max_running": max_running, "rate": rate, "burst": burst, "fair": fair,
+            "dedup_window": dedup_window})
 
     def alter_queue(
         self,
@@ -525,13 +547,21 @@ class QueueClient:
         min_priority: int | None = None,
         max_priority: int | None = None,
         max_batch: int | None = None,
+        max_running: int | None = None,
+        rate: float | None = None,
+        burst: int | None = None,
+        fair: bool | None = None,
+        dedup_window: Duration | None = None,
     ) -> None:
-        """Changes the given settings of a queue (``None`` leaves a setting alone)."""
+        """Changes the given settings of a queue (``None`` leaves a setting alone;
+        ``max_running=0``, ``rate=0`` and ``dedup_window=0`` remove that limit)."""
         self._queue_call("alter_queue", _sql.alter_queue, queue, {
             "lease": lease, "max_attempts": max_attempts, "backoff_base": backoff_base,
             "backoff_max": backoff_max, "retention": retention,
             "max_payload_bytes": max_payload_bytes, "max_lease": max_lease,
-            "min_priority": min_priority, "max_priority": max_priority, "max_batch": max_batch})
+            "min_priority": min_priority, "max_priority": max_priority, "max_batch": max_batch,
+            "max_running": max_running, "rate": rate, "burst": burst, "fair": fair,
+            "dedup_window": dedup_window})
 
     def _queue_call(self, operation: str, statement: Callable[[list[str]], sql.Composed],
                     queue: str, settings: dict[str, Any]) -> None:
@@ -571,17 +601,46 @@ class QueueClient:
         dedup_key: str | None = None,
         max_attempts: int | None = None,
         conn: psycopg.Connection[Any] | None = None,
+        group_key: str | None = None,
     ) -> int:
         """Adds one record and returns its id (the existing id for a live ``dedup_key``).
 
         With ``conn``, the record is added inside the caller's transaction on that connection:
         it exists exactly when the caller commits. Without a ``dedup_key`` a lost connection
         after sending raises ``OutcomeUnknown`` rather than risk adding the record twice.
+        With ``group_key`` the record joins that FIFO group: the group's records run one at
+        a time, in order (docs/sql.md).
         """
         return int(self._scalar("enqueue", _sql.ENQUEUE, {
             "queue": queue, "payload": Jsonb(payload), "priority": priority, "run_at": run_at,
-            "dedup_key": dedup_key, "max_attempts": max_attempts},
+            "dedup_key": dedup_key, "max_attempts": max_attempts, "group_key": group_key},
             idempotent=dedup_key is not None, queue=queue, conn=conn))
+
+    def enqueue_items(
+        self,
+        queue: str,
+        items: Sequence[Item],
+        *,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> list[tuple[int, bool]]:
+        """Adds one record per item in one call, each with its own options; returns
+        ``(id, created)`` per item in input order (``created`` is false when the id is an
+        existing record's, by ``dedup_key``)."""
+        payload = [{k: (v.isoformat() if isinstance(v, datetime) else v)
+                    for k, v in item.items() if v is not None} for item in items]
+        rows = self._call("enqueue_items", _sql.ENQUEUE_ITEMS, {
+            "queue": queue, "items": Jsonb(payload)},
+            idempotent=all(i.get("dedup_key") is not None for i in items), queue=queue,
+            conn=conn)
+        return [(int(r[0]), bool(r[1])) for r in rows]
+
+    def next_eligible(self, queue: str) -> datetime | None:
+        """When a claim of ``queue`` can next hand out a record (a record's due time, the
+        rate limit's next token), or ``None`` when nothing is pending, the queue is paused
+        or at its ``max_running``."""
+        value = self._scalar("next_eligible", _sql.NEXT_ELIGIBLE, {"queue": queue},
+                             idempotent=True, queue=queue)
+        return value if value is None else cast(datetime, value)
 
     def enqueue_many(
         self,

@@ -81,7 +81,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -872,7 +872,7 @@ class Worker:
                     loop.floor_from = None if records or loop.found else ended
                     loop.found = bool(records)
                     if not claimed_full:
-                        loop.next_claim = ended + self.poll_interval
+                        loop.next_claim = ended + self._idle_wait()
             if not ok:
                 loop.db_failures += 1
                 self._state = WorkerState.BACKING_OFF
@@ -936,6 +936,20 @@ class Worker:
             return None
         self.stats.claimed += len(records)
         return records
+
+    def _idle_wait(self) -> float:
+        """How long to wait before the next claim after one that got less than it asked for:
+        ``poll_interval``, or less when ``next_eligible`` says a record becomes claimable
+        sooner (a due time, a rate limit's next token), but at least ``min_wake_interval``.
+        Notifications still wake the loop."""
+        try:
+            at = self.client.next_eligible(self.queue)
+        except PgclaimError:
+            return self.poll_interval  # a failing database shows on the next claim
+        if at is None:
+            return self.poll_interval
+        delay = (at - datetime.now(UTC)).total_seconds()
+        return min(self.poll_interval, max(delay, self.min_wake_interval))
 
     def _reclaim(self) -> bool:
         try:

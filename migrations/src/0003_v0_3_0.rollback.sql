@@ -60,6 +60,26 @@ $do$;
 -- Flow control: groups, concurrency caps, rate limits, schedules, dedup windows.
 -- ---------------------------------------------------------------------------
 
+-- FIFO groups: 0.2.0 has none. Records waiting behind their group's head get
+-- their own priority and due time back and become claimable as they are.
+update pgclaim.records as r set priority = w.priority, run_at = w.run_at
+from pgclaim.waiting as w
+where r.id = w.id;
+
+drop table pgclaim.waiting;
+drop table pgclaim.groups;
+alter table pgclaim.records drop column group_key;
+alter table pgclaim.finished drop column group_key;
+drop table pgclaim.queue_flow;
+drop table pgclaim.dedup_keys;
+drop type pgclaim.item;
+alter table pgclaim.queues
+drop column fair,
+drop column max_running,
+drop column rate,
+drop column burst,
+drop column dedup_window;
+
 -- (end of flow control)
 -- ---------------------------------------------------------------------------
 -- Counters for metrics.

@@ -48,6 +48,105 @@ $do$;
 -- Flow control: groups, concurrency caps, rate limits, schedules, dedup windows.
 -- ---------------------------------------------------------------------------
 
+-- FIFO groups. Records of 0.2.0 have no group: they keep their state and place.
+-- A record waiting behind its group's head is pending with priority -2147483648
+-- and run_at 'infinity', so the claim's index is left as it is and its scan stops
+-- before such records. That priority is no queue's any more: a queue that allowed
+-- it (and its records that had it, few if any) moves to -2147483647.
+update pgclaim.queues set min_priority = -2147483647
+where min_priority = -2147483648;
+
+update pgclaim.queues set max_priority = -2147483647
+where max_priority = -2147483648;
+
+update pgclaim.records set priority = -2147483647
+where priority = -2147483648;
+alter table pgclaim.records add column group_key text;
+alter table pgclaim.finished add column group_key text;
+
+-- Queue settings of flow control: fair off and no limit, as 0.2.0's queues ran.
+alter table pgclaim.queues
+add column fair boolean not null default false,
+add column max_running integer,
+add column rate double precision,
+add column burst integer,
+add column dedup_window interval;
+
+set local role pgclaim_owner;
+
+create table pgclaim.groups (
+    queue text not null,
+    group_key text not null,
+    primary key (queue, group_key)
+) with (fillfactor = 50);
+
+comment on table pgclaim.groups is
+'FIFO groups that have an unfinished record (their head, and those waiting behind it).';
+
+create table pgclaim.waiting (
+    id bigint primary key,
+    queue text not null,
+    group_key text not null,
+    priority integer not null,
+    run_at timestamptz not null
+);
+
+comment on table pgclaim.waiting is
+'Records waiting behind the head of their FIFO group, and the time each is due.';
+
+create index waiting_order_idx on pgclaim.waiting (
+    queue, group_key, priority desc, run_at, id
+);
+
+create table pgclaim.queue_flow (
+    queue text primary key,
+    tokens double precision not null,
+    refilled_at timestamptz not null
+) with (fillfactor = 50);
+
+comment on table pgclaim.queue_flow is
+'Claim turns and the token bucket of queues with max_running or rate.';
+
+create table pgclaim.dedup_keys (
+    queue text not null,
+    dedup_key text not null,
+    id bigint not null,
+    finished_at timestamptz not null,
+    primary key (queue, dedup_key)
+);
+
+comment on table pgclaim.dedup_keys is
+'dedup_keys of finished records of queues with a dedup_window, and when each finished.';
+
+create type pgclaim.item as (
+    payload jsonb,
+    priority integer,
+    run_at timestamptz,
+    dedup_key text,
+    group_key text,
+    max_attempts integer
+);
+
+comment on type pgclaim.item is
+'One record of enqueue_items: payload and its own priority, run_at, dedup_key, group_key, '
+'max_attempts.';
+
+reset role;
+
+-- Signatures that changed (sql/ creates the new ones).
+drop function pgclaim.enqueue(text, jsonb, integer, timestamptz, text, integer);
+drop function pgclaim._queue_counts(boolean);
+drop function pgclaim.create_queue(
+    text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
+    integer
+);
+drop function pgclaim.alter_queue(
+    text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
+    integer
+);
+-- 0.2.0's function takes its queue row: with columns added, the old one goes.
+drop function pgclaim._check_settings(pgclaim.queues);
+
 -- (end of flow control)
 -- ---------------------------------------------------------------------------
 -- Counters for metrics.

@@ -4,11 +4,15 @@
 -- under token when given, claimed by the role me unless admin) leave
 -- pgclaim.records for pgclaim.finished with their row, to_status, finished_at =
 -- now and their error (errors, one per id, when given; an id given twice finishes
--- once, with the first of its errors). Completions are counted
--- in queue_totals (the slot of this backend). complete calls it with the holder's
--- checks; _end_attempt (dead letters) and cancel with ids they checked or locked.
+-- once, with the first of its errors). Completions are counted in queue_totals
+-- (the slot of this backend). Records of FIFO groups leave their groups
+-- (_leave_groups, after this statement: a head hands its group on). complete
+-- calls it with the holder's checks; _end_attempt (dead letters) and cancel with
+-- ids they checked or locked.
 -- Returns: (id, queue) of each record it finished. Raises: nothing.
--- Tables: records (delete), finished (insert), queue_totals (upsert).
+-- Tables: records (delete), finished (insert), queue_totals, dedup_keys (upsert),
+-- queues (read); groups,
+-- waiting, records, finished (through _leave_groups).
 create or replace function pgclaim._finish(
     ids bigint[],
     to_status pgclaim.status,
@@ -25,10 +29,13 @@ language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $fn$
+declare
+    v_ids bigint [];
+    v_queues text [];
+    v_grouped bigint [];
 begin
     -- PL/pgSQL keeps the statement's plan between calls (an SQL function would plan
     -- it at every call): this is on the path of every completion.
-    return query
     with
     done as (
         delete from pgclaim.records as r
@@ -44,7 +51,7 @@ begin
         returning
             r.id, r.queue, r.priority, r.run_at, r.payload, r.attempt, r.max_attempts,
             r.dedup_key, r.worker_id, r.lease_token, r.lease_for, r.enqueued_at,
-            r.last_error, r.holder_role, r.first_claimed_at, r.claimed_at
+            r.last_error, r.holder_role, r.group_key, r.first_claimed_at, r.claimed_at
     ),
 
     -- One error per id (the first given): with an id twice in ids, a join to the
@@ -62,16 +69,27 @@ begin
         insert into pgclaim.finished as f (
             id, queue, status, priority, run_at, payload, attempt, max_attempts, dedup_key,
             worker_id, lease_until, lease_token, lease_for, enqueued_at, finished_at,
-            last_error, holder_role, first_claimed_at, claimed_at
+            last_error, holder_role, group_key, first_claimed_at, claimed_at
         )
         select
             d.id, d.queue, _finish.to_status, d.priority, d.run_at, d.payload, d.attempt,
             d.max_attempts, d.dedup_key, d.worker_id, null, d.lease_token, d.lease_for,
             d.enqueued_at, _finish.now, coalesce(e.error, d.last_error), d.holder_role,
-            d.first_claimed_at, d.claimed_at
+            d.group_key, d.first_claimed_at, d.claimed_at
         from done as d
         left join errs as e on d.id = e.id
-        returning f.id, f.queue
+        returning f.id, f.queue, f.group_key
+    ),
+
+    -- The keys of queues with a dedup_window stay taken (enqueue reads them).
+    keys as (
+        insert into pgclaim.dedup_keys as k (queue, dedup_key, id, finished_at)
+        select d.queue, d.dedup_key, d.id, _finish.now
+        from done as d
+        inner join pgclaim.queues as q on d.queue = q.queue
+        where d.dedup_key is not null and q.dedup_window is not null
+        on conflict on constraint dedup_keys_pkey do update
+        set id = excluded.id, finished_at = excluded.finished_at
     ),
 
     -- Runs whether or not the select below reads it (a data-modifying WITH always does).
@@ -85,7 +103,18 @@ begin
         set completed = t.completed + excluded.completed
     )
 
-    select m.id, m.queue from moved as m;
+    select
+        pg_catalog.array_agg(m.id),
+        pg_catalog.array_agg(m.queue),
+        pg_catalog.array_agg(m.id) filter (where m.group_key is not null)
+    into v_ids, v_queues, v_grouped
+    from moved as m;
+    return query
+    select u.id, u.queue
+    from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_queues)) as u (id, queue);
+    if v_grouped is not null then
+        perform pgclaim._leave_groups(v_grouped, _finish.now);
+    end if;
 end;
 $fn$;
 

@@ -1,7 +1,8 @@
 -- pgclaim._queue_counts(with_completed): the per-queue counts that queue_stats
 -- shows and health() reports, defined once. Every count reads a partial index or
 -- a counter, so that it costs the same however many finished records are kept
--- (pending: records_claim_idx, running: records_lease_idx, failed and cancelled:
+-- (pending, scheduled and blocked: records_claim_idx, running: records_lease_idx,
+-- failed and cancelled:
 -- finished_dead_idx, completed in the last minute: finished_at_brin, the completed
 -- total: the queue's counters in queue_totals); health() leaves the completed
 -- total out (with_completed false: null).
@@ -21,7 +22,8 @@ returns table (
     failed bigint,
     cancelled bigint,
     oldest_pending_age interval,
-    completed_last_minute bigint
+    completed_last_minute bigint,
+    blocked bigint
 )
 language sql
 stable
@@ -50,13 +52,18 @@ as $fn$
         d.failed,
         d.cancelled,
         p.oldest_pending_age,
-        l.completed_last_minute
+        l.completed_last_minute,
+        p.blocked
     from pgclaim.queues as q
     cross join clock
     cross join lateral (
         select
             pg_catalog.count(*) filter (where r.run_at <= clock.now) as pending,
-            pg_catalog.count(*) filter (where r.run_at > clock.now) as scheduled,
+            pg_catalog.count(*) filter (
+                where r.run_at > clock.now and r.run_at < 'infinity'
+            ) as scheduled,
+            -- waiting behind the head of their FIFO group (run_at 'infinity')
+            pg_catalog.count(*) filter (where r.run_at = 'infinity') as blocked,
             clock.now - pg_catalog.min(r.run_at) filter (
                 where r.run_at <= clock.now
             ) as oldest_pending_age

@@ -3,14 +3,19 @@
 -- out at most batch_size due pending records in (priority desc, run_at, id)
 -- order, skipping rows other claimers hold: each is marked running, held by
 -- worker_id until lease_until, its attempt counted, under a new lease_token.
--- A paused queue hands out nothing.
+-- A paused queue hands out nothing. With max_running or rate set, the claim
+-- first takes its allowance (_flow_take: the queue's claims take turns) and hands
+-- out at most that many; what it does not use goes back to the token bucket.
+-- Records waiting behind the head of their FIFO group have priority
+-- -2147483648 (below every queue's min_priority) and run_at 'infinity': the
+-- claim's index scan stops before them, however many there are.
 -- Each claim draws a random lease_token and records the role it was made as
 -- (_caller): only that role (or a pgclaim_admin) may report on the records.
 -- Returns: setof pgclaim.claimed, in hand-out order.
 -- Raises: PC001 unknown queue; 42501 no claim privilege on a restricted queue;
 -- 22004 null worker_id; 22023 batch_size outside 1..the queue's max_batch, lease
 -- not positive or above the queue's max_lease.
--- Tables: queues, config, queue_grants (read), records (update).
+-- Tables: queues, config, queue_grants (read), records (update), queue_flow (update).
 create or replace function pgclaim.claim_batch(
     queue text,
     worker_id text,
@@ -30,6 +35,8 @@ declare
     v_token bigint;
     v_sweep integer;
     v_me oid := pgclaim._caller();
+    v_limit integer;
+    v_n integer;
 begin
     v_q := pgclaim._queue(claim_batch.queue);
     perform pgclaim._require(v_q, 'claim', v_me);
@@ -46,6 +53,13 @@ begin
     v_now := pgclaim._now();
     v_lease := coalesce(claim_batch.lease, v_q.lease);
     v_token := pgclaim._lease_token();
+    v_limit := claim_batch.batch_size;
+    if v_q.max_running is not null or v_q.rate is not null then
+        v_limit := pgclaim._flow_take(v_q, v_limit, v_now);
+        if v_limit = 0 then
+            return;
+        end if;
+    end if;
 
     -- Lock inside a materialized CTE: the LIMIT is applied once, never re-run.
     return query
@@ -53,9 +67,10 @@ begin
         select r.id from pgclaim.records as r
         where r.queue = claim_batch.queue
           and r.status = 'pending'
+          and r.priority > -2147483648
           and r.run_at <= v_now
         order by r.priority desc, r.run_at, r.id
-        limit claim_batch.batch_size
+        limit v_limit
         for update skip locked
     ),
     claimed as (
@@ -78,6 +93,13 @@ begin
         c.enqueued_at, c.run_at, c.lease_until, c.lease_token
     from claimed as c
     order by c.priority desc, c.run_at, c.id;
+    if v_q.rate is not null then
+        get diagnostics v_n = row_count;
+        if v_n < v_limit then
+            update pgclaim.queue_flow as f set tokens = f.tokens + (v_limit - v_n)
+            where f.queue = claim_batch.queue;
+        end if;
+    end if;
 end;
 $fn$;
 

@@ -3,7 +3,9 @@
 -- Returns: how many records were deleted.
 -- Raises: PC001 unknown queue; PC004 when unfinished records remain and force is
 -- false; 55P03 when the lock is not had within 5 s (retried by the client).
--- Tables: queues, records, finished (delete); queue_totals, queue_grants (cascade).
+-- Tables: queues, records, finished, waiting, groups, queue_flow, dedup_keys
+-- (delete); queue_totals,
+-- queue_grants (cascade).
 create or replace function pgclaim.drop_queue(queue text, force boolean default false)
 returns integer
 language plpgsql
@@ -35,6 +37,10 @@ begin
     get diagnostics v_count = row_count;
     delete from pgclaim.finished as f where f.queue = drop_queue.queue;
     get diagnostics v_more = row_count;
+    delete from pgclaim.waiting as w where w.queue = drop_queue.queue;
+    delete from pgclaim.groups as g where g.queue = drop_queue.queue;
+    delete from pgclaim.queue_flow as f where f.queue = drop_queue.queue;
+    delete from pgclaim.dedup_keys as d where d.queue = drop_queue.queue;
     -- its counters and grants go with it (on delete cascade)
     delete from pgclaim.queues as q where q.queue = drop_queue.queue;
     return v_count + v_more;

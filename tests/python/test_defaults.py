@@ -54,12 +54,15 @@ def test_cli_create_queue_takes_exactly_the_settings() -> None:
                               "--backoff-base", "1s", "--backoff-max", "2m",
                               "--retention", "3d", "--max-payload-bytes", "4096",
                               "--max-lease", "1h", "--min-priority", "-5",
-                              "--max-priority", "5", "--max-batch", "50"])
+                              "--max-priority", "5", "--max-batch", "50",
+                              "--max-running", "3", "--rate", "2.5", "--burst", "4",
+                              "--fair", "yes", "--dedup-window", "10m"])
     assert {name: getattr(args, name) for name in _sql.QUEUE_SETTINGS} == {
         "lease": timedelta(minutes=1), "max_attempts": 2, "backoff_base": timedelta(seconds=1),
         "backoff_max": timedelta(minutes=2), "retention": timedelta(days=3),
         "max_payload_bytes": 4096, "max_lease": timedelta(hours=1), "min_priority": -5,
-        "max_priority": 5, "max_batch": 50}
+        "max_priority": 5, "max_batch": 50, "max_running": 3, "rate": 2.5, "burst": 4,
+        "fair": True, "dedup_window": timedelta(minutes=10)}
     bare = parser.parse_args(["create-queue", "q"])
     assert all(getattr(bare, name) is None for name in _sql.QUEUE_SETTINGS)
 
@@ -77,7 +80,7 @@ def test_unset_settings_take_the_sql_defaults(dsn: str, conn: psycopg.Connection
         client.alter_queue("some", lease=timedelta(seconds=45), max_batch=7)
         assert conn.execute(SETTINGS_ROW, ["some"]).fetchone() == (
             timedelta(seconds=45), 9, by_sql[2], by_sql[3], timedelta(minutes=1),
-            *by_sql[5:9], 7)
+            *by_sql[5:9], 7, *by_sql[10:])
         client.alter_queue("some")  # nothing given: nothing changes
         assert conn.execute(SETTINGS_ROW, ["some"]).fetchone()[0] == timedelta(seconds=45)
 
@@ -93,6 +96,9 @@ def test_docs_state_the_sql_defaults(conn: psycopg.Connection[Any]) -> None:
     actual = conn.execute(SETTINGS_ROW, ["d"]).fetchone()
     assert actual is not None
     for (name, kind), value in zip(_sql.QUEUE_SETTINGS.items(), actual, strict=True):
+        if documented[name] == "null":
+            assert value is None, f"docs/sql.md: {name} = null, SQL: {value}"
+            continue
         stated = conn.execute(sql.SQL("select %s::text::{}").format(sql.SQL(kind)),
                               [documented[name].strip("'")]).fetchone()
         assert stated == (value,), f"docs/sql.md: {name} = {documented[name]}, SQL: {value}"

@@ -1263,3 +1263,25 @@ def test_stop_signals_first_graceful_then_now() -> None:
     t.start()
     t.join()
     assert elsewhere == [False]
+
+
+def test_rate_limited_queue_is_drained_at_its_rate_not_at_the_poll_interval(
+        client: pgclaim.QueueClient, conn: psycopg.Connection[Any]) -> None:
+    """A worker of a rate-limited queue that gets fewer records than it asked for waits until
+    ``next_eligible`` (the next token), not ``poll_interval``: with a poll interval of 10
+    minutes and no notifications, 6 records at 20 per second (burst 1) are done within the
+    deadline only if it does (the deadline bounds a hang, not the speed)."""
+    client.create_queue("rl", rate=20, burst=1)
+    client.enqueue_many("rl", list(range(6)))
+    done = threading.Semaphore(0)
+    worker = Worker(client, "rl", lambda rec: done.release(), poll_interval=600,
+                    listen=False)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        for n in range(6):
+            assert done.acquire(timeout=60), f"record {n + 1} waited for the poll interval"
+    finally:
+        worker.stop()
+        thread.join(20)
+    assert counts(conn) == {"completed": 6}

@@ -6,8 +6,11 @@ select plan(15);
 
 select tables_are(
     'pgclaim',
-    array['queues', 'records', 'finished', 'queue_totals', 'workers', 'config', 'queue_grants'],
-    'pgclaim has exactly its seven tables'
+    array[
+        'queues', 'records', 'finished', 'queue_totals', 'workers', 'config', 'queue_grants',
+        'groups', 'waiting', 'queue_flow', 'dedup_keys'
+    ],
+    'pgclaim has exactly its tables'
 );
 
 select views_are(

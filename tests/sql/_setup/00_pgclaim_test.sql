@@ -36,7 +36,8 @@ as $fn$
 $fn$;
 
 -- A digest of everything a call could change: records (unfinished and finished),
--- queues, their counters, workers, config, per-queue grants and the id sequence
+-- queues, their counters, workers, config, per-queue grants, the id sequence and
+-- FIFO groups
 -- (a rejected call must not even draw an id).
 create function pgclaim_test.digest()
 returns text
@@ -59,7 +60,12 @@ as $fn$
         (select pg_catalog.md5(coalesce(pg_catalog.string_agg(
             g::text, ',' order by g.queue, g.privilege, g.grantee), ''))
             from pgclaim.queue_grants as g),
-        (select pg_catalog.pg_sequence_last_value('pgclaim.records_id_seq'::regclass)::text)
+        (select pg_catalog.pg_sequence_last_value('pgclaim.records_id_seq'::regclass)::text),
+        (select pg_catalog.md5(coalesce(pg_catalog.string_agg(
+            g::text, ',' order by g.queue, g.group_key), ''))
+            from pgclaim.groups as g),
+        (select pg_catalog.md5(coalesce(pg_catalog.string_agg(w::text, ',' order by w.id), ''))
+            from pgclaim.waiting as w)
     );
 $fn$;
 
@@ -122,3 +128,11 @@ create view pgclaim_test.all_records as
 select r.* from pgclaim.records as r
 union all
 select f.* from pgclaim.finished as f;
+
+-- Whether a record waits behind the head of its FIFO group (in pgclaim.waiting).
+create function pgclaim_test.waits(record_id bigint)
+returns boolean
+language sql
+as $fn$
+    select exists (select from pgclaim.waiting as w where w.id = record_id);
+$fn$;
