@@ -185,9 +185,10 @@ def first_migration(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return where
 
 
-#: the columns release 0.3.0 adds to records and finished records (when each was claimed
-#: first and last): null for records claimed before it, gone after a rollback to 0.2.0
-CLAIM_TIMES = ("first_claimed_at", "claimed_at")
+#: the columns release 0.3.0 adds to records and finished records (the FIFO group, when
+#: each was claimed first and last): null for records of 0.2.0 or claimed before the
+#: upgrade, gone after a rollback to 0.2.0
+ADDED_IN_0_3_0 = ("group_key", "first_claimed_at", "claimed_at")
 
 
 def newer_than(migration: str) -> list[str]:
@@ -494,7 +495,7 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
             before[rid]["run_at"] = before[rid]["enqueued_at"]
         for rid, row in after.items():
             assert row.pop("holder_role") is None
-            for added in CLAIM_TIMES:  # 0.3.0's: none for records claimed before it
+            for added in ADDED_IN_0_3_0:  # 0.3.0's: none for records claimed before it
                 assert row.pop(added) is None
             assert row == before[rid], f"record {rid} changed in the upgrade"
         # The held records keep live leases, extended by the old worker's heartbeats.
@@ -622,7 +623,7 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
         final = records(admin)
         assert final[legacy_inf]["lease_token"] == legacy_token
         assert final[infinite]["run_at"] == final[infinite]["enqueued_at"]
-        untouched = {"holder_role": None} | dict.fromkeys(CLAIM_TIMES)
+        untouched = {"holder_role": None} | dict.fromkeys(ADDED_IN_0_3_0)
         assert final[scheduled] == {**before[scheduled], **untouched}
         for rid in (done, failed, cancelled):
             assert final[rid] == {**before[rid], **untouched}
@@ -883,7 +884,7 @@ def test_rollback_to_0_1_0_keeps_the_records(
         after = records(admin)
     for row in before.values():
         del row["holder_role"]
-        for added in CLAIM_TIMES:
+        for added in ADDED_IN_0_3_0:
             del row[added]
     assert after == before, "the rollback changed records"
 
