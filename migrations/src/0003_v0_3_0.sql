@@ -179,16 +179,16 @@ where t.completed > 0;
 insert into pgclaim.queue_totals as t (queue, slot, dead_letters, cancellations)
 select
     f.queue,
-    0,
-    pg_catalog.count(*) filter (where f.status = 'failed'),
-    pg_catalog.count(*) filter (where f.status = 'cancelled')
+    0 as slot,
+    pg_catalog.count(*) filter (where f.status = 'failed') as dead_letters,
+    pg_catalog.count(*) filter (where f.status = 'cancelled') as cancellations
 from pgclaim.finished as f
 where f.status in ('failed', 'cancelled')
 group by f.queue
 on conflict on constraint queue_totals_pkey do update
-set
-    dead_letters = t.dead_letters + excluded.dead_letters,
-    cancellations = t.cancellations + excluded.cancellations;
+    set
+        dead_letters = t.dead_letters + excluded.dead_letters,
+        cancellations = t.cancellations + excluded.cancellations;
 
 set local role pgclaim_owner;
 
