@@ -345,6 +345,20 @@ def cmd_exporter(args: argparse.Namespace, dsn: str) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace, dsn: str) -> int:
+    from . import dashboard
+    with QueueClient(dsn, max_size=4, statement_timeout=10.0,
+                     retry=RetryPolicy(attempts=2, base=0.1, cap=0.5, deadline=5.0)) as client:
+        board = dashboard.Dashboard(client, allow_actions=args.allow_actions,
+                                    refresh=args.refresh, sample_every=args.sample_every,
+                                    database=_shown(dsn))
+        dashboard.serve(board, args.host, args.port, started=lambda url: _progress(
+            f"pgclaim: dashboard on {url} ("
+            + ("admin actions on" if args.allow_actions else "read-only")
+            + "; stop with SIGTERM or Ctrl-C)"))
+    return 0
+
+
 def cmd_reclaim(args: argparse.Namespace, dsn: str) -> int:
     with _client(dsn) as client:
         n = client.reclaim_orphans(args.max_records)
@@ -588,6 +602,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-xact-age", type=parse_duration, default=health["max_xact_age"])
     p.add_argument("--max-pending-age", type=parse_duration, default=health["max_pending_age"])
 
+    p = add("dashboard", "serve a web page showing queues, workers, stuck records and "
+            "failures; needs pgclaim[dashboard]")
+    p.add_argument("--port", type=int, default=8080, help="default: %(default)s (0: any free)")
+    p.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
+                   help="address to listen on (default: %(default)s; put it behind a reverse "
+                   "proxy with authentication, see docs/monitoring.md)")
+    p.add_argument("--allow-actions", action="store_true",
+                   help="offer retry failed, cancel, pause and resume (needs a login in "
+                   "pgclaim_admin; each asks for a confirmation)")
+    p.add_argument("--refresh", type=float, default=5.0, metavar="SECONDS",
+                   help="how often the page refreshes (default: %(default)s)")
+    p.add_argument("--sample-every", type=float, default=10.0, metavar="SECONDS",
+                   help="how often the counters are sampled for rates and the plot "
+                   "(default: %(default)s)")
+
     p = add("reclaim", "take back records with an expired lease or a dead worker")
     p.add_argument("--max-records", type=int,
                    default=_defaults(QueueClient.reclaim_orphans)["max_records"])
@@ -616,6 +645,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, str], int]] = {
     "migrate": cmd_migrate, "create-queue": cmd_create_queue, "enqueue": cmd_enqueue,
     "stats": cmd_stats, "health": cmd_health, "reclaim": cmd_reclaim, "retry": cmd_retry,
     "purge": cmd_purge, "doctor": cmd_doctor, "exporter": cmd_exporter,
+    "dashboard": cmd_dashboard,
 }
 
 
