@@ -1040,6 +1040,8 @@ begin
     ) as u (queue, status)
     where u.queue is not null
     group by u.queue
+    -- slot rows locked in queue order, as every caller of this backend's slot does here
+    order by u.queue
     on conflict on constraint queue_totals_pkey do update
     set
         failures = t.failures + excluded.failures,

@@ -10,43 +10,30 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from pgdb import ROOT
+from served import PGCLAIM, Served
 
-PGCLAIM = str(Path(sys.executable).with_name("pgclaim"))
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
-class Board:
-    """A ``pgclaim dashboard`` process; its URL is read from what it prints."""
+class Board(Served):
+    """A ``pgclaim dashboard`` process."""
 
     def __init__(self, dsn: str, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [PGCLAIM, "--database", dsn, "dashboard", "--host", "127.0.0.1", "--port", "0",
-             "--refresh", "0.5", "--sample-every", "0.5", *extra],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        assert self.proc.stderr is not None
-        self.lines: list[str] = []
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            match = re.search(r"dashboard on (http://127\.0\.0\.1:\d+/)", line)
-            if match:
-                self.url = match.group(1)
-                return
-        raise AssertionError("the dashboard did not start:\n" + "".join(self.lines))
+        super().__init__("--database", dsn, "dashboard", "--host", "127.0.0.1", "--port", "0",
+                         "--refresh", "0.5", "--sample-every", "0.5", *extra,
+                         pattern=r"dashboard on (http://127\.0\.0\.1:\d+/)")
 
     def get(self, path: str = "") -> str:
         with urllib.request.urlopen(self.url + path, timeout=30) as reply:
@@ -61,15 +48,6 @@ class Board:
                 return reply.status, json.loads(reply.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=30)
-        finally:
-            if self.proc.stderr is not None:
-                self.proc.stderr.close()
 
 
 @pytest.fixture

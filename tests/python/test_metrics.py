@@ -4,11 +4,6 @@ and ``pgclaim worker --metrics-port`` scraped over HTTP and parsed with
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,54 +16,22 @@ import pytest
 from pgdb import freeze_clock
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from served import Served
 
 from pgclaim import Claimed, Fatal, QueueClient, Retry
 from pgclaim.exporter import DatabaseCollector, handler_histogram, timed_handler
 
 HERE = Path(__file__).resolve().parent
-PGCLAIM = str(Path(sys.executable).with_name("pgclaim"))
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-class Served:
-    """A ``pgclaim`` process serving metrics; its URL is read from what it prints."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [PGCLAIM, *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-            env={**os.environ, **(env or {})})
-        self.lines: list[str] = []
-        assert self.proc.stderr is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            match = re.search(r"(http://127\.0\.0\.1:\d+/metrics)", line)
-            if match:
-                self.url = match.group(1)
-                return
-        self.stop()
-        raise AssertionError("no metrics URL printed:\n" + "".join(self.lines))
-
-    def scrape(self) -> Samples:
-        """Every sample of one scrape, by (name, sorted labels)."""
-        with urllib.request.urlopen(self.url, timeout=30) as reply:
-            assert reply.status == 200
-            text = reply.read().decode()
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(text) for s in family.samples}
-
-    def stop(self) -> int:
-        """SIGTERM, then the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=60)
-        finally:
-            if self.proc.stderr is not None:
-                self.proc.stderr.close()
+def scrape(served: Served) -> Samples:
+    """Every sample of one scrape of ``served``, by (name, sorted labels)."""
+    with urllib.request.urlopen(served.url, timeout=30) as reply:
+        assert reply.status == 200
+        text = reply.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 @pytest.fixture
@@ -95,7 +58,7 @@ def test_exporter_counters_follow_the_records_and_survive_a_restart(
         dsn: str, conn: psycopg.Connection[Any], exporters: list[Served]) -> None:
     conn.execute("select pgclaim.create_queue('mq', max_attempts => 2, lease => '1 minute')")
     served = exporter(dsn, exporters)
-    first = served.scrape()
+    first = scrape(served)
     assert first[("pgclaim_up", ())] == 1.0
     assert set(counters(first, "mq")) == {
         "pgclaim_claims_total", "pgclaim_completions_total", "pgclaim_failures_total",
@@ -105,12 +68,12 @@ def test_exporter_counters_follow_the_records_and_survive_a_restart(
 
     ids = [r[0] for r in conn.execute(
         "select pgclaim.enqueue_batch('mq', array['1','2','3','4']::jsonb[])")]
-    pending = served.scrape()
+    pending = scrape(served)
     assert pending[("pgclaim_records", (("queue", "mq"), ("status", "pending")))] == 4.0
 
     claimed = conn.execute("select id from pgclaim.claim_batch('mq', 'w1', 4)").fetchall()
     assert sorted(r[0] for r in claimed) == ids
-    running = served.scrape()
+    running = scrape(served)
     assert running[("pgclaim_records", (("queue", "mq"), ("status", "running")))] == 4.0
     assert counters(running, "mq")["pgclaim_claims_total"] == 4.0
 
@@ -119,7 +82,7 @@ def test_exporter_counters_follow_the_records_and_survive_a_restart(
     conn.execute("select pgclaim.fail('w1', %s, 'boom', fatal => true)", [ids[2]])
     freeze_clock(conn, "2100-01-01 00:00:00+00")  # the fourth record's lease has expired
     assert conn.execute("select pgclaim.reclaim_orphans()").fetchone() == (1,)
-    after = served.scrape()
+    after = scrape(served)
     assert counters(after, "mq") == {
         "pgclaim_claims_total": 4.0, "pgclaim_completions_total": 1.0,
         "pgclaim_failures_total": 2.0, "pgclaim_retries_total": 1.0,
@@ -130,7 +93,7 @@ def test_exporter_counters_follow_the_records_and_survive_a_restart(
 
     # A new exporter process reads the same counters: they live in the database.
     assert served.stop() == 0
-    again = exporter(dsn, exporters).scrape()
+    again = scrape(exporter(dsn, exporters))
     assert counters(again, "mq") == counters(after, "mq")
     assert again[("pgclaim_workers", (("status", "alive"),))] == 0.0
 
@@ -229,7 +192,7 @@ def test_worker_serves_its_handler_durations(dsn: str, conn: psycopg.Connection[
     expected = {"completed": 2.0, "retry": 1.0, "fatal": 1.0, "error": 1.0}
     deadline = time.monotonic() + 60
     while True:
-        samples = worker.scrape()
+        samples = scrape(worker)
         got = {dict(labels)["outcome"]: value for (name, labels), value in samples.items()
                if name == "pgclaim_handler_duration_seconds_count"
                and dict(labels).get("queue") == "wq"}
