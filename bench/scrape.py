@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, cluster_url  # noqa: E402
+from common import ROOT, cluster_url
 
 DB = "bench_scrape"
 
