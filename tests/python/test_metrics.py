@@ -4,6 +4,8 @@ and ``pgclaim worker --metrics-port`` scraped over HTTP and parsed with
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ import pytest
 from pgdb import freeze_clock
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
-from served import Served
+from served import PGCLAIM, Served
 
 from pgclaim import Claimed, Fatal, QueueClient, Retry
 from pgclaim.exporter import DatabaseCollector, handler_histogram, timed_handler
@@ -204,3 +206,50 @@ def test_worker_serves_its_handler_durations(dsn: str, conn: psycopg.Connection[
             (("le", "+Inf"), ("outcome", "completed"), ("queue", "wq"))) in samples
     assert not any(name.startswith("pgclaim_records") for name, _ in samples)
     assert worker.stop() == 0
+
+
+def test_counters_equal_the_records_after_two_workers_race(
+        dsn: str, conn: psycopg.Connection[Any]) -> None:
+    """Two worker processes drain a queue of successes, errors (retried, then dead) and fatal
+    failures, reporting in batches from several threads into shared counter slots: the
+    counters then equal what the finished records say."""
+    conn.execute("select pgclaim.create_queue('race', max_attempts => 2,"
+                 " backoff_base => '1 millisecond', backoff_max => '1 millisecond')")
+    outcomes = ["ok", "ok", "ok", "boom", "fatal"] * 60
+    conn.execute("select pgclaim.enqueue_batch('race', %s::jsonb[])",
+                 [[f'{{"outcome": "{o}"}}' for o in outcomes]])
+    def workers(n: int) -> None:
+        procs = [subprocess.Popen(
+            [PGCLAIM, "worker", "workers_fixture.outcomes:by_payload", "--queue", "race",
+             "--database", dsn, "--concurrency", "4", "--batch-size", "10", "--until-empty"],
+            env={**os.environ, "PYTHONPATH": str(HERE)}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True) for _ in range(n)]
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+
+    workers(2)
+    # A worker may stop while a retry is due a millisecond later: one more drains it.
+    for _ in range(20):
+        if conn.execute("select count(*) from pgclaim.records").fetchone() == (0,):
+            break
+        time.sleep(0.01)
+        workers(1)
+    truth = conn.execute(
+        """select count(*) filter (where status = 'completed'),
+                  count(*) filter (where status = 'failed'),
+                  sum(attempt),
+                  sum(attempt) filter (where status = 'failed')
+                    + sum(attempt - 1) filter (where status = 'completed')
+           from pgclaim.finished where queue = 'race'""").fetchone()
+    assert truth is not None and truth[:2] == (180, 120)
+    completed, dead, attempts, failed_attempts = (float(v) for v in truth)
+    with QueueClient(dsn) as client:
+        m = {x.metric: x.value for x in client.metrics() if x.queue == "race"}
+    assert m["completions_total"] == completed
+    assert m["dead_letters_total"] == dead
+    assert m["failures_total"] == failed_attempts == 60 * 2 + 60
+    assert m["retries_total"] == m["failures_total"] - m["dead_letters_total"]
+    # each record's attempt counts its claims, less those given back by a release
+    assert m["claims_total"] == attempts + m["releases_total"]
+    assert m["reclaims_total"] == 0.0
