@@ -34,7 +34,8 @@ log = logging.getLogger("pgclaim.exporter")
 #: database reports and this table lacks (a newer schema) is shown as an untyped metric.
 DATABASE_METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "records": ("gauge", ("Unfinished records by status (pending: due now, scheduled: due "
-                "later, running)."), ("queue", "status")),
+                "later, running, blocked: behind the head of their FIFO group)."),
+                ("queue", "status")),
     "oldest_pending_age_seconds": ("gauge", ("How long the longest-waiting due record has "
                                    "waited (0 when none is due)."), ("queue",)),
     "queue_paused": ("gauge", "1 when the queue is paused, else 0.", ("queue",)),

@@ -2,7 +2,7 @@
 -- attempt handed out (ended ones plus the running records), and no counter goes
 -- down: purge, retry_failed and cancelling pending records leave claims alone.
 begin;
-select plan(16);
+select plan(17);
 
 select pgclaim_test.set_now('2030-01-01 00:00:00+00');
 select pgclaim.create_queue('m', max_attempts => 2, lease => '1 minute');
@@ -162,6 +162,12 @@ select s.queue from pgclaim.queue_stats as s;
 select isnt(
     pg_temp.finished_scans(), pgclaim_test.id('scans'),
     'where queue_stats does (so the check above can fail)'
+);
+
+select set_eq(
+    $$ select x.status from pgclaim.metrics() as x where x.metric = 'records' and x.queue = 'm' $$,
+    $$ values ('pending'), ('scheduled'), ('running'), ('blocked') $$,
+    'records by each unfinished status, blocked (behind the head of a FIFO group) included'
 );
 
 select * from finish();
