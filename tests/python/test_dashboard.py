@@ -93,15 +93,32 @@ def wait(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
         time.sleep(0.05)
 
 
-def cell(driver: Any, queue: str, column: str) -> str:
-    """The text of ``column`` in the row of ``queue`` (empty while the page refreshes)."""
+def text(driver: Any, css: str) -> str:
+    """The text of the element at ``css``; empty when it is not there, or was replaced by a
+    refresh while it was read (the page replaces its content every half second)."""
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     try:
-        return str(driver.find_element(
-            By.CSS_SELECTOR, f'#queues tr[data-queue="{queue}"] td.{column}').text)
+        return str(driver.find_element(By.CSS_SELECTOR, css).text)
     except (NoSuchElementException, StaleElementReferenceException):
         return ""
+
+
+def cell(driver: Any, queue: str, column: str) -> str:
+    """The text of ``column`` in the row of ``queue``."""
+    return text(driver, f'#queues tr[data-queue="{queue}"] td.{column}')
+
+
+def click(driver: Any, css: str) -> bool:
+    """Clicks the element at ``css``; False when it is not there or a refresh replaced it
+    first (then wait() tries again)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    try:
+        driver.find_element(By.CSS_SELECTOR, css).click()
+    except (NoSuchElementException, StaleElementReferenceException):
+        return False
+    return True
 
 
 def test_dashboard_in_chromium(dsn: str, conn: psycopg.Connection[Any], browser: Any,
@@ -117,18 +134,18 @@ def test_dashboard_in_chromium(dsn: str, conn: psycopg.Connection[Any], browser:
     boards.append(read_only)
     browser.get(read_only.url)
     assert "pgclaim" in browser.title
-    assert cell(browser, "dash_q", "pending") == "2"
-    assert cell(browser, "dash_q", "running") == "2"
-    assert cell(browser, "dash_q", "completed") == "0"
-    assert "w-dash" in browser.find_element(By.ID, "workers").text
-    failures = browser.find_element(By.ID, "failures").text
-    assert "handler said <no> & stopped" in failures  # escaped in HTML, shown as written
+    wait("the queue's row", lambda: (cell(browser, "dash_q", "pending"),
+                                     cell(browser, "dash_q", "running"),
+                                     cell(browser, "dash_q", "completed")) == ("2", "2", "0"))
+    wait("the worker", lambda: "w-dash" in text(browser, "#workers"))
+    # the error as written: escaped in the HTML, shown as text
+    wait("the failure", lambda: "handler said <no> & stopped" in text(browser, "#failures"))
     assert browser.find_elements(By.CSS_SELECTOR, "button[data-action]") == []
 
     # The page refreshes by itself: the numbers follow the records.
     conn.execute("select pgclaim.complete('w-dash', %s)", [ids[1:]])
-    wait("the completions on the page", lambda: cell(browser, "dash_q", "completed") == "2")
-    assert cell(browser, "dash_q", "running") == "0"
+    wait("the completions on the page", lambda: (cell(browser, "dash_q", "completed"),
+                                                 cell(browser, "dash_q", "running")) == ("2", "0"))
     wait("a point of the throughput plot", lambda: browser.find_elements(
         By.CSS_SELECTOR, '#throughput polyline[data-metric="completions_total"]'))
     ARTIFACTS.mkdir(exist_ok=True)
@@ -144,21 +161,19 @@ def test_dashboard_in_chromium(dsn: str, conn: psycopg.Connection[Any], browser:
     browser.get(admin.url)
     token = browser.find_element(By.TAG_NAME, "body").get_attribute("data-token")
     assert admin.post({"action": "pause", "queue": "dash_q"}, "wrong")[0] == 403
-    pause = browser.find_element(By.CSS_SELECTOR, 'button[data-action="pause"]')
-    pause.click()
+    wait("the pause button", lambda: click(browser, 'button[data-action="pause"]'))
     alert = wait("the confirmation", lambda: _alert(browser))
     assert alert.text == "Pause queue dash_q?"
     alert.dismiss()  # no confirmation, no action
     time.sleep(0.2)
     assert conn.execute("select paused from pgclaim.queues where queue = 'dash_q'"
                         ).fetchone() == (False,)
-    browser.find_element(By.CSS_SELECTOR, 'button[data-action="pause"]').click()
+    wait("the pause button", lambda: click(browser, 'button[data-action="pause"]'))
     wait("the confirmation", lambda: _alert(browser)).accept()
     wait("the queue paused", lambda: conn.execute(
         "select paused from pgclaim.queues where queue = 'dash_q'").fetchone() == (True,))
     wait("the page showing it", lambda: cell(browser, "dash_q", "state") == "paused")
-    wait("the retry button", lambda: browser.find_elements(
-        By.CSS_SELECTOR, 'button[data-action="retry_failed"]'))[0].click()
+    wait("the retry button", lambda: click(browser, 'button[data-action="retry_failed"]'))
     wait("the confirmation", lambda: _alert(browser)).accept()
     wait("the failed record pending again", lambda: conn.execute(
         "select status from pgclaim.records where id = %s", [ids[0]]).fetchone() == ("pending",))
