@@ -89,6 +89,22 @@ drop column dedup_window;
 -- Counters for metrics.
 -- ---------------------------------------------------------------------------
 
+-- dead_letters() went with every function above; its type and the counters go.
+drop type pgclaim.dead_letter;
+
+alter table pgclaim.queue_totals
+drop column completions,
+drop column failures,
+drop column retries,
+drop column reclaims,
+drop column releases,
+drop column dead_letters,
+drop column cancellations,
+drop column cancelled_running;
+
+comment on table pgclaim.queue_totals is
+'Completed records kept per queue, as counters in slots: their sum is the total.';
+
 -- (end of counters for metrics)
 -- ---------------------------------------------------------------------------
 -- Fencing, latency and health.

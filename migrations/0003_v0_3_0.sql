@@ -258,6 +258,62 @@ drop function pgclaim._check_settings(pgclaim.queues);
 -- Counters for metrics.
 -- ---------------------------------------------------------------------------
 
+-- The counters that pgclaim.metrics() reports, at the end of queue_totals (no
+-- rewrite: constant defaults), and the row type of dead_letters().
+alter table pgclaim.queue_totals
+add column completions bigint not null default 0,
+add column failures bigint not null default 0,
+add column retries bigint not null default 0,
+add column reclaims bigint not null default 0,
+add column releases bigint not null default 0,
+add column dead_letters bigint not null default 0,
+add column cancellations bigint not null default 0,
+add column cancelled_running bigint not null default 0;
+
+comment on table pgclaim.queue_totals is
+'Per queue, counters in slots (their sum is the total): completed records kept, and the '
+'ever-growing counters that pgclaim.metrics() reports.';
+
+-- The counters start from the records kept, read without a pass over
+-- pgclaim.finished: completions from the completed counters (the completed records
+-- kept), dead letters and cancellations through finished_dead_idx (the failed and
+-- cancelled records kept, few by nature). Attempts that ended before the upgrade
+-- in failures, retries, reclaims or releases left no trace to count: those start at 0.
+update pgclaim.queue_totals as t set completions = t.completed
+where t.completed > 0;
+
+insert into pgclaim.queue_totals as t (queue, slot, dead_letters, cancellations)
+select
+    f.queue,
+    0 as slot,
+    pg_catalog.count(*) filter (where f.status = 'failed') as dead_letters,
+    pg_catalog.count(*) filter (where f.status = 'cancelled') as cancellations
+from pgclaim.finished as f
+where f.status in ('failed', 'cancelled')
+group by f.queue
+on conflict on constraint queue_totals_pkey do update
+    set
+        dead_letters = t.dead_letters + excluded.dead_letters,
+        cancellations = t.cancellations + excluded.cancellations;
+
+set local role pgclaim_owner;
+
+create type pgclaim.dead_letter as (
+    id bigint,
+    queue text,
+    attempt integer,
+    max_attempts integer,
+    worker_id text,
+    enqueued_at timestamptz,
+    finished_at timestamptz,
+    last_error text
+);
+
+comment on type pgclaim.dead_letter is
+'A dead letter as dead_letters shows it: a failed record kept, its last error, no payload.';
+
+reset role;
+
 -- (end of counters for metrics)
 -- ---------------------------------------------------------------------------
 -- Fencing, latency and health.
@@ -951,6 +1007,54 @@ $fn$;
 comment on function pgclaim._clip(text, integer) is
 'Internal: value cut to at most max_bytes bytes, with a note of its size.';
 
+-- ---- sql/20_internal/pgclaim._count_attempts.sql ----
+-- pgclaim._count_attempts(kind, queues, statuses): adds attempts that ended
+-- without a completion to the metrics' counters of their queues (queue_totals,
+-- the slot of this backend): kind 'fail' (fail, fail_batch: failures, and
+-- retries for those whose status is pending again), 'reclaim' (_reclaim:
+-- reclaims) or 'release' (release, deregister_worker: releases). queues holds one
+-- element per record (statuses too, for 'fail'). Dead letters and cancellations
+-- are counted by _finish, completions too.
+-- Callers run it as a statement of its own after the one that changed the records:
+-- _finish may have updated the same slot row within that statement.
+-- Returns: nothing. Raises: nothing. Tables: queue_totals (upsert).
+create or replace function pgclaim._count_attempts(
+    kind text, queues text[], statuses pgclaim.status[] default null
+)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+begin
+    insert into pgclaim.queue_totals as t (queue, slot, failures, retries, reclaims, releases)
+    select
+        u.queue,
+        (pg_catalog.pg_backend_pid() % 16)::smallint,
+        pg_catalog.count(*) filter (where _count_attempts.kind = 'fail'),
+        pg_catalog.count(*) filter (where _count_attempts.kind = 'fail' and u.status = 'pending'),
+        pg_catalog.count(*) filter (where _count_attempts.kind = 'reclaim'),
+        pg_catalog.count(*) filter (where _count_attempts.kind = 'release')
+    from rows from (
+        pg_catalog.unnest(_count_attempts.queues), pg_catalog.unnest(_count_attempts.statuses)
+    ) as u (queue, status)
+    where u.queue is not null
+    group by u.queue
+    -- slot rows locked in queue order, as every caller of this backend's slot does here
+    order by u.queue
+    on conflict on constraint queue_totals_pkey do update
+    set
+        failures = t.failures + excluded.failures,
+        retries = t.retries + excluded.retries,
+        reclaims = t.reclaims + excluded.reclaims,
+        releases = t.releases + excluded.releases;
+end;
+$fn$;
+
+comment on function pgclaim._count_attempts(text, text[], pgclaim.status[]) is
+'Internal: counts attempts that ended without a completion (fail, reclaim, release) '
+'in queue_totals, per queue.';
+
 -- ---- sql/20_internal/pgclaim._default_burst.sql ----
 -- pgclaim._default_burst(rate): the burst a rate gets when none is given (the
 -- rate rounded up, at least 1); null for no rate or one _check_settings refuses.
@@ -968,6 +1072,67 @@ $fn$;
 
 comment on function pgclaim._default_burst(double precision) is
 'Internal: the burst of a rate given without one (the rate rounded up, at least 1).';
+
+-- ---- sql/20_internal/pgclaim._depths.sql ----
+-- pgclaim._depths(now, me): the unfinished records of each queue that me
+-- may read (_allowed), counted through the partial indexes of pgclaim.records
+-- only (pending and scheduled: records_claim_idx, running: records_lease_idx), so
+-- that the cost follows the work in flight, never the finished records kept.
+-- pending counts the records due at now, scheduled those due later, blocked
+-- those waiting behind the head of their FIFO group (run_at 'infinity');
+-- oldest_pending_age is how long the longest-waiting due record has waited.
+-- Called by _queue_counts (queue_stats, health) and metrics, which are security
+-- definer: it runs as their owner.
+-- Returns: one row per queue, in queue order. Raises: nothing.
+-- Tables: queues, records (read).
+create or replace function pgclaim._depths(now timestamptz, me oid)
+returns table (
+    queue text,
+    paused boolean,
+    pending bigint,
+    scheduled bigint,
+    running bigint,
+    oldest_pending_age interval,
+    blocked bigint
+)
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $fn$
+    select
+        q.queue,
+        q.paused,
+        p.pending,
+        p.scheduled,
+        ru.running,
+        p.oldest_pending_age,
+        p.blocked
+    from pgclaim.queues as q
+    cross join lateral (
+        select
+            pg_catalog.count(*) filter (where r.run_at <= _depths.now) as pending,
+            pg_catalog.count(*) filter (
+                where r.run_at > _depths.now and r.run_at < 'infinity'
+            ) as scheduled,
+            pg_catalog.count(*) filter (where r.run_at = 'infinity') as blocked,
+            _depths.now - pg_catalog.min(r.run_at) filter (
+                where r.run_at <= _depths.now
+            ) as oldest_pending_age
+        from pgclaim.records as r
+        where r.queue = q.queue and r.status = 'pending'
+    ) as p
+    cross join lateral (
+        select pg_catalog.count(*) as running
+        from pgclaim.records as r
+        where r.queue = q.queue and r.status = 'running'
+    ) as ru
+    where pgclaim._allowed(q.queue, q.restricted, 'read', _depths.me)
+    order by q.queue;
+$fn$;
+
+comment on function pgclaim._depths(timestamptz, oid) is
+'Internal: per queue the caller may read, pending, scheduled, running and blocked records '
+'and the oldest pending age, from the partial indexes of pgclaim.records.';
 
 -- ---- sql/20_internal/pgclaim._end_attempt.sql ----
 -- pgclaim._end_attempt(ids, errors, retry_at, fatal, counted, now): the one
@@ -1171,7 +1336,8 @@ comment on function pgclaim._enqueue_one(
 -- pgclaim.records for pgclaim.finished with their row, to_status, finished_at =
 -- now and their error (errors, one per id, when given; an id given twice finishes
 -- once, with the first of its errors). Completions are counted in queue_totals
--- (the slot of this backend). Records of FIFO groups leave their groups
+-- (the slot of this backend), with the metrics' counters (completions, dead
+-- letters, cancellations) in the same row. Records of FIFO groups leave their groups
 -- (_leave_groups, after this statement: a head hands its group on). complete
 -- calls it with the holder's checks; _end_attempt (dead letters) and cancel with
 -- ids they checked or locked.
@@ -1217,7 +1383,8 @@ begin
         returning
             r.id, r.queue, r.priority, r.run_at, r.payload, r.attempt, r.max_attempts,
             r.dedup_key, r.worker_id, r.lease_token, r.lease_for, r.enqueued_at,
-            r.last_error, r.holder_role, r.group_key, r.first_claimed_at, r.claimed_at
+            r.last_error, r.holder_role, r.group_key, r.first_claimed_at, r.claimed_at,
+            r.status
     ),
 
     -- One error per id (the first given): with an id twice in ids, a join to the
@@ -1259,14 +1426,31 @@ begin
     ),
 
     -- Runs whether or not the select below reads it (a data-modifying WITH always does).
+    -- Every record deleted is moved: done has the rows of moved, and their status
+    -- before (a cancelled running record ends an attempt: cancelled_running).
     counted as (
-        insert into pgclaim.queue_totals as t (queue, slot, completed)
-        select m.queue, (pg_catalog.pg_backend_pid() % 16)::smallint, pg_catalog.count(*)
-        from moved as m
-        where _finish.to_status = 'completed'
-        group by m.queue
+        insert into pgclaim.queue_totals as t (
+            queue, slot, completed, completions, dead_letters, cancellations, cancelled_running
+        )
+        select
+            d.queue,
+            (pg_catalog.pg_backend_pid() % 16)::smallint,
+            pg_catalog.count(*) filter (where _finish.to_status = 'completed'),
+            pg_catalog.count(*) filter (where _finish.to_status = 'completed'),
+            pg_catalog.count(*) filter (where _finish.to_status = 'failed'),
+            pg_catalog.count(*) filter (where _finish.to_status = 'cancelled'),
+            pg_catalog.count(*) filter (
+                where _finish.to_status = 'cancelled' and d.status = 'running'
+            )
+        from done as d
+        group by d.queue
         on conflict on constraint queue_totals_pkey do update
-        set completed = t.completed + excluded.completed
+        set
+            completed = t.completed + excluded.completed,
+            completions = t.completions + excluded.completions,
+            dead_letters = t.dead_letters + excluded.dead_letters,
+            cancellations = t.cancellations + excluded.cancellations,
+            cancelled_running = t.cancelled_running + excluded.cancelled_running
     )
 
     select
@@ -1288,7 +1472,7 @@ comment on function pgclaim._finish(
     bigint[], pgclaim.status, timestamptz, text[], text[], text, bigint, oid, boolean
 ) is
 'Internal: moves the records among ids (in from_status, held as given) to '
-'pgclaim.finished with to_status; counts completions. Returns (id, queue) of each.';
+'pgclaim.finished with to_status; counts them in queue_totals. Returns (id, queue) of each.';
 
 -- ---- sql/20_internal/pgclaim._flow_setup.sql ----
 -- pgclaim._flow_setup(q, backfill): makes the queue's flow-control rows match its
@@ -1804,12 +1988,11 @@ comment on function pgclaim._queue(text, boolean) is
 -- pgclaim._queue_counts(with_completed): the per-queue counts that queue_stats
 -- shows and health() reports, defined once. Every count reads a partial index or
 -- a counter, so that it costs the same however many finished records are kept
--- (pending, scheduled and blocked: records_claim_idx, running: records_lease_idx,
--- failed and cancelled:
+-- (pending, scheduled, blocked and running: _depths, failed and cancelled:
 -- finished_dead_idx, completed in the last minute: finished_at_brin, the completed
 -- total: the queue's counters in queue_totals); health() leaves the completed
 -- total out (with_completed false: null).
--- Only the queues the caller may read (_allowed) are counted.
+-- Only the queues the caller may read (_allowed, in _depths) are counted.
 -- Security definer: the view queue_stats calls it in its reader's name, and
 -- its readers do not reach the tables.
 -- Returns: one row per queue, in queue order. Raises: nothing.
@@ -1848,36 +2031,17 @@ as $fn$
     select
         q.queue,
         q.paused,
-        p.pending,
-        p.scheduled,
-        ru.running,
+        q.pending,
+        q.scheduled,
+        q.running,
         case when _queue_counts.with_completed then coalesce(c.n, 0) end,
         d.failed,
         d.cancelled,
-        p.oldest_pending_age,
+        q.oldest_pending_age,
         l.completed_last_minute,
-        p.blocked
-    from pgclaim.queues as q
-    cross join clock
-    cross join lateral (
-        select
-            pg_catalog.count(*) filter (where r.run_at <= clock.now) as pending,
-            pg_catalog.count(*) filter (
-                where r.run_at > clock.now and r.run_at < 'infinity'
-            ) as scheduled,
-            -- waiting behind the head of their FIFO group (run_at 'infinity')
-            pg_catalog.count(*) filter (where r.run_at = 'infinity') as blocked,
-            clock.now - pg_catalog.min(r.run_at) filter (
-                where r.run_at <= clock.now
-            ) as oldest_pending_age
-        from pgclaim.records as r
-        where r.queue = q.queue and r.status = 'pending'
-    ) as p
-    cross join lateral (
-        select pg_catalog.count(*) as running
-        from pgclaim.records as r
-        where r.queue = q.queue and r.status = 'running'
-    ) as ru
+        q.blocked
+    from clock
+    cross join lateral pgclaim._depths(clock.now, clock.me) as q
     cross join lateral (
         select
             pg_catalog.count(*) filter (where r.status = 'failed') as failed,
@@ -1893,7 +2057,6 @@ as $fn$
             and r.finished_at > clock.now - '1 minute'::interval
     ) as l
     left join completed as c on q.queue = c.queue
-    where pgclaim._allowed(q.queue, q.restricted, 'read', clock.me)
     order by q.queue;
 $fn$;
 
@@ -1910,7 +2073,8 @@ comment on function pgclaim._queue_counts(boolean) is
 -- nothing away from it). They go back to pending (keeping their place in the
 -- queue) or, out of attempts, to failed, through _end_attempt.
 -- Returns: how many records it took back.
--- Raises: nothing. Tables: records (update), workers and config (read).
+-- Raises: nothing. Tables: records (update), workers and config (read),
+-- queue_totals (upsert).
 -- Rows locked by others are skipped, so any number of callers may run at once.
 create or replace function pgclaim._reclaim(
     queue text, max_records integer, dead_workers boolean
@@ -1927,6 +2091,8 @@ declare
     v_errors text [];
     v_count integer := 0;
     v_more integer;
+    v_queues text [];
+    v_more_queues text [];
 begin
     if max_records <= 0 then
         return 0;
@@ -1951,7 +2117,8 @@ begin
             for update of r skip locked
         ) as d;
         if v_ids is not null then
-            select pg_catalog.count(*)::integer into v_count
+            select pg_catalog.count(*)::integer, pg_catalog.array_agg(e.queue)
+            into v_count, v_queues
             from pgclaim._end_attempt(v_ids, v_errors, null, null, true, v_now) as e;
         end if;
     end if;
@@ -1969,9 +2136,14 @@ begin
         for update of r skip locked
     ) as x;
     if v_ids is not null then
-        select pg_catalog.count(*)::integer into v_more
+        select pg_catalog.count(*)::integer, pg_catalog.array_agg(e.queue)
+        into v_more, v_more_queues
         from pgclaim._end_attempt(v_ids, v_errors, null, null, true, v_now) as e;
         v_count := v_count + v_more;
+        v_queues := pg_catalog.array_cat(v_queues, v_more_queues);
+    end if;
+    if v_count > 0 then
+        perform pgclaim._count_attempts('reclaim', v_queues);
     end if;
     return v_count;
 end;
@@ -2055,7 +2227,7 @@ begin
             )
             select
                 pg_catalog.count(*)::integer,
-                pg_catalog.array_agg(distinct changed.queue) filter (where v_release)
+                pg_catalog.array_agg(changed.queue) filter (where v_release)
             into v_n, v_changed
             from changed;
         end if;
@@ -2065,6 +2237,8 @@ begin
         end if;
     end loop;
     if pg_catalog.cardinality(v_queues) > 0 then
+        -- v_queues has a queue per record released
+        perform pgclaim._count_attempts('release', v_queues);
         perform pgclaim._notify(q.queue)
         from (select distinct u.queue from pg_catalog.unnest(v_queues) as u (queue)) as q;
     end if;
@@ -2663,13 +2837,64 @@ comment on function pgclaim.create_queue(
 'control (max_running, rate, burst, fair, dedup_window); idempotent (an existing queue '
 'keeps its settings). Raises 22004/22023 on bad input.';
 
+-- ---- sql/30_api/pgclaim.dead_letters.sql ----
+-- pgclaim.dead_letters(queue, max_records): the newest dead letters (records
+-- finished as failed and kept for their queue's retention) of the queue, or of
+-- every queue the caller may read when queue is null, with the error of their
+-- last attempt: what an operator looks at before retry_failed. Payloads are not
+-- shown. Each queue is read newest first through finished_dead_idx, at most
+-- max_records rows of it, so the cost does not follow the finished records kept.
+-- Returns: setof pgclaim.dead_letter (id, queue, attempt, max_attempts,
+-- worker_id, enqueued_at, finished_at, last_error), newest first.
+-- Raises: PC001 unknown queue; 42501 no read privilege on a restricted queue;
+-- 22004/22023 max_records null or outside 1..1000.
+-- Tables: queues, finished, queue_grants (read).
+create or replace function pgclaim.dead_letters(
+    queue text default null, max_records integer default 20
+)
+returns setof pgclaim.dead_letter
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_me oid := pgclaim._caller();
+begin
+    perform pgclaim._check_int('max_records', dead_letters.max_records, 1, 1000);
+    if dead_letters.queue is not null then
+        perform pgclaim._require(pgclaim._queue(dead_letters.queue), 'read', v_me);
+    end if;
+    return query
+    select f.id, f.queue, f.attempt, f.max_attempts, f.worker_id, f.enqueued_at,
+        f.finished_at, f.last_error
+    from pgclaim.queues as q
+    cross join lateral (
+        select d.id, d.queue, d.attempt, d.max_attempts, d.worker_id, d.enqueued_at,
+            d.finished_at, d.last_error
+        from pgclaim.finished as d
+        where d.queue = q.queue and d.status = 'failed'
+        order by d.finished_at desc, d.id desc
+        limit dead_letters.max_records
+    ) as f
+    where (dead_letters.queue is null or q.queue = dead_letters.queue)
+      and pgclaim._allowed(q.queue, q.restricted, 'read', v_me)
+    order by f.finished_at desc, f.id desc
+    limit dead_letters.max_records;
+end;
+$fn$;
+
+comment on function pgclaim.dead_letters(text, integer) is
+'The newest dead letters (failed records kept) of a queue or of every readable queue, '
+'with their last error, at most max_records (1..1000); no payloads. Raises PC001, 42501.';
+
 -- ---- sql/30_api/pgclaim.deregister_worker.sql ----
 -- pgclaim.deregister_worker(worker_id): releases every record the worker holds
 -- under the caller's role (attempt not counted, _end_attempt), wakes their
 -- queues' workers and removes the worker from the workers table.
 -- Returns: how many records it released. Raises: 22004/22023 bad worker_id;
 -- PC005 the worker id belongs to another role.
--- Tables: records (update), workers (delete).
+-- Tables: records (update), workers (delete), queue_totals (upsert).
 create or replace function pgclaim.deregister_worker(worker_id text)
 returns integer
 language plpgsql
@@ -2705,10 +2930,14 @@ begin
         order by r.id
         for update
     ) as r;
-    select pg_catalog.count(*)::integer, pg_catalog.array_agg(distinct e.queue)
+    select pg_catalog.count(*)::integer, pg_catalog.array_agg(e.queue)
     into v_count, v_queues
     from pgclaim._end_attempt(v_ids, null, null, null, false, v_now) as e;
-    perform pgclaim._notify(q.queue) from pg_catalog.unnest(v_queues) as q (queue);
+    if v_count > 0 then
+        perform pgclaim._count_attempts('release', v_queues);
+    end if;
+    perform pgclaim._notify(q.queue)
+    from (select distinct u.queue from pg_catalog.unnest(v_queues) as u (queue)) as q;
     delete from pgclaim.workers as w where w.worker_id = deregister_worker.worker_id;
     return v_count;
 end;
@@ -2754,6 +2983,13 @@ begin
                 hint = 'Drain or cancel them first, or pass force => true.';
         end if;
     end if;
+    -- The queue's records locked in id order first, the order in which reports lock
+    -- theirs (_finish, _report look ids up by primary key): deleting them in the
+    -- table's order deadlocked now and then with a complete of the same records.
+    perform 1 from pgclaim.records as r
+    where r.queue = drop_queue.queue
+    order by r.id
+    for update;
     delete from pgclaim.records as r where r.queue = drop_queue.queue;
     get diagnostics v_count = row_count;
     delete from pgclaim.finished as f where f.queue = drop_queue.queue;
@@ -3103,7 +3339,8 @@ comment on function pgclaim.extend_lease(text, bigint[], interval, bigint[]) is
 -- (or under another lease_token): the message names neither the holder nor its
 -- token; 22004 null worker_id or id; 22023 retry_after negative or over 100 years.
 -- Waits at most 5 s for the record's row lock (55P03, retried by the client).
--- Tables: queues, config, finished (read), records (update, delete), finished (insert).
+-- Tables: queues, config, finished (read), records (update, delete), finished (insert),
+-- queue_totals (upsert).
 create or replace function pgclaim.fail(
     worker_id text,
     id bigint,
@@ -3160,6 +3397,7 @@ begin
         array[fail.id], array[pgclaim._clip(fail.error, v_max)], array[v_retry_at],
         array[coalesce(fail.fatal, false)], true, v_now
     ) as e;
+    perform pgclaim._count_attempts('fail', array[v_r.queue], array[v_status]);
     return v_status::text;
 end;
 $fn$;
@@ -3183,7 +3421,7 @@ comment on function pgclaim.fail(text, bigint, text, interval, bigint, boolean) 
 -- arrays of another length than ids, more ids than config.max_ids, a retry_after
 -- negative in any field or over 100 years (each checked as fail checks its one).
 -- Waits at most 5 s for row locks (55P03).
--- Tables: queues, config (read), records (update).
+-- Tables: queues, config (read), records (update), queue_totals (upsert).
 create or replace function pgclaim.fail_batch(
     worker_id text,
     ids bigint[],
@@ -3208,6 +3446,8 @@ declare
     v_errors text [];
     v_retry_at timestamptz [];
     v_fatal boolean [];
+    v_queues text [];
+    v_statuses pgclaim.status [];
 begin
     perform pgclaim._check_text('worker_id', fail_batch.worker_id);
     perform pgclaim._check_ids(fail_batch.ids, fail_batch.lease_tokens);
@@ -3251,10 +3491,17 @@ begin
     if v_ids is null then
         return;
     end if;
+    select
+        pg_catalog.array_agg(e.id order by e.id),
+        pg_catalog.array_agg(e.queue order by e.id),
+        pg_catalog.array_agg(e.status order by e.id)
+    into v_ids, v_queues, v_statuses
+    from pgclaim._end_attempt(v_ids, v_errors, v_retry_at, v_fatal, true, v_now) as e;
+    perform pgclaim._count_attempts('fail', v_queues, v_statuses);
     return query
-    select e.id, e.status::text
-    from pgclaim._end_attempt(v_ids, v_errors, v_retry_at, v_fatal, true, v_now) as e
-    order by e.id;
+    select u.id, u.status::text
+    from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_statuses)) as u (id, status)
+    order by u.id;
 end;
 $fn$;
 
@@ -3924,6 +4171,126 @@ $fn$;
 comment on function pgclaim.latency(text, interval) is
 'Wait (enqueue to first claim) and run (last claim to finish) times of the records of a '
 'queue finished in the last since: p50, p95, p99, max and cumulative histogram buckets.';
+
+-- ---- sql/30_api/pgclaim.metrics.sql ----
+-- pgclaim.metrics(): what a monitoring scrape needs, one row per value, named as
+-- the Prometheus exporter (pgclaim exporter) shows it without its pgclaim_ prefix:
+-- per queue the caller may read (queue set, status set for records):
+--   records (gauge; status pending, scheduled, running, and blocked: waiting behind
+--   the head of their FIFO group), oldest_pending_age_seconds
+--   (gauge, 0 when none is due), queue_paused (gauge, 0 or 1), and the counters
+--   claims_total, completions_total, failures_total, retries_total,
+--   reclaims_total, releases_total, dead_letters_total, cancellations_total;
+-- and for the whole database (queue null): workers (gauge; status alive, dead).
+-- The counters only grow (they survive restarts of the exporter, purges and
+-- retry_failed) and are read in one snapshot with the running records: claims is
+-- every attempt that ended (completions, failures, reclaims, releases, records
+-- cancelled while running) plus the records running now, so no claim adds to a
+-- counter. The cost follows the unfinished records, the queues and the workers:
+-- pgclaim.finished is not read, however many finished records it keeps.
+-- Returns: rows (metric, queue, status, value). Raises: nothing.
+-- Tables: queues, records, queue_totals, workers, config, queue_grants (read).
+create or replace function pgclaim.metrics()
+returns table (metric text, queue text, status text, value double precision)
+language sql
+stable
+security definer
+set search_path = pg_catalog, pg_temp
+set jit = off
+as $fn$
+    with
+    clock as (
+        select pgclaim._now() as now, pgclaim._caller() as me
+    ),
+
+    totals as (
+        select
+            t.queue,
+            pg_catalog.sum(t.completions) as completions,
+            pg_catalog.sum(t.failures) as failures,
+            pg_catalog.sum(t.retries) as retries,
+            pg_catalog.sum(t.reclaims) as reclaims,
+            pg_catalog.sum(t.releases) as releases,
+            pg_catalog.sum(t.dead_letters) as dead_letters,
+            pg_catalog.sum(t.cancellations) as cancellations,
+            pg_catalog.sum(t.cancelled_running) as cancelled_running
+        from pgclaim.queue_totals as t
+        group by t.queue
+    ),
+
+    per_queue as (
+        select
+            d.queue,
+            d.paused,
+            d.pending,
+            d.scheduled,
+            d.running,
+            d.oldest_pending_age,
+            d.blocked,
+            coalesce(t.completions, 0) as completions,
+            coalesce(t.failures, 0) as failures,
+            coalesce(t.retries, 0) as retries,
+            coalesce(t.reclaims, 0) as reclaims,
+            coalesce(t.releases, 0) as releases,
+            coalesce(t.dead_letters, 0) as dead_letters,
+            coalesce(t.cancellations, 0) as cancellations,
+            coalesce(t.cancelled_running, 0) as cancelled_running
+        from clock
+        cross join lateral pgclaim._depths(clock.now, clock.me) as d
+        left join totals as t on d.queue = t.queue
+    )
+
+    select m.metric, p.queue, m.status, m.value
+    from per_queue as p
+    cross join lateral (
+        values
+        ('records', 'pending', p.pending::double precision),
+        ('records', 'scheduled', p.scheduled::double precision),
+        ('records', 'running', p.running::double precision),
+        ('records', 'blocked', p.blocked::double precision),
+        (
+            'oldest_pending_age_seconds', null,
+            coalesce(extract(epoch from p.oldest_pending_age), 0)::double precision
+        ),
+        ('queue_paused', null, case when p.paused then 1 else 0 end::double precision),
+        (
+            'claims_total', null,
+            (
+                p.completions + p.failures + p.reclaims + p.releases + p.cancelled_running
+                + p.running
+            )::double precision
+        ),
+        ('completions_total', null, p.completions::double precision),
+        ('failures_total', null, p.failures::double precision),
+        ('retries_total', null, p.retries::double precision),
+        ('reclaims_total', null, p.reclaims::double precision),
+        ('releases_total', null, p.releases::double precision),
+        ('dead_letters_total', null, p.dead_letters::double precision),
+        ('cancellations_total', null, p.cancellations::double precision)
+    ) as m (metric, status, value)
+
+    union all
+
+    select 'workers', null, w.status, w.n::double precision
+    from (
+        select
+            pg_catalog.count(*) filter (
+                where k.last_seen >= clock.now - c.worker_timeout
+            ) as alive,
+            pg_catalog.count(*) filter (
+                where k.last_seen < clock.now - c.worker_timeout
+            ) as dead
+        from clock
+        cross join pgclaim.config as c
+        left join pgclaim.workers as k on true
+    ) as a
+    cross join lateral (values ('alive', a.alive), ('dead', a.dead)) as w (status, n);
+$fn$;
+
+comment on function pgclaim.metrics() is
+'Per queue the caller may read: records by status, oldest pending age, paused, and the '
+'counters claims, completions, failures, retries, reclaims, releases, dead letters, '
+'cancellations (ever growing); workers alive and dead. Rows (metric, queue, status, value).';
 
 -- ---- sql/30_api/pgclaim.next_eligible.sql ----
 -- pgclaim.next_eligible(queue): when a claim of the queue can next hand out a
@@ -4664,6 +5031,9 @@ grant execute on function pgclaim.schema_version() to
 pgclaim_producer, pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.health(interval, interval) to
 pgclaim_producer, pgclaim_worker, pgclaim_admin;
+-- Monitoring reads: per-queue counts and counters, as health() gives them.
+grant execute on function pgclaim.metrics() to pgclaim_producer, pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.dead_letters(text, integer) to pgclaim_worker, pgclaim_admin;
 
 grant execute on function pgclaim.enqueue(
     text, jsonb, integer, timestamptz, text, integer, text

@@ -2,8 +2,9 @@
 # Installs the system packages pgclaim's tests need, when missing: the PostgreSQL
 # server, pgTAP, pg_prove, plpgsql_check, and iptables and iproute2 (ip) for the
 # network-namespace faults of the chaos suite, pg_cron for the scheduled maintenance
-# test, Node.js for the example of examples/node and pgbouncer for the test behind a
-# pooler. apt-get when root; else says what to run.
+# test, Node.js for the example of examples/node, pgbouncer for the test behind a
+# pooler, and chromium and chromium-driver for the dashboard's browser test. apt-get
+# when root; else says what to run.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -21,6 +22,9 @@ command -v node >/dev/null || optional+=(nodejs)
 command -v npm >/dev/null || optional+=(npm)
 # PgBouncer, for the test of workers and producers behind a pooler in transaction mode.
 has pgbouncer || optional+=(pgbouncer)
+# The dashboard's browser test (tests/python/test_dashboard.py skips, naming them, without).
+command -v chromium >/dev/null || optional+=(chromium)
+command -v chromedriver >/dev/null || optional+=(chromium-driver)
 [ ${#need[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && exit 0
 all=("${need[@]}" "${optional[@]}")
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -34,5 +38,6 @@ elif [ ${#need[@]} -gt 0 ]; then
     exit 1
 else
     echo "deps: ${optional[*]} missing: the tests that need them (network-namespace chaos rows," \
-        "pg_cron maintenance, the Node.js example, PgBouncer) will be skipped" >&2
+        "pg_cron maintenance, the Node.js example, PgBouncer, the dashboard's browser test)" \
+        "will be skipped" >&2
 fi

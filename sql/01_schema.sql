@@ -61,3 +61,17 @@ create type pgclaim.item as (
 comment on type pgclaim.item is
 'One record of enqueue_items: payload and its own priority, run_at, dedup_key, group_key, '
 'max_attempts.';
+
+create type pgclaim.dead_letter as (
+    id bigint,
+    queue text,
+    attempt integer,
+    max_attempts integer,
+    worker_id text,
+    enqueued_at timestamptz,
+    finished_at timestamptz,
+    last_error text
+);
+
+comment on type pgclaim.dead_letter is
+'A dead letter as dead_letters shows it: a failed record kept, its last error, no payload.';

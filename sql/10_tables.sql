@@ -150,11 +150,32 @@ create table pgclaim.queue_totals (
     queue text not null references pgclaim.queues (queue) on delete cascade,
     slot smallint not null,
     completed bigint not null default 0,
+    -- Counters for metrics (pgclaim.metrics), added by the statements that end an
+    -- attempt or finish a record, in the same slot row, never on the claim path.
+    -- Unlike completed they only grow: purge and retry_failed leave them alone.
+    -- Every attempt handed out ends as exactly one of completions, failures,
+    -- reclaims, releases and cancelled_running, or is still running: so the claims
+    -- ever made are their sum plus the running records, read in one snapshot.
+    completions bigint not null default 0,
+    -- attempts reported failed (fail, fail_batch); retries: those among them that
+    -- went back to pending
+    failures bigint not null default 0,
+    retries bigint not null default 0,
+    -- expired leases and dead workers' records taken back (_reclaim)
+    reclaims bigint not null default 0,
+    -- records given back unprocessed (release, deregister_worker)
+    releases bigint not null default 0,
+    -- records finished as failed (whatever ended their last attempt) and cancelled;
+    -- cancelled_running: those cancelled while a worker held them
+    dead_letters bigint not null default 0,
+    cancellations bigint not null default 0,
+    cancelled_running bigint not null default 0,
     primary key (queue, slot)
 ) with (fillfactor = 50);
 
 comment on table pgclaim.queue_totals is
-'Completed records kept per queue, as counters in slots: their sum is the total.';
+'Per queue, counters in slots (their sum is the total): completed records kept, and the '
+'ever-growing counters that pgclaim.metrics() reports.';
 
 -- FIFO groups with an unfinished record: one row per (queue, group_key) from the
 -- enqueue that makes the group's first record its head until the statement that

@@ -36,6 +36,9 @@ grant execute on function pgclaim.schema_version() to
 pgclaim_producer, pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.health(interval, interval) to
 pgclaim_producer, pgclaim_worker, pgclaim_admin;
+-- Monitoring reads: per-queue counts and counters, as health() gives them.
+grant execute on function pgclaim.metrics() to pgclaim_producer, pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.dead_letters(text, integer) to pgclaim_worker, pgclaim_admin;
 
 grant execute on function pgclaim.enqueue(
     text, jsonb, integer, timestamptz, text, integer, text

@@ -6,7 +6,17 @@ The logic lives in SQL functions of the ``pgclaim`` schema; this package calls t
 the package's version.
 """
 from ._version import package_version
-from .client import Claimed, Item, Latency, QueueClient, QueueStats, WorkerStatus
+from .client import (
+    Claimed,
+    DeadLetter,
+    Item,
+    Latency,
+    Metric,
+    QueueClient,
+    QueueStats,
+    StuckRecord,
+    WorkerStatus,
+)
 from .errors import (
     InstallRefused,
     InvalidArgument,
@@ -34,12 +44,14 @@ __version__ = package_version()
 
 __all__ = [
     "Claimed",
+    "DeadLetter",
     "Fatal",
     "InstallRefused",
     "InvalidArgument",
     "Item",
     "Latency",
     "LeaseNotHeld",
+    "Metric",
     "MultiWorker",
     "NotHolder",
     "OutcomeUnknown",
@@ -54,6 +66,7 @@ __all__ = [
     "RetryPolicy",
     "SchemaMismatch",
     "SchemaMissing",
+    "StuckRecord",
     "TransientError",
     "Worker",
     "WorkerIdTaken",

@@ -151,6 +151,15 @@ HEALTH = (
     " max_pending_age => %(max_pending_age)s)"
 )
 SCHEMA_VERSION = "select pgclaim.schema_version()"
+METRICS = "select metric, queue, status, value from pgclaim.metrics()"
+DEAD_LETTERS = (
+    "select id, queue, attempt, max_attempts, worker_id, enqueued_at, finished_at, last_error"
+    " from pgclaim.dead_letters(queue => %(queue)s, max_records => %(max_records)s)"
+)
+STUCK = (
+    "select id, queue, worker_id, attempt, max_attempts, lease_until, reason, stuck_for"
+    " from pgclaim.stuck_records order by stuck_for desc, id limit %(max_records)s"
+)
 
 # doctor: facts about the server and its settings.
 SERVER_VERSION = "select current_setting('server_version_num')::int, version()"

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -23,6 +24,7 @@ from typing import Any, TextIO
 import psycopg
 
 from . import _dsn, _sql
+from ._signals import StopSignals
 from ._version import package_version, required_schema_version
 from .client import QueueClient, QueueStats, default_dsn
 from .errors import PgclaimError, translate
@@ -212,6 +214,25 @@ def load_handler(spec: str) -> Callable[..., Any]:
 
 def cmd_worker(args: argparse.Namespace, dsns: Sequence[str]) -> int:
     handler = load_handler(args.handler)
+    metrics = None
+    if args.metrics_port is not None:
+        # The worker's own metrics: its handlers' durations (the handler is wrapped, the
+        # loop is not touched) and its process; the database's come from pgclaim exporter.
+        from . import exporter
+        registry = exporter.worker_registry()
+        handler = exporter.timed_handler(handler, exporter.handler_histogram(registry))
+        metrics = exporter.MetricsServer(registry, args.metrics_port, args.metrics_host)
+        _progress(f"pgclaim: worker metrics on http://{args.metrics_host}:{metrics.port}"
+                  "/metrics")
+    try:
+        return _run_worker(args, dsns, handler)
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def _run_worker(args: argparse.Namespace, dsns: Sequence[str],
+                handler: Callable[..., Any]) -> int:
     options: dict[str, Any] = {
         "concurrency": args.concurrency, "batch_size": args.batch_size, "lease": args.lease,
         "heartbeat_every": args.heartbeat_every, "poll_interval": args.poll_interval,
@@ -303,6 +324,39 @@ def cmd_health(args: argparse.Namespace, dsn: str) -> int:
         reasons = "; ".join(doc.get("reasons") or [])
         print(f"{doc['status']}" + (f": {reasons}" if reasons else ""))
     return {"ok": 0, "degraded": 1}.get(str(doc.get("status")), 2)
+
+
+def _serve_until_signal(what: str, url: str) -> None:
+    """Blocks until SIGTERM or SIGINT, saying where ``what`` is served."""
+    stop = threading.Event()
+    with StopSignals(lambda _name: stop.set(), lambda _name: stop.set()):
+        _progress(f"pgclaim: {what} on {url} (stop with SIGTERM or Ctrl-C)")
+        stop.wait()
+
+
+def cmd_exporter(args: argparse.Namespace, dsn: str) -> int:
+    from . import exporter
+    # A scrape must answer soon: one quick retry, then pgclaim_up 0.
+    client = QueueClient(dsn, max_size=2, statement_timeout=10.0,
+                         retry=RetryPolicy(attempts=2, base=0.1, cap=0.5, deadline=5.0))
+    with client, exporter.MetricsServer(exporter.database_registry(client), args.port,
+                                        args.host) as server:
+        _serve_until_signal("exporter", f"http://{args.host}:{server.port}/metrics")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace, dsn: str) -> int:
+    from . import dashboard
+    with QueueClient(dsn, max_size=4, statement_timeout=10.0,
+                     retry=RetryPolicy(attempts=2, base=0.1, cap=0.5, deadline=5.0)) as client:
+        board = dashboard.Dashboard(client, allow_actions=args.allow_actions,
+                                    refresh=args.refresh, sample_every=args.sample_every,
+                                    database=_shown(dsn))
+        dashboard.serve(board, args.host, args.port, started=lambda url: _progress(
+            f"pgclaim: dashboard on {url} ("
+            + ("admin actions on" if args.allow_actions else "read-only")
+            + "; stop with SIGTERM or Ctrl-C)"))
+    return 0
 
 
 def cmd_reclaim(args: argparse.Namespace, dsn: str) -> int:
@@ -527,6 +581,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "attempt and the exception's type)")
     p.add_argument("--until-empty", action="store_true",
                    help="stop when no record is due and none is running")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve this worker's Prometheus metrics (handler durations, process) "
+                   "on PORT (0: any free port); needs pgclaim[metrics]")
+    p.add_argument("--metrics-host", default="0.0.0.0", metavar="ADDRESS",
+                   help="address for --metrics-port (default: %(default)s)")
+
+    p = add("exporter", "serve the database's Prometheus metrics (pgclaim.metrics()) on "
+            "/metrics; needs pgclaim[metrics]")
+    p.add_argument("--port", type=int, default=9187, help="default: %(default)s (0: any free)")
+    p.add_argument("--host", default="0.0.0.0", metavar="ADDRESS",
+                   help="address to listen on (default: %(default)s)")
 
     p = add("stats", "per-queue counts")
     p.add_argument("--json", action="store_true")
@@ -536,6 +601,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--max-xact-age", type=parse_duration, default=health["max_xact_age"])
     p.add_argument("--max-pending-age", type=parse_duration, default=health["max_pending_age"])
+
+    p = add("dashboard", "serve a web page showing queues, workers, stuck records and "
+            "failures; needs pgclaim[dashboard]")
+    p.add_argument("--port", type=int, default=8080, help="default: %(default)s (0: any free)")
+    p.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
+                   help="address to listen on (default: %(default)s; put it behind a reverse "
+                   "proxy with authentication, see docs/monitoring.md)")
+    p.add_argument("--allow-actions", action="store_true",
+                   help="offer retry failed, cancel, pause and resume (needs a login in "
+                   "pgclaim_admin; each asks for a confirmation)")
+    p.add_argument("--refresh", type=float, default=5.0, metavar="SECONDS",
+                   help="how often the page refreshes (default: %(default)s)")
+    p.add_argument("--sample-every", type=float, default=10.0, metavar="SECONDS",
+                   help="how often the counters are sampled for rates and the plot "
+                   "(default: %(default)s)")
 
     p = add("reclaim", "take back records with an expired lease or a dead worker")
     p.add_argument("--max-records", type=int,
@@ -564,7 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMANDS: dict[str, Callable[[argparse.Namespace, str], int]] = {
     "migrate": cmd_migrate, "create-queue": cmd_create_queue, "enqueue": cmd_enqueue,
     "stats": cmd_stats, "health": cmd_health, "reclaim": cmd_reclaim, "retry": cmd_retry,
-    "purge": cmd_purge, "doctor": cmd_doctor,
+    "purge": cmd_purge, "doctor": cmd_doctor, "exporter": cmd_exporter,
+    "dashboard": cmd_dashboard,
 }
 
 

@@ -283,6 +283,45 @@ class WorkerStatus:
     held: int
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One row of ``pgclaim.metrics()``: a value named as the exporter shows it (without its
+    ``pgclaim_`` prefix), for a queue (``None``: the whole database) and a status."""
+
+    metric: str
+    queue: str | None
+    status: str | None
+    value: float
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One row of ``pgclaim.dead_letters()``: a failed record kept, with its last error."""
+
+    id: int
+    queue: str
+    attempt: int
+    max_attempts: int
+    worker_id: str | None
+    enqueued_at: datetime
+    finished_at: datetime
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class StuckRecord:
+    """One row of ``pgclaim.stuck_records``."""
+
+    id: int
+    queue: str
+    worker_id: str | None
+    attempt: int
+    max_attempts: int
+    lease_until: datetime | None
+    reason: str
+    stuck_for: timedelta
+
+
 def default_dsn() -> str:
     """The DSN to use when none is given: ``DATABASE_URL``, else ``""``.
 
@@ -977,6 +1016,24 @@ class QueueClient:
         """One ``WorkerStatus`` per registered worker."""
         return [WorkerStatus(*r) for r in self._call("workers", _sql.WORKERS, {},
                                                      idempotent=True)]
+
+    def metrics(self) -> list[Metric]:
+        """The rows of ``pgclaim.metrics()``: per queue the caller may read, records by
+        status, the oldest pending age and the ever-growing counters; workers alive and dead.
+        Reads no finished record (docs/monitoring.md)."""
+        return [Metric(*r) for r in self._call("metrics", _sql.METRICS, {}, idempotent=True)]
+
+    def dead_letters(self, queue: str | None = None, max_records: int = 20) -> list[DeadLetter]:
+        """The newest dead letters of ``queue`` (of every readable queue when ``None``),
+        newest first, with their last error and no payload."""
+        return [DeadLetter(*r) for r in self._call(
+            "dead_letters", _sql.DEAD_LETTERS, {"queue": queue, "max_records": max_records},
+            idempotent=True, queue=queue)]
+
+    def stuck_records(self, max_records: int = 100) -> list[StuckRecord]:
+        """At most ``max_records`` rows of ``pgclaim.stuck_records``, longest stuck first."""
+        return [StuckRecord(*r) for r in self._call(
+            "stuck_records", _sql.STUCK, {"max_records": max_records}, idempotent=True)]
 
     def health(
         self, max_xact_age: Duration = timedelta(minutes=5),

@@ -152,6 +152,62 @@ drop function pgclaim._check_settings(pgclaim.queues);
 -- Counters for metrics.
 -- ---------------------------------------------------------------------------
 
+-- The counters that pgclaim.metrics() reports, at the end of queue_totals (no
+-- rewrite: constant defaults), and the row type of dead_letters().
+alter table pgclaim.queue_totals
+add column completions bigint not null default 0,
+add column failures bigint not null default 0,
+add column retries bigint not null default 0,
+add column reclaims bigint not null default 0,
+add column releases bigint not null default 0,
+add column dead_letters bigint not null default 0,
+add column cancellations bigint not null default 0,
+add column cancelled_running bigint not null default 0;
+
+comment on table pgclaim.queue_totals is
+'Per queue, counters in slots (their sum is the total): completed records kept, and the '
+'ever-growing counters that pgclaim.metrics() reports.';
+
+-- The counters start from the records kept, read without a pass over
+-- pgclaim.finished: completions from the completed counters (the completed records
+-- kept), dead letters and cancellations through finished_dead_idx (the failed and
+-- cancelled records kept, few by nature). Attempts that ended before the upgrade
+-- in failures, retries, reclaims or releases left no trace to count: those start at 0.
+update pgclaim.queue_totals as t set completions = t.completed
+where t.completed > 0;
+
+insert into pgclaim.queue_totals as t (queue, slot, dead_letters, cancellations)
+select
+    f.queue,
+    0 as slot,
+    pg_catalog.count(*) filter (where f.status = 'failed') as dead_letters,
+    pg_catalog.count(*) filter (where f.status = 'cancelled') as cancellations
+from pgclaim.finished as f
+where f.status in ('failed', 'cancelled')
+group by f.queue
+on conflict on constraint queue_totals_pkey do update
+    set
+        dead_letters = t.dead_letters + excluded.dead_letters,
+        cancellations = t.cancellations + excluded.cancellations;
+
+set local role pgclaim_owner;
+
+create type pgclaim.dead_letter as (
+    id bigint,
+    queue text,
+    attempt integer,
+    max_attempts integer,
+    worker_id text,
+    enqueued_at timestamptz,
+    finished_at timestamptz,
+    last_error text
+);
+
+comment on type pgclaim.dead_letter is
+'A dead letter as dead_letters shows it: a failed record kept, its last error, no payload.';
+
+reset role;
+
 -- (end of counters for metrics)
 -- ---------------------------------------------------------------------------
 -- Fencing, latency and health.

@@ -5,7 +5,8 @@
 -- pgclaim.records for pgclaim.finished with their row, to_status, finished_at =
 -- now and their error (errors, one per id, when given; an id given twice finishes
 -- once, with the first of its errors). Completions are counted in queue_totals
--- (the slot of this backend). Records of FIFO groups leave their groups
+-- (the slot of this backend), with the metrics' counters (completions, dead
+-- letters, cancellations) in the same row. Records of FIFO groups leave their groups
 -- (_leave_groups, after this statement: a head hands its group on). complete
 -- calls it with the holder's checks; _end_attempt (dead letters) and cancel with
 -- ids they checked or locked.
@@ -51,7 +52,8 @@ begin
         returning
             r.id, r.queue, r.priority, r.run_at, r.payload, r.attempt, r.max_attempts,
             r.dedup_key, r.worker_id, r.lease_token, r.lease_for, r.enqueued_at,
-            r.last_error, r.holder_role, r.group_key, r.first_claimed_at, r.claimed_at
+            r.last_error, r.holder_role, r.group_key, r.first_claimed_at, r.claimed_at,
+            r.status
     ),
 
     -- One error per id (the first given): with an id twice in ids, a join to the
@@ -93,14 +95,31 @@ begin
     ),
 
     -- Runs whether or not the select below reads it (a data-modifying WITH always does).
+    -- Every record deleted is moved: done has the rows of moved, and their status
+    -- before (a cancelled running record ends an attempt: cancelled_running).
     counted as (
-        insert into pgclaim.queue_totals as t (queue, slot, completed)
-        select m.queue, (pg_catalog.pg_backend_pid() % 16)::smallint, pg_catalog.count(*)
-        from moved as m
-        where _finish.to_status = 'completed'
-        group by m.queue
+        insert into pgclaim.queue_totals as t (
+            queue, slot, completed, completions, dead_letters, cancellations, cancelled_running
+        )
+        select
+            d.queue,
+            (pg_catalog.pg_backend_pid() % 16)::smallint,
+            pg_catalog.count(*) filter (where _finish.to_status = 'completed'),
+            pg_catalog.count(*) filter (where _finish.to_status = 'completed'),
+            pg_catalog.count(*) filter (where _finish.to_status = 'failed'),
+            pg_catalog.count(*) filter (where _finish.to_status = 'cancelled'),
+            pg_catalog.count(*) filter (
+                where _finish.to_status = 'cancelled' and d.status = 'running'
+            )
+        from done as d
+        group by d.queue
         on conflict on constraint queue_totals_pkey do update
-        set completed = t.completed + excluded.completed
+        set
+            completed = t.completed + excluded.completed,
+            completions = t.completions + excluded.completions,
+            dead_letters = t.dead_letters + excluded.dead_letters,
+            cancellations = t.cancellations + excluded.cancellations,
+            cancelled_running = t.cancelled_running + excluded.cancelled_running
     )
 
     select
@@ -122,4 +141,4 @@ comment on function pgclaim._finish(
     bigint[], pgclaim.status, timestamptz, text[], text[], text, bigint, oid, boolean
 ) is
 'Internal: moves the records among ids (in from_status, held as given) to '
-'pgclaim.finished with to_status; counts completions. Returns (id, queue) of each.';
+'pgclaim.finished with to_status; counts them in queue_totals. Returns (id, queue) of each.';

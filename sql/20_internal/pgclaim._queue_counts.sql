@@ -1,12 +1,11 @@
 -- pgclaim._queue_counts(with_completed): the per-queue counts that queue_stats
 -- shows and health() reports, defined once. Every count reads a partial index or
 -- a counter, so that it costs the same however many finished records are kept
--- (pending, scheduled and blocked: records_claim_idx, running: records_lease_idx,
--- failed and cancelled:
+-- (pending, scheduled, blocked and running: _depths, failed and cancelled:
 -- finished_dead_idx, completed in the last minute: finished_at_brin, the completed
 -- total: the queue's counters in queue_totals); health() leaves the completed
 -- total out (with_completed false: null).
--- Only the queues the caller may read (_allowed) are counted.
+-- Only the queues the caller may read (_allowed, in _depths) are counted.
 -- Security definer: the view queue_stats calls it in its reader's name, and
 -- its readers do not reach the tables.
 -- Returns: one row per queue, in queue order. Raises: nothing.
@@ -45,36 +44,17 @@ as $fn$
     select
         q.queue,
         q.paused,
-        p.pending,
-        p.scheduled,
-        ru.running,
+        q.pending,
+        q.scheduled,
+        q.running,
         case when _queue_counts.with_completed then coalesce(c.n, 0) end,
         d.failed,
         d.cancelled,
-        p.oldest_pending_age,
+        q.oldest_pending_age,
         l.completed_last_minute,
-        p.blocked
-    from pgclaim.queues as q
-    cross join clock
-    cross join lateral (
-        select
-            pg_catalog.count(*) filter (where r.run_at <= clock.now) as pending,
-            pg_catalog.count(*) filter (
-                where r.run_at > clock.now and r.run_at < 'infinity'
-            ) as scheduled,
-            -- waiting behind the head of their FIFO group (run_at 'infinity')
-            pg_catalog.count(*) filter (where r.run_at = 'infinity') as blocked,
-            clock.now - pg_catalog.min(r.run_at) filter (
-                where r.run_at <= clock.now
-            ) as oldest_pending_age
-        from pgclaim.records as r
-        where r.queue = q.queue and r.status = 'pending'
-    ) as p
-    cross join lateral (
-        select pg_catalog.count(*) as running
-        from pgclaim.records as r
-        where r.queue = q.queue and r.status = 'running'
-    ) as ru
+        q.blocked
+    from clock
+    cross join lateral pgclaim._depths(clock.now, clock.me) as q
     cross join lateral (
         select
             pg_catalog.count(*) filter (where r.status = 'failed') as failed,
@@ -90,7 +70,6 @@ as $fn$
             and r.finished_at > clock.now - '1 minute'::interval
     ) as l
     left join completed as c on q.queue = c.queue
-    where pgclaim._allowed(q.queue, q.restricted, 'read', clock.me)
     order by q.queue;
 $fn$;
 

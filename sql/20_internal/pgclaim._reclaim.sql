@@ -6,7 +6,8 @@
 -- nothing away from it). They go back to pending (keeping their place in the
 -- queue) or, out of attempts, to failed, through _end_attempt.
 -- Returns: how many records it took back.
--- Raises: nothing. Tables: records (update), workers and config (read).
+-- Raises: nothing. Tables: records (update), workers and config (read),
+-- queue_totals (upsert).
 -- Rows locked by others are skipped, so any number of callers may run at once.
 create or replace function pgclaim._reclaim(
     queue text, max_records integer, dead_workers boolean
@@ -23,6 +24,8 @@ declare
     v_errors text [];
     v_count integer := 0;
     v_more integer;
+    v_queues text [];
+    v_more_queues text [];
 begin
     if max_records <= 0 then
         return 0;
@@ -47,7 +50,8 @@ begin
             for update of r skip locked
         ) as d;
         if v_ids is not null then
-            select pg_catalog.count(*)::integer into v_count
+            select pg_catalog.count(*)::integer, pg_catalog.array_agg(e.queue)
+            into v_count, v_queues
             from pgclaim._end_attempt(v_ids, v_errors, null, null, true, v_now) as e;
         end if;
     end if;
@@ -65,9 +69,14 @@ begin
         for update of r skip locked
     ) as x;
     if v_ids is not null then
-        select pg_catalog.count(*)::integer into v_more
+        select pg_catalog.count(*)::integer, pg_catalog.array_agg(e.queue)
+        into v_more, v_more_queues
         from pgclaim._end_attempt(v_ids, v_errors, null, null, true, v_now) as e;
         v_count := v_count + v_more;
+        v_queues := pg_catalog.array_cat(v_queues, v_more_queues);
+    end if;
+    if v_count > 0 then
+        perform pgclaim._count_attempts('reclaim', v_queues);
     end if;
     return v_count;
 end;

@@ -72,7 +72,7 @@ begin
             )
             select
                 pg_catalog.count(*)::integer,
-                pg_catalog.array_agg(distinct changed.queue) filter (where v_release)
+                pg_catalog.array_agg(changed.queue) filter (where v_release)
             into v_n, v_changed
             from changed;
         end if;
@@ -82,6 +82,8 @@ begin
         end if;
     end loop;
     if pg_catalog.cardinality(v_queues) > 0 then
+        -- v_queues has a queue per record released
+        perform pgclaim._count_attempts('release', v_queues);
         perform pgclaim._notify(q.queue)
         from (select distinct u.queue from pg_catalog.unnest(v_queues) as u (queue)) as q;
     end if;

@@ -3,7 +3,7 @@
 -- queues' workers and removes the worker from the workers table.
 -- Returns: how many records it released. Raises: 22004/22023 bad worker_id;
 -- PC005 the worker id belongs to another role.
--- Tables: records (update), workers (delete).
+-- Tables: records (update), workers (delete), queue_totals (upsert).
 create or replace function pgclaim.deregister_worker(worker_id text)
 returns integer
 language plpgsql
@@ -39,10 +39,14 @@ begin
         order by r.id
         for update
     ) as r;
-    select pg_catalog.count(*)::integer, pg_catalog.array_agg(distinct e.queue)
+    select pg_catalog.count(*)::integer, pg_catalog.array_agg(e.queue)
     into v_count, v_queues
     from pgclaim._end_attempt(v_ids, null, null, null, false, v_now) as e;
-    perform pgclaim._notify(q.queue) from pg_catalog.unnest(v_queues) as q (queue);
+    if v_count > 0 then
+        perform pgclaim._count_attempts('release', v_queues);
+    end if;
+    perform pgclaim._notify(q.queue)
+    from (select distinct u.queue from pg_catalog.unnest(v_queues) as u (queue)) as q;
     delete from pgclaim.workers as w where w.worker_id = deregister_worker.worker_id;
     return v_count;
 end;

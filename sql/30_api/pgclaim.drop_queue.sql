@@ -33,6 +33,13 @@ begin
                 hint = 'Drain or cancel them first, or pass force => true.';
         end if;
     end if;
+    -- The queue's records locked in id order first, the order in which reports lock
+    -- theirs (_finish, _report look ids up by primary key): deleting them in the
+    -- table's order deadlocked now and then with a complete of the same records.
+    perform 1 from pgclaim.records as r
+    where r.queue = drop_queue.queue
+    order by r.id
+    for update;
     delete from pgclaim.records as r where r.queue = drop_queue.queue;
     get diagnostics v_count = row_count;
     delete from pgclaim.finished as f where f.queue = drop_queue.queue;

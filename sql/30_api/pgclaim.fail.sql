@@ -9,7 +9,8 @@
 -- (or under another lease_token): the message names neither the holder nor its
 -- token; 22004 null worker_id or id; 22023 retry_after negative or over 100 years.
 -- Waits at most 5 s for the record's row lock (55P03, retried by the client).
--- Tables: queues, config, finished (read), records (update, delete), finished (insert).
+-- Tables: queues, config, finished (read), records (update, delete), finished (insert),
+-- queue_totals (upsert).
 create or replace function pgclaim.fail(
     worker_id text,
     id bigint,
@@ -66,6 +67,7 @@ begin
         array[fail.id], array[pgclaim._clip(fail.error, v_max)], array[v_retry_at],
         array[coalesce(fail.fatal, false)], true, v_now
     ) as e;
+    perform pgclaim._count_attempts('fail', array[v_r.queue], array[v_status]);
     return v_status::text;
 end;
 $fn$;

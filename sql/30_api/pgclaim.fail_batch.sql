@@ -11,7 +11,7 @@
 -- arrays of another length than ids, more ids than config.max_ids, a retry_after
 -- negative in any field or over 100 years (each checked as fail checks its one).
 -- Waits at most 5 s for row locks (55P03).
--- Tables: queues, config (read), records (update).
+-- Tables: queues, config (read), records (update), queue_totals (upsert).
 create or replace function pgclaim.fail_batch(
     worker_id text,
     ids bigint[],
@@ -36,6 +36,8 @@ declare
     v_errors text [];
     v_retry_at timestamptz [];
     v_fatal boolean [];
+    v_queues text [];
+    v_statuses pgclaim.status [];
 begin
     perform pgclaim._check_text('worker_id', fail_batch.worker_id);
     perform pgclaim._check_ids(fail_batch.ids, fail_batch.lease_tokens);
@@ -79,10 +81,17 @@ begin
     if v_ids is null then
         return;
     end if;
+    select
+        pg_catalog.array_agg(e.id order by e.id),
+        pg_catalog.array_agg(e.queue order by e.id),
+        pg_catalog.array_agg(e.status order by e.id)
+    into v_ids, v_queues, v_statuses
+    from pgclaim._end_attempt(v_ids, v_errors, v_retry_at, v_fatal, true, v_now) as e;
+    perform pgclaim._count_attempts('fail', v_queues, v_statuses);
     return query
-    select e.id, e.status::text
-    from pgclaim._end_attempt(v_ids, v_errors, v_retry_at, v_fatal, true, v_now) as e
-    order by e.id;
+    select u.id, u.status::text
+    from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_statuses)) as u (id, status)
+    order by u.id;
 end;
 $fn$;
 

@@ -22,7 +22,7 @@ select
     f.f as proname
 from
     pg_catalog.unnest(array[
-        'schema_version', 'health', 'enqueue', 'enqueue_batch', 'enqueue_items'
+        'schema_version', 'health', 'metrics', 'enqueue', 'enqueue_batch', 'enqueue_items'
     ])
         as f (f)
 union all
@@ -35,7 +35,7 @@ from
         '_check_interval', 'schema_version', 'health',
         'claim_batch', 'complete', 'fail', 'fail_batch', 'extend_lease',
         'release', 'register_worker', 'heartbeat', 'deregister_worker', 'reclaim_orphans',
-        'holds', 'fence_trigger', 'run', 'latency', 'next_eligible'
+        'holds', 'fence_trigger', 'run', 'latency', 'next_eligible', 'metrics', 'dead_letters'
     ]) as f (f)
 union all
 select
