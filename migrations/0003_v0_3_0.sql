@@ -951,6 +951,264 @@ $fn$;
 comment on function pgclaim._clip(text, integer) is
 'Internal: value cut to at most max_bytes bytes, with a note of its size.';
 
+-- ---- sql/20_internal/pgclaim._cron_field.sql ----
+-- pgclaim._cron_field(field, value, lo, hi, names): the values one field of a
+-- cron expression allows, from lo to hi. value is a comma-separated list of
+-- items: '*', a number or name, a range 'a-b', each optionally with a step
+-- ('*/5', '1-10/2', '5/15' = 5 to hi by 15). names (optional) are the names of
+-- lo, lo+1, ... (jan..dec, sun..sat), matched without regard to case.
+-- Returns: the allowed values, ascending, without duplicates.
+-- Raises: 22023 naming the field and the value when an item is malformed, out
+-- of lo..hi, a range runs backwards or a step is not positive. Tables: none.
+create or replace function pgclaim._cron_field(
+    field text,
+    value text,
+    lo integer,
+    hi integer,
+    names text[] default null
+)
+returns integer[]
+language plpgsql
+immutable
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_item text;
+    v_m text[];
+    v_from integer;
+    v_to integer;
+    v_step integer;
+    v_out integer[] := '{}'::integer[];
+    v_part text;
+    v_num integer;
+    v_i integer;
+begin
+    if value is null or value = '' then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format('pgclaim: cron %s field is missing', field);
+    end if;
+    foreach v_item in array pg_catalog.string_to_array(value, ',') loop
+        -- item: (* | a | a-b) [/step]
+        v_m := pg_catalog.regexp_match(
+            pg_catalog.lower(v_item), '^(\*|[a-z0-9]+)(?:-([a-z0-9]+))?(?:/([0-9]+))?$');
+        if v_m is null or (v_m[1] = '*' and v_m[2] is not null) then
+            raise exception using
+                errcode = '22023',
+                message = pg_catalog.format(
+                    'pgclaim: invalid cron %s field %s (item %s)', field,
+                    pgclaim._show(value), pgclaim._show(v_item)),
+                hint = 'An item is *, a number or name, or a range a-b, each with an '
+                    'optional /step.';
+        end if;
+        v_from := null;
+        v_to := null;
+        foreach v_part in array array[v_m[1], v_m[2]] loop
+            continue when v_part is null or v_part = '*';
+            if v_part ~ '^[0-9]{1,9}$' then
+                v_num := v_part::integer;
+            else
+                v_i := pg_catalog.array_position(names, v_part);
+                v_num := case when v_i is null then null else lo + v_i - 1 end;
+            end if;
+            if v_num is null or v_num < lo or v_num > hi then
+                raise exception using
+                    errcode = '22023',
+                    message = pg_catalog.format(
+                        'pgclaim: invalid cron %s field %s (%s is not in %s..%s)', field,
+                        pgclaim._show(value), pgclaim._show(v_part), lo, hi);
+            end if;
+            if v_from is null then
+                v_from := v_num;
+            else
+                v_to := v_num;
+            end if;
+        end loop;
+        v_step := case
+            when v_m[3] is null then 1
+            when pg_catalog.length(v_m[3]) > 4 then 0
+            else v_m[3]::integer
+        end;
+        if v_m[1] = '*' then
+            v_from := lo;
+            v_to := hi;
+        elsif v_to is null then
+            -- 'a/step' runs from a to the end; a lone 'a' is just a.
+            v_to := case when v_m[3] is null then v_from else hi end;
+        end if;
+        if v_to < v_from or v_step < 1 or v_step > hi - lo + 1 then
+            raise exception using
+                errcode = '22023',
+                message = pg_catalog.format(
+                    'pgclaim: invalid cron %s field %s (item %s)', field,
+                    pgclaim._show(value), pgclaim._show(v_item)),
+                hint = 'A range a-b runs upwards; a step is 1 or more and within the field.';
+        end if;
+        v_out := v_out || array(select pg_catalog.generate_series(v_from, v_to, v_step));
+    end loop;
+    return array(select distinct u from pg_catalog.unnest(v_out) as u order by u);
+end;
+$fn$;
+
+comment on function pgclaim._cron_field(text, text, integer, integer, text[]) is
+'Internal: the values one field of a cron expression allows (lists, ranges, steps, names); '
+'raises 22023 naming the field.';
+
+-- ---- sql/20_internal/pgclaim._cron_slot.sql ----
+-- pgclaim._cron_slot(cron, timezone, t, forward): a slot of a cron expression
+-- (minute hour day-of-month month day-of-week, read as wall-clock time in
+-- timezone): with forward, the first slot strictly after t; else the last slot
+-- at or before t. With t null, only checks the expression and returns null.
+-- Fields take '*', numbers, names (jan..dec, sun..sat; 7 is Sunday too), lists,
+-- ranges and steps (_cron_field); @yearly, @annually, @monthly, @weekly, @daily,
+-- @midnight and @hourly stand for their usual expressions. As in cron, when
+-- day-of-month and day-of-week are both restricted (neither starts with '*') a
+-- day matching either is taken; otherwise a day must match both.
+-- The search skips a field at a time (a month, a day, to the next allowed hour
+-- or minute), so it takes at most a few hundred steps; it gives up after 5000.
+-- Wall-clock times that a daylight-saving change skips are converted as
+-- PostgreSQL converts them (an hour on); a repeated hour runs once.
+-- Returns: timestamptz, or null when t is null.
+-- Raises: 22023 when the expression is malformed (naming the field) or never
+-- matches (30 February). Tables: none.
+create or replace function pgclaim._cron_slot(
+    cron text,
+    timezone text,
+    t timestamptz,
+    forward boolean
+)
+returns timestamptz
+language plpgsql
+stable
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_f text[];
+    v_min integer[];
+    v_hour integer[];
+    v_dom integer[];
+    v_mon integer[];
+    v_dow integer[];
+    v_either boolean;
+    v_l timestamp;
+    v_c timestamptz;
+    v_n integer;
+    v_ok boolean;
+begin
+    v_f := pg_catalog.regexp_split_to_array(
+        pg_catalog.btrim(pg_catalog.lower(coalesce(cron, '')), E' \t'), E'[ \t]+');
+    if pg_catalog.cardinality(v_f) = 1 and v_f[1] like '@%' then
+        v_f := pg_catalog.string_to_array(case v_f[1]
+            when '@yearly' then '0 0 1 1 *'
+            when '@annually' then '0 0 1 1 *'
+            when '@monthly' then '0 0 1 * *'
+            when '@weekly' then '0 0 * * 0'
+            when '@daily' then '0 0 * * *'
+            when '@midnight' then '0 0 * * *'
+            when '@hourly' then '0 * * * *'
+        end, ' ');
+    end if;
+    if v_f is null or pg_catalog.cardinality(v_f) <> 5 then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: invalid cron expression %s: it needs 5 fields', pgclaim._show(cron)),
+            hint = 'minute hour day-of-month month day-of-week, for example */5 * * * *, '
+                'or one of @yearly, @monthly, @weekly, @daily, @hourly.';
+    end if;
+    v_min := pgclaim._cron_field('minute', v_f[1], 0, 59);
+    v_hour := pgclaim._cron_field('hour', v_f[2], 0, 23);
+    v_dom := pgclaim._cron_field('day-of-month', v_f[3], 1, 31);
+    v_mon := pgclaim._cron_field(
+        'month', v_f[4], 1, 12,
+        array['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec']);
+    v_dow := pgclaim._cron_field(
+        'day-of-week', v_f[5], 0, 7, array['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat']);
+    v_dow := array(select distinct d % 7 from pg_catalog.unnest(v_dow) as d);
+    v_either := v_f[3] not like '*%' and v_f[5] not like '*%';
+    if t is null then
+        return null;
+    end if;
+
+    v_l := pg_catalog.date_trunc('minute', t at time zone _cron_slot.timezone);
+    if forward then
+        v_l := v_l + interval '1 minute';
+    end if;
+    for v_step in 1..5000 loop
+        if not extract(month from v_l)::integer = any(v_mon) then
+            v_l := case when forward
+                then pg_catalog.date_trunc('month', v_l) + interval '1 month'
+                else pg_catalog.date_trunc('month', v_l) - interval '1 minute' end;
+            continue;
+        end if;
+        v_ok := extract(day from v_l)::integer = any(v_dom);
+        if v_either then
+            v_ok := v_ok or extract(dow from v_l)::integer = any(v_dow);
+        else
+            v_ok := v_ok and extract(dow from v_l)::integer = any(v_dow);
+        end if;
+        if not v_ok then
+            v_l := case when forward
+                then pg_catalog.date_trunc('day', v_l) + interval '1 day'
+                else pg_catalog.date_trunc('day', v_l) - interval '1 minute' end;
+            continue;
+        end if;
+        v_n := extract(hour from v_l)::integer;
+        if not v_n = any(v_hour) then
+            if forward then
+                select min(h) into v_n from pg_catalog.unnest(v_hour) as h where h > v_n;
+                v_l := case when v_n is null
+                    then pg_catalog.date_trunc('day', v_l) + interval '1 day'
+                    else pg_catalog.date_trunc('day', v_l) + pg_catalog.make_interval(hours => v_n)
+                end;
+            else
+                select max(h) into v_n from pg_catalog.unnest(v_hour) as h where h < v_n;
+                v_l := case when v_n is null
+                    then pg_catalog.date_trunc('day', v_l) - interval '1 minute'
+                    else pg_catalog.date_trunc('day', v_l)
+                        + pg_catalog.make_interval(hours => v_n, mins => 59)
+                end;
+            end if;
+            continue;
+        end if;
+        v_n := extract(minute from v_l)::integer;
+        if not v_n = any(v_min) then
+            if forward then
+                select min(m) into v_n from pg_catalog.unnest(v_min) as m where m > v_n;
+                v_l := case when v_n is null
+                    then pg_catalog.date_trunc('hour', v_l) + interval '1 hour'
+                    else pg_catalog.date_trunc('hour', v_l) + pg_catalog.make_interval(mins => v_n)
+                end;
+            else
+                select max(m) into v_n from pg_catalog.unnest(v_min) as m where m < v_n;
+                v_l := case when v_n is null
+                    then pg_catalog.date_trunc('hour', v_l) - interval '1 minute'
+                    else pg_catalog.date_trunc('hour', v_l) + pg_catalog.make_interval(mins => v_n)
+                end;
+            end if;
+            continue;
+        end if;
+        v_c := v_l at time zone _cron_slot.timezone;
+        -- Around a daylight-saving change a wall-clock minute may fall on the
+        -- wrong side of t: look on.
+        if (forward and v_c <= t) or (not forward and v_c > t) then
+            v_l := v_l + case when forward then interval '1 minute' else interval '-1 minute' end;
+            continue;
+        end if;
+        return v_c;
+    end loop;
+    raise exception using
+        errcode = '22023',
+        message = pg_catalog.format(
+            'pgclaim: cron expression %s never matches', pgclaim._show(cron)),
+        hint = 'Its day-of-month and month allow no day (30 February?).';
+end;
+$fn$;
+
+comment on function pgclaim._cron_slot(text, text, timestamptz, boolean) is
+'Internal: the first slot of a cron expression after t (forward) or the last at or before '
+'t, in timezone; raises 22023 for a malformed expression naming its field.';
+
 -- ---- sql/20_internal/pgclaim._default_burst.sql ----
 -- pgclaim._default_burst(rate): the burst a rate gets when none is given (the
 -- rate rounded up, at least 1); null for no rate or one _check_settings refuses.
