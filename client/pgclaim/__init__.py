@@ -6,7 +6,7 @@ The logic lives in SQL functions of the ``pgclaim`` schema; this package calls t
 the package's version.
 """
 from ._version import package_version
-from .client import Claimed, Item, Latency, QueueClient, QueueStats, WorkerStatus
+from .client import Claimed, Item, Latency, QueueClient, QueueStats, Schedule, WorkerStatus
 from .errors import (
     InstallRefused,
     InvalidArgument,
@@ -52,6 +52,7 @@ __all__ = [
     "RecordNotFound",
     "Retry",
     "RetryPolicy",
+    "Schedule",
     "SchemaMismatch",
     "SchemaMissing",
     "TransientError",
