@@ -613,7 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="create or replace a schedule; same timing: it keeps "
                            "its next slot")
     p.add_argument("name")
-    p.add_argument("--queue", required=True)
+    p.add_argument("--queue", "-q", required=True)
     timing = p.add_mutually_exclusive_group(required=True)
     timing.add_argument("--cron", metavar="EXPR",
                         help="five fields: minute hour day-of-month month day-of-week")

@@ -67,7 +67,7 @@ def test_cli_schedule(dsn: str, conn: psycopg.Connection[Any],
                      "--payload", '{"job": "n"}', "--priority", "2",
                      "--database", dsn]) == 0
     assert "next slot 2030-01-01T03:00:00+00:00" in capsys.readouterr().out
-    assert cli.main(["schedule", "add", "often", "--queue", "sc", "--every", "30s",
+    assert cli.main(["schedule", "add", "often", "-q", "sc", "--every", "30s",
                      "--database", dsn]) == 0
     capsys.readouterr()
     assert cli.main(["schedule", "list", "--database", dsn]) == 0
