@@ -3,6 +3,8 @@ and ``pgclaim schedule add/list/remove``, on a frozen clock."""
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +15,15 @@ from pgdb import freeze_clock
 from pgclaim import InvalidArgument, QueueClient, QueueNotFound, Schedule, cli
 
 T0 = datetime(2030, 1, 1, 0, 0, 30, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def keep_logging() -> Iterator[None]:
+    """``cli.main`` sets up the pgclaim logger: later tests get it back as it was."""
+    log = logging.getLogger("pgclaim")
+    saved = (log.handlers[:], log.level, log.propagate)
+    yield
+    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
 
 
 def test_schedule_tick_and_unschedule(dsn: str, conn: psycopg.Connection[Any]) -> None:
