@@ -255,6 +255,45 @@ drop function pgclaim._check_settings(pgclaim.queues);
 
 -- (end of flow control)
 -- ---------------------------------------------------------------------------
+-- Schedules.
+-- ---------------------------------------------------------------------------
+
+set local role pgclaim_owner;
+
+-- Periodic schedules: each enqueues one record into its queue at every slot of
+-- its cron expression (in its timezone) or every interval, when a tick (tick()
+-- or a claim_batch that finds one due) comes at or after the slot. next_slot is
+-- the next slot to enqueue; a tick enqueues the latest slot that has come and
+-- moves next_slot past now (missed slots are not caught up one by one).
+create table pgclaim.schedules (
+    name text primary key,
+    queue text not null,
+    payload jsonb not null,
+    priority integer not null,
+    max_attempts integer,
+    group_key text,
+    cron text,
+    every interval,
+    timezone text not null,
+    next_slot timestamptz not null,
+    last_slot timestamptz,
+    last_id bigint,
+    created_at timestamptz not null,
+    check ((cron is null) <> (every is null))
+);
+
+comment on table pgclaim.schedules is
+'Periodic schedules: the record each enqueues (queue, payload, priority, max_attempts, '
+'group_key) at the slots of its cron expression (in its timezone) or every interval; '
+'the slot last enqueued (and its record), the next slot.';
+
+-- The claim's cheap check (a schedule due?) reads this index.
+create index schedules_next_slot_idx on pgclaim.schedules (next_slot);
+
+reset role;
+
+-- (end of schedules)
+-- ---------------------------------------------------------------------------
 -- Counters for metrics.
 -- ---------------------------------------------------------------------------
 
@@ -1054,6 +1093,264 @@ $fn$;
 comment on function pgclaim._count_attempts(text, text[], pgclaim.status[]) is
 'Internal: counts attempts that ended without a completion (fail, reclaim, release) '
 'in queue_totals, per queue.';
+
+-- ---- sql/20_internal/pgclaim._cron_field.sql ----
+-- pgclaim._cron_field(field, value, lo, hi, names): the values one field of a
+-- cron expression allows, from lo to hi. value is a comma-separated list of
+-- items: '*', a number or name, a range 'a-b', each optionally with a step
+-- ('*/5', '1-10/2', '5/15' = 5 to hi by 15). names (optional) are the names of
+-- lo, lo+1, ... (jan..dec, sun..sat), matched without regard to case.
+-- Returns: the allowed values, ascending, without duplicates.
+-- Raises: 22023 naming the field and the value when an item is malformed, out
+-- of lo..hi, a range runs backwards or a step is not positive. Tables: none.
+create or replace function pgclaim._cron_field(
+    field text,
+    value text,
+    lo integer,
+    hi integer,
+    names text[] default null
+)
+returns integer[]
+language plpgsql
+immutable
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_item text;
+    v_m text[];
+    v_from integer;
+    v_to integer;
+    v_step integer;
+    v_out integer[] := '{}'::integer[];
+    v_part text;
+    v_num integer;
+    v_i integer;
+begin
+    if value is null or value = '' then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format('pgclaim: cron %s field is missing', field);
+    end if;
+    foreach v_item in array pg_catalog.string_to_array(value, ',') loop
+        -- item: (* | a | a-b) [/step]
+        v_m := pg_catalog.regexp_match(
+            pg_catalog.lower(v_item), '^(\*|[a-z0-9]+)(?:-([a-z0-9]+))?(?:/([0-9]+))?$');
+        if v_m is null or (v_m[1] = '*' and v_m[2] is not null) then
+            raise exception using
+                errcode = '22023',
+                message = pg_catalog.format(
+                    'pgclaim: invalid cron %s field %s (item %s)', field,
+                    pgclaim._show(value), pgclaim._show(v_item)),
+                hint = 'An item is *, a number or name, or a range a-b, each with an '
+                    'optional /step.';
+        end if;
+        v_from := null;
+        v_to := null;
+        foreach v_part in array array[v_m[1], v_m[2]] loop
+            continue when v_part is null or v_part = '*';
+            if v_part ~ '^[0-9]{1,9}$' then
+                v_num := v_part::integer;
+            else
+                v_i := pg_catalog.array_position(names, v_part);
+                v_num := case when v_i is null then null else lo + v_i - 1 end;
+            end if;
+            if v_num is null or v_num < lo or v_num > hi then
+                raise exception using
+                    errcode = '22023',
+                    message = pg_catalog.format(
+                        'pgclaim: invalid cron %s field %s (%s is not in %s..%s)', field,
+                        pgclaim._show(value), pgclaim._show(v_part), lo, hi);
+            end if;
+            if v_from is null then
+                v_from := v_num;
+            else
+                v_to := v_num;
+            end if;
+        end loop;
+        v_step := case
+            when v_m[3] is null then 1
+            when pg_catalog.length(v_m[3]) > 4 then 0
+            else v_m[3]::integer
+        end;
+        if v_m[1] = '*' then
+            v_from := lo;
+            v_to := hi;
+        elsif v_to is null then
+            -- 'a/step' runs from a to the end; a lone 'a' is just a.
+            v_to := case when v_m[3] is null then v_from else hi end;
+        end if;
+        if v_to < v_from or v_step < 1 or v_step > hi - lo + 1 then
+            raise exception using
+                errcode = '22023',
+                message = pg_catalog.format(
+                    'pgclaim: invalid cron %s field %s (item %s)', field,
+                    pgclaim._show(value), pgclaim._show(v_item)),
+                hint = 'A range a-b runs upwards; a step is 1 or more and within the field.';
+        end if;
+        v_out := v_out || array(select pg_catalog.generate_series(v_from, v_to, v_step));
+    end loop;
+    return array(select distinct u from pg_catalog.unnest(v_out) as u order by u);
+end;
+$fn$;
+
+comment on function pgclaim._cron_field(text, text, integer, integer, text[]) is
+'Internal: the values one field of a cron expression allows (lists, ranges, steps, names); '
+'raises 22023 naming the field.';
+
+-- ---- sql/20_internal/pgclaim._cron_slot.sql ----
+-- pgclaim._cron_slot(cron, timezone, t, forward): a slot of a cron expression
+-- (minute hour day-of-month month day-of-week, read as wall-clock time in
+-- timezone): with forward, the first slot strictly after t; else the last slot
+-- at or before t. With t null, only checks the expression and returns null.
+-- Fields take '*', numbers, names (jan..dec, sun..sat; 7 is Sunday too), lists,
+-- ranges and steps (_cron_field); @yearly, @annually, @monthly, @weekly, @daily,
+-- @midnight and @hourly stand for their usual expressions. As in cron, when
+-- day-of-month and day-of-week are both restricted (neither starts with '*') a
+-- day matching either is taken; otherwise a day must match both.
+-- The search skips a field at a time (a month, a day, to the next allowed hour
+-- or minute), so it takes at most a few hundred steps; it gives up after 5000.
+-- Wall-clock times that a daylight-saving change skips are converted as
+-- PostgreSQL converts them (an hour on); a repeated hour runs once.
+-- Returns: timestamptz, or null when t is null.
+-- Raises: 22023 when the expression is malformed (naming the field) or never
+-- matches (30 February). Tables: none.
+create or replace function pgclaim._cron_slot(
+    cron text,
+    timezone text,
+    t timestamptz,
+    forward boolean
+)
+returns timestamptz
+language plpgsql
+stable
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_f text[];
+    v_min integer[];
+    v_hour integer[];
+    v_dom integer[];
+    v_mon integer[];
+    v_dow integer[];
+    v_either boolean;
+    v_l timestamp;
+    v_c timestamptz;
+    v_n integer;
+    v_ok boolean;
+begin
+    v_f := pg_catalog.regexp_split_to_array(
+        pg_catalog.btrim(pg_catalog.lower(coalesce(cron, '')), E' \t'), E'[ \t]+');
+    if pg_catalog.cardinality(v_f) = 1 and v_f[1] like '@%' then
+        v_f := pg_catalog.string_to_array(case v_f[1]
+            when '@yearly' then '0 0 1 1 *'
+            when '@annually' then '0 0 1 1 *'
+            when '@monthly' then '0 0 1 * *'
+            when '@weekly' then '0 0 * * 0'
+            when '@daily' then '0 0 * * *'
+            when '@midnight' then '0 0 * * *'
+            when '@hourly' then '0 * * * *'
+        end, ' ');
+    end if;
+    if v_f is null or pg_catalog.cardinality(v_f) <> 5 then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: invalid cron expression %s: it needs 5 fields', pgclaim._show(cron)),
+            hint = 'minute hour day-of-month month day-of-week, for example */5 * * * *, '
+                'or one of @yearly, @monthly, @weekly, @daily, @hourly.';
+    end if;
+    v_min := pgclaim._cron_field('minute', v_f[1], 0, 59);
+    v_hour := pgclaim._cron_field('hour', v_f[2], 0, 23);
+    v_dom := pgclaim._cron_field('day-of-month', v_f[3], 1, 31);
+    v_mon := pgclaim._cron_field(
+        'month', v_f[4], 1, 12,
+        array['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec']);
+    v_dow := pgclaim._cron_field(
+        'day-of-week', v_f[5], 0, 7, array['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat']);
+    v_dow := array(select distinct d % 7 from pg_catalog.unnest(v_dow) as d);
+    v_either := v_f[3] not like '*%' and v_f[5] not like '*%';
+    if t is null then
+        return null;
+    end if;
+
+    v_l := pg_catalog.date_trunc('minute', t at time zone _cron_slot.timezone);
+    if forward then
+        v_l := v_l + interval '1 minute';
+    end if;
+    for v_step in 1..5000 loop
+        if not extract(month from v_l)::integer = any(v_mon) then
+            v_l := case when forward
+                then pg_catalog.date_trunc('month', v_l) + interval '1 month'
+                else pg_catalog.date_trunc('month', v_l) - interval '1 minute' end;
+            continue;
+        end if;
+        v_ok := extract(day from v_l)::integer = any(v_dom);
+        if v_either then
+            v_ok := v_ok or extract(dow from v_l)::integer = any(v_dow);
+        else
+            v_ok := v_ok and extract(dow from v_l)::integer = any(v_dow);
+        end if;
+        if not v_ok then
+            v_l := case when forward
+                then pg_catalog.date_trunc('day', v_l) + interval '1 day'
+                else pg_catalog.date_trunc('day', v_l) - interval '1 minute' end;
+            continue;
+        end if;
+        v_n := extract(hour from v_l)::integer;
+        if not v_n = any(v_hour) then
+            if forward then
+                select min(h) into v_n from pg_catalog.unnest(v_hour) as h where h > v_n;
+                v_l := case when v_n is null
+                    then pg_catalog.date_trunc('day', v_l) + interval '1 day'
+                    else pg_catalog.date_trunc('day', v_l) + pg_catalog.make_interval(hours => v_n)
+                end;
+            else
+                select max(h) into v_n from pg_catalog.unnest(v_hour) as h where h < v_n;
+                v_l := case when v_n is null
+                    then pg_catalog.date_trunc('day', v_l) - interval '1 minute'
+                    else pg_catalog.date_trunc('day', v_l)
+                        + pg_catalog.make_interval(hours => v_n, mins => 59)
+                end;
+            end if;
+            continue;
+        end if;
+        v_n := extract(minute from v_l)::integer;
+        if not v_n = any(v_min) then
+            if forward then
+                select min(m) into v_n from pg_catalog.unnest(v_min) as m where m > v_n;
+                v_l := case when v_n is null
+                    then pg_catalog.date_trunc('hour', v_l) + interval '1 hour'
+                    else pg_catalog.date_trunc('hour', v_l) + pg_catalog.make_interval(mins => v_n)
+                end;
+            else
+                select max(m) into v_n from pg_catalog.unnest(v_min) as m where m < v_n;
+                v_l := case when v_n is null
+                    then pg_catalog.date_trunc('hour', v_l) - interval '1 minute'
+                    else pg_catalog.date_trunc('hour', v_l) + pg_catalog.make_interval(mins => v_n)
+                end;
+            end if;
+            continue;
+        end if;
+        v_c := v_l at time zone _cron_slot.timezone;
+        -- Around a daylight-saving change a wall-clock minute may fall on the
+        -- wrong side of t: look on.
+        if (forward and v_c <= t) or (not forward and v_c > t) then
+            v_l := v_l + case when forward then interval '1 minute' else interval '-1 minute' end;
+            continue;
+        end if;
+        return v_c;
+    end loop;
+    raise exception using
+        errcode = '22023',
+        message = pg_catalog.format(
+            'pgclaim: cron expression %s never matches', pgclaim._show(cron)),
+        hint = 'Its day-of-month and month allow no day (30 February?).';
+end;
+$fn$;
+
+comment on function pgclaim._cron_slot(text, text, timestamptz, boolean) is
+'Internal: the first slot of a cron expression after t (forward) or the last at or before '
+'t, in timezone; raises 22023 for a malformed expression naming its field.';
 
 -- ---- sql/20_internal/pgclaim._default_burst.sql ----
 -- pgclaim._default_burst(rate): the burst a rate gets when none is given (the
@@ -2308,6 +2605,81 @@ $fn$;
 comment on function pgclaim._show(text) is
 'Internal: a value quoted and cut to 40 characters, for error messages.';
 
+-- ---- sql/20_internal/pgclaim._tick.sql ----
+-- pgclaim._tick(now): enqueues the due slot of every schedule whose next_slot has
+-- come, the one path of tick() and of claim_batch. Each schedule row is locked
+-- with skip locked: a schedule another tick holds is that tick's, and once it
+-- commits its next_slot is past now, so a slot is enqueued once however many
+-- ticks run at once. Missed slots: only the latest slot at or before now is
+-- enqueued (once), and next_slot moves to the first slot after now. The record
+-- is due at its slot and carries the dedup_key 'schedule:<name>:<slot in UTC>',
+-- so that even a second enqueue of a slot would return the first record while
+-- it is unfinished. A schedule whose queue no longer exists enqueues nothing;
+-- its slots pass.
+-- Returns: how many records it added.
+-- Raises: nothing (the schedules were checked when made).
+-- Tables: schedules (update), queues (read), and _enqueue_one's.
+create or replace function pgclaim._tick(now timestamptz)
+returns integer
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_s pgclaim.schedules;
+    v_q pgclaim.queues;
+    v_secs double precision;
+    v_slot timestamptz;
+    v_next timestamptz;
+    v_id bigint;
+    v_created boolean;
+    v_n integer := 0;
+begin
+    for v_s in
+        select s.* from pgclaim.schedules as s
+        where s.next_slot <= _tick.now
+        order by s.next_slot
+        for update skip locked
+    loop
+        if v_s.every is not null then
+            -- Slots of every are next_slot + k * every, in seconds (not calendar days).
+            v_secs := extract(epoch from v_s.every);
+            v_slot := v_s.next_slot + pg_catalog.make_interval(secs => v_secs * pg_catalog.floor(
+                extract(epoch from _tick.now - v_s.next_slot) / v_secs));
+            v_next := v_slot + pg_catalog.make_interval(secs => v_secs);
+        else
+            v_slot := pgclaim._cron_slot(v_s.cron, v_s.timezone, _tick.now, false);
+            v_next := pgclaim._cron_slot(v_s.cron, v_s.timezone, _tick.now, true);
+        end if;
+        v_id := null;
+        select q.* into v_q from pgclaim.queues as q where q.queue = v_s.queue;
+        if found then
+            select e.id, e.created into v_id, v_created
+            from pgclaim._enqueue_one(
+                v_q, v_s.payload, v_s.priority, v_slot,
+                'schedule:' || v_s.name || ':' || pg_catalog.to_char(
+                    v_slot at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                v_s.max_attempts, v_s.group_key, _tick.now
+            ) as e;
+            if v_created then
+                v_n := v_n + 1;
+                perform pgclaim._wake(v_s.queue, _tick.now);
+            end if;
+        end if;
+        update pgclaim.schedules as s set
+            last_slot = v_slot,
+            last_id = coalesce(v_id, s.last_id),
+            next_slot = v_next
+        where s.name = v_s.name;
+    end loop;
+    return v_n;
+end;
+$fn$;
+
+comment on function pgclaim._tick(timestamptz) is
+'Internal: enqueues the latest due slot of each due schedule once (skip locked) and moves '
+'its next slot past now; returns how many records it added.';
+
 -- ---- sql/20_internal/pgclaim._token_groups.sql ----
 -- pgclaim._token_groups(ids, lease_tokens): the ids of a report grouped by the
 -- lease token each must be held under (one group with a null token when no
@@ -2600,13 +2972,15 @@ comment on function pgclaim.cancel(bigint[], text, text, integer) is
 -- Records waiting behind the head of their FIFO group have priority
 -- -2147483648 (below every queue's min_priority) and run_at 'infinity': the
 -- claim's index scan stops before them, however many there are.
+-- When a periodic schedule is due, the claim first enqueues its slot (_tick).
 -- Each claim draws a random lease_token and records the role it was made as
 -- (_caller): only that role (or a pgclaim_admin) may report on the records.
 -- Returns: setof pgclaim.claimed, in hand-out order.
 -- Raises: PC001 unknown queue; 42501 no claim privilege on a restricted queue;
 -- 22004 null worker_id; 22023 batch_size outside 1..the queue's max_batch, lease
 -- not positive or above the queue's max_lease.
--- Tables: queues, config, queue_grants (read), records (update), queue_flow (update).
+-- Tables: queues, config, queue_grants (read), records (update), queue_flow (update),
+-- schedules (read; and _tick's when one is due).
 create or replace function pgclaim.claim_batch(
     queue text,
     worker_id text,
@@ -2644,6 +3018,11 @@ begin
     v_now := pgclaim._now();
     v_lease := coalesce(claim_batch.lease, v_q.lease);
     v_token := pgclaim._lease_token();
+    -- A periodic schedule due: its slot is enqueued first (_tick). Without one
+    -- this is a probe of an index, empty in a database without schedules.
+    if exists (select from pgclaim.schedules as s where s.next_slot <= v_now) then
+        perform pgclaim._tick(v_now);
+    end if;
     v_limit := claim_batch.batch_size;
     if v_q.max_running is not null or v_q.rate is not null then
         v_limit := pgclaim._flow_take(v_q, v_limit, v_now);
@@ -4850,6 +5229,128 @@ comment on function pgclaim.run(text, regprocedure, integer, interval) is
 'its own subtransaction, completing or failing it in the caller''s transaction. '
 'Security invoker: the handler runs as the caller.';
 
+-- ---- sql/30_api/pgclaim.schedule.sql ----
+-- pgclaim.schedule(name, queue, payload, cron, every, priority, max_attempts,
+--     group_key, timezone)
+-- Creates or replaces the periodic schedule name: at every slot of cron (five
+-- fields, read in timezone; see _cron_slot) or every interval, one record with
+-- payload, priority, max_attempts and group_key goes into queue (tick). Give
+-- exactly one of cron and every. The first slot of every is now + every. A
+-- replaced schedule whose cron, every and timezone are unchanged keeps its next
+-- slot (so that a deployment may call this at each start); otherwise its slots
+-- start again from now. Only admins schedule: the records are enqueued in
+-- pgclaim's name whatever the queue's grants (docs/security.md).
+-- Returns: the schedule's next slot.
+-- Raises: PC001 unknown queue; 22004 null name, payload or priority; 22023 a bad
+-- name, neither or both of cron and every, a malformed cron expression (naming
+-- its field) or one that never matches, every under 1 second or with months,
+-- an unknown timezone, priority or max_attempts outside the queue's limits, a
+-- payload over its max_payload_bytes, group_key empty or over 512 bytes.
+-- Tables: queues (read), schedules (insert, update).
+create or replace function pgclaim.schedule(
+    name text,
+    queue text,
+    payload jsonb default '{}',
+    cron text default null,
+    every interval default null,
+    priority integer default 0,
+    max_attempts integer default null,
+    group_key text default null,
+    timezone text default 'UTC'
+)
+returns timestamptz
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_q pgclaim.queues;
+    v_now timestamptz := pgclaim._now();
+    v_next timestamptz;
+begin
+    perform pgclaim._check_text('name', schedule.name);
+    v_q := pgclaim._queue(schedule.queue);
+    if schedule.payload is null then
+        raise exception using
+            errcode = '22004',
+            message = pg_catalog.format(
+                'pgclaim: payload of schedule %L must not be null', schedule.name);
+    end if;
+    perform pgclaim._check_enqueue(
+        v_q, schedule.priority, v_now, schedule.max_attempts,
+        pg_catalog.pg_column_size(schedule.payload));
+    if schedule.group_key is not null then
+        perform pgclaim._check_text('group_key', schedule.group_key, 512);
+    end if;
+    perform pgclaim._check_text('timezone', schedule.timezone);
+    begin
+        perform v_now at time zone schedule.timezone;
+    exception when invalid_parameter_value then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: unknown timezone %s', pgclaim._show(schedule.timezone)),
+            hint = 'A name of pg_timezone_names, such as UTC or Europe/Paris.';
+    end;
+    if (schedule.cron is null) = (schedule.every is null) then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                'pgclaim: schedule %L needs exactly one of cron and every', schedule.name);
+    end if;
+    if schedule.every is not null then
+        perform pgclaim._check_interval('every', schedule.every);
+        if extract(year from schedule.every) <> 0 or extract(month from schedule.every) <> 0
+           or schedule.every < interval '1 second' then
+            raise exception using
+                errcode = '22023',
+                message = pg_catalog.format(
+                    'pgclaim: every must be at least 1 second and have no months, got %s',
+                    pgclaim._show(schedule.every::text)),
+                hint = 'For monthly slots, use cron.';
+        end if;
+        v_next := v_now + pg_catalog.make_interval(secs => extract(epoch from schedule.every));
+    else
+        v_next := pgclaim._cron_slot(schedule.cron, schedule.timezone, v_now, true);
+    end if;
+
+    insert into pgclaim.schedules as s (
+        name, queue, payload, priority, max_attempts, group_key, cron, every, timezone,
+        next_slot, created_at
+    ) values (
+        schedule.name, schedule.queue, schedule.payload, schedule.priority,
+        schedule.max_attempts, schedule.group_key, schedule.cron, schedule.every,
+        schedule.timezone, v_next, v_now
+    )
+    on conflict on constraint schedules_pkey do update set
+        queue = excluded.queue,
+        payload = excluded.payload,
+        priority = excluded.priority,
+        max_attempts = excluded.max_attempts,
+        group_key = excluded.group_key,
+        cron = excluded.cron,
+        every = excluded.every,
+        timezone = excluded.timezone,
+        next_slot = case
+            when s.cron is not distinct from excluded.cron
+                and s.every is not distinct from excluded.every
+                and s.timezone = excluded.timezone
+            then s.next_slot
+            else excluded.next_slot
+        end
+    returning s.next_slot into v_next;
+    return v_next;
+end;
+$fn$;
+
+comment on function pgclaim.schedule(
+    text, text, jsonb, text, interval, integer, integer, text, text
+) is
+'Creates or replaces a periodic schedule: a record (payload, priority, max_attempts, '
+'group_key) enqueued into queue at every slot of cron (in timezone) or every interval; '
+'returns the next slot. Raises PC001, 22004, 22023.';
+
 -- ---- sql/30_api/pgclaim.schema_version.sql ----
 -- pgclaim.schema_version(): the version of the installed schema: the number of
 -- the newest migration (migrations/NNNN_*.sql) that built it. Each migration
@@ -4868,6 +5369,55 @@ $fn$;
 
 comment on function pgclaim.schema_version() is
 'The version of the installed pgclaim schema.';
+
+-- ---- sql/30_api/pgclaim.tick.sql ----
+-- pgclaim.tick(): enqueues what the periodic schedules have due (_tick): the
+-- latest slot that has come of each due schedule, once. claim_batch does the
+-- same when it finds a schedule due, so a database whose workers claim needs no
+-- other caller; without claims, pg_cron or a DBA may call it (say, every minute).
+-- Returns: how many records it added.
+-- Raises: nothing. Tables: schedules (update), and _tick's.
+create or replace function pgclaim.tick()
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+begin
+    return pgclaim._tick(pgclaim._now());
+end;
+$fn$;
+
+comment on function pgclaim.tick() is
+'Enqueues the due slot of each periodic schedule once (the latest slot missed); returns '
+'how many records it added.';
+
+-- ---- sql/30_api/pgclaim.unschedule.sql ----
+-- pgclaim.unschedule(name): removes a periodic schedule; the records it
+-- enqueued stay.
+-- Returns: whether the schedule existed.
+-- Raises: 22004 null name. Tables: schedules (delete).
+create or replace function pgclaim.unschedule(name text)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+begin
+    if unschedule.name is null then
+        raise exception using
+            errcode = '22004',
+            message = 'pgclaim: name must not be null';
+    end if;
+    delete from pgclaim.schedules as s where s.name = unschedule.name;
+    return found;
+end;
+$fn$;
+
+comment on function pgclaim.unschedule(text) is
+'Removes a periodic schedule (its records stay); returns whether it existed. Raises 22004.';
 
 -- ---- sql/40_views/pgclaim.queue_permissions.sql ----
 -- pgclaim.queue_permissions: the per-queue grants (grant_queue), one row per
@@ -4912,6 +5462,30 @@ from pgclaim._queue_counts(true) as c;
 comment on view pgclaim.queue_stats is
 'Per queue: pending (due), scheduled (due later), running, completed, failed, cancelled, '
 'oldest_pending_age, completed_last_minute, blocked (waiting behind their group''s head).';
+
+-- ---- sql/40_views/pgclaim.schedule_status.sql ----
+-- pgclaim.schedule_status: every periodic schedule, what it enqueues, its slot
+-- last enqueued (and that record's id) and its next slot. Admins read it.
+create or replace view pgclaim.schedule_status with (security_barrier) as
+select
+    s.name,
+    s.queue,
+    s.cron,
+    s.every,
+    s.timezone,
+    s.payload,
+    s.priority,
+    s.max_attempts,
+    s.group_key,
+    s.last_slot,
+    s.last_id,
+    s.next_slot,
+    s.created_at
+from pgclaim.schedules as s;
+
+comment on view pgclaim.schedule_status is
+'Periodic schedules: queue, cron or every, timezone, the record each enqueues, the slot '
+'last enqueued (last_slot, last_id) and the next slot.';
 
 -- ---- sql/40_views/pgclaim.stuck_records.sql ----
 -- pgclaim.stuck_records: running records that nobody is working on any more:
@@ -5067,6 +5641,7 @@ grant execute on function pgclaim.run(text, regprocedure, integer, interval) to
 pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.latency(text, interval) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.next_eligible(text) to pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.tick() to pgclaim_worker, pgclaim_admin;
 
 grant execute on function pgclaim.create_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
@@ -5077,6 +5652,10 @@ grant execute on function pgclaim.alter_queue(
     integer, integer, double precision, integer, boolean, interval
 ) to pgclaim_admin;
 grant execute on function pgclaim.drop_queue(text, boolean) to pgclaim_admin;
+grant execute on function pgclaim.schedule(
+    text, text, jsonb, text, interval, integer, integer, text, text
+) to pgclaim_admin;
+grant execute on function pgclaim.unschedule(text) to pgclaim_admin;
 grant execute on function pgclaim.pause_queue(text) to pgclaim_admin;
 grant execute on function pgclaim.resume_queue(text) to pgclaim_admin;
 grant execute on function pgclaim.grant_queue(text, text, text[]) to pgclaim_admin;
@@ -5093,3 +5672,4 @@ grant execute on function pgclaim.configure(
 grant select on pgclaim.queue_stats, pgclaim.worker_status, pgclaim.stuck_records to
 pgclaim_worker, pgclaim_admin;
 grant select on pgclaim.queue_permissions to pgclaim_admin;
+grant select on pgclaim.schedule_status to pgclaim_admin;

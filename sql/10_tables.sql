@@ -297,3 +297,32 @@ create sequence pgclaim.purge_slice_seq;
 
 comment on sequence pgclaim.purge_slice_seq is
 'The next slice of pgclaim.finished the automatic purge of reclaim_orphans reads.';
+-- Periodic schedules: each enqueues one record into its queue at every slot of
+-- its cron expression (in its timezone) or every interval, when a tick (tick()
+-- or a claim_batch that finds one due) comes at or after the slot. next_slot is
+-- the next slot to enqueue; a tick enqueues the latest slot that has come and
+-- moves next_slot past now (missed slots are not caught up one by one).
+create table pgclaim.schedules (
+    name text primary key,
+    queue text not null,
+    payload jsonb not null,
+    priority integer not null,
+    max_attempts integer,
+    group_key text,
+    cron text,
+    every interval,
+    timezone text not null,
+    next_slot timestamptz not null,
+    last_slot timestamptz,
+    last_id bigint,
+    created_at timestamptz not null,
+    check ((cron is null) <> (every is null))
+);
+
+comment on table pgclaim.schedules is
+'Periodic schedules: the record each enqueues (queue, payload, priority, max_attempts, '
+'group_key) at the slots of its cron expression (in its timezone) or every interval; '
+'the slot last enqueued (and its record), the next slot.';
+
+-- The claim's cheap check (a schedule due?) reads this index.
+create index schedules_next_slot_idx on pgclaim.schedules (next_slot);

@@ -72,6 +72,7 @@ grant execute on function pgclaim.run(text, regprocedure, integer, interval) to
 pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.latency(text, interval) to pgclaim_worker, pgclaim_admin;
 grant execute on function pgclaim.next_eligible(text) to pgclaim_worker, pgclaim_admin;
+grant execute on function pgclaim.tick() to pgclaim_worker, pgclaim_admin;
 
 grant execute on function pgclaim.create_queue(
     text, interval, integer, interval, interval, interval, integer, interval, integer, integer,
@@ -82,6 +83,10 @@ grant execute on function pgclaim.alter_queue(
     integer, integer, double precision, integer, boolean, interval
 ) to pgclaim_admin;
 grant execute on function pgclaim.drop_queue(text, boolean) to pgclaim_admin;
+grant execute on function pgclaim.schedule(
+    text, text, jsonb, text, interval, integer, integer, text, text
+) to pgclaim_admin;
+grant execute on function pgclaim.unschedule(text) to pgclaim_admin;
 grant execute on function pgclaim.pause_queue(text) to pgclaim_admin;
 grant execute on function pgclaim.resume_queue(text) to pgclaim_admin;
 grant execute on function pgclaim.grant_queue(text, text, text[]) to pgclaim_admin;
@@ -98,3 +103,4 @@ grant execute on function pgclaim.configure(
 grant select on pgclaim.queue_stats, pgclaim.worker_status, pgclaim.stuck_records to
 pgclaim_worker, pgclaim_admin;
 grant select on pgclaim.queue_permissions to pgclaim_admin;
+grant select on pgclaim.schedule_status to pgclaim_admin;

@@ -14,6 +14,7 @@ from .client import (
     Metric,
     QueueClient,
     QueueStats,
+    Schedule,
     StuckRecord,
     WorkerStatus,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "RecordNotFound",
     "Retry",
     "RetryPolicy",
+    "Schedule",
     "SchemaMismatch",
     "SchemaMissing",
     "StuckRecord",

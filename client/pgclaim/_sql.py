@@ -66,6 +66,17 @@ ENQUEUE_ITEMS = (
     "select id, created from pgclaim.enqueue_items(queue => %(queue)s, items => %(items)s)"
 )
 NEXT_ELIGIBLE = "select pgclaim.next_eligible(queue => %(queue)s)"
+SCHEDULE = (
+    "select pgclaim.schedule(name => %(name)s, queue => %(queue)s, payload => %(payload)s,"
+    " cron => %(cron)s, every => %(every)s, priority => %(priority)s,"
+    " max_attempts => %(max_attempts)s, group_key => %(group_key)s, timezone => %(timezone)s)"
+)
+UNSCHEDULE = "select pgclaim.unschedule(name => %(name)s)"
+TICK = "select pgclaim.tick()"
+SCHEDULES = (
+    "select name, queue, cron, every, timezone, payload, priority, max_attempts, group_key,"
+    " last_slot, last_id, next_slot, created_at from pgclaim.schedule_status order by name"
+)
 ENQUEUE_BATCH = (
     "select id from pgclaim.enqueue_batch(queue => %(queue)s, payloads => %(payloads)s::jsonb[],"
     " priority => %(priority)s, run_at => %(run_at)s) as id"

@@ -26,7 +26,7 @@ import psycopg
 from . import _dsn, _sql
 from ._signals import StopSignals
 from ._version import package_version, required_schema_version
-from .client import QueueClient, QueueStats, default_dsn
+from .client import QueueClient, QueueStats, Schedule, default_dsn
 from .errors import PgclaimError, translate
 from .instance import instance_id
 from .migrate import migrate
@@ -306,6 +306,51 @@ def cmd_stats(args: argparse.Namespace, dsn: str) -> int:
             else r.oldest_pending_age.total_seconds()} for r in rows], indent=2))
     else:
         print(format_stats(rows))
+    return 0
+
+
+def format_schedules(rows: Sequence[Schedule]) -> str:
+    """``Schedule`` rows as an aligned text table (times in UTC, ISO 8601)."""
+    def when(t: datetime | None) -> str:
+        return "-" if t is None else t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    table = [("name", "queue", "timing", "last slot", "next slot")] + [
+        (r.name, r.queue,
+         f"cron {r.cron} ({r.timezone})" if r.cron is not None
+         else f"every {r.every.total_seconds():g}s" if r.every is not None else "-",
+         when(r.last_slot), when(r.next_slot)) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in table)
+
+
+def cmd_schedule(args: argparse.Namespace, dsn: str) -> int:
+    with _client(dsn) as client:
+        if args.schedule_command == "add":
+            try:
+                payload = json.loads(args.payload)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"pgclaim: --payload is not JSON: {exc}") from exc
+            next_slot = client.schedule(
+                args.name, args.queue, payload, cron=args.cron, every=args.every,
+                priority=args.priority, max_attempts=args.max_attempts,
+                group_key=args.group_key, timezone=args.timezone)
+            print(f"pgclaim: schedule {args.name} enqueues into {args.queue}; next slot "
+                  f"{next_slot.astimezone(UTC).isoformat()}")
+            return 0
+        if args.schedule_command == "remove":
+            if client.unschedule(args.name):
+                print(f"pgclaim: schedule {args.name} removed")
+                return 0
+            print(f"pgclaim: no schedule {args.name}", file=sys.stderr)
+            return 1
+        rows = client.schedules()
+    if args.json:
+        print(json.dumps([{
+            **r.__dict__, "every": None if r.every is None else r.every.total_seconds()}
+            for r in rows], indent=2, default=str))
+    else:
+        print(format_schedules(rows))
     return 0
 
 
@@ -638,6 +683,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk", type=int, default=10000, help="records deleted per statement")
 
     add("doctor", "check the server, the schema and settings worth changing")
+
+    schedule = _defaults(QueueClient.schedule)
+    p = sub.add_parser("schedule", help="periodic schedules (pgclaim_admin): add, list, remove",
+                       description="periodic schedules: each enqueues one record at every slot "
+                       "of a cron expression or every interval (see docs/sql.md)")
+    actions = p.add_subparsers(dest="schedule_command", required=True, metavar="ACTION")
+    p = actions.add_parser("add", parents=[common], help="create or replace a schedule",
+                           description="create or replace a schedule; same timing: it keeps "
+                           "its next slot")
+    p.add_argument("name")
+    p.add_argument("--queue", "-q", required=True)
+    timing = p.add_mutually_exclusive_group(required=True)
+    timing.add_argument("--cron", metavar="EXPR",
+                        help="five fields: minute hour day-of-month month day-of-week")
+    timing.add_argument("--every", type=parse_duration, metavar="DURATION",
+                        help="e.g. 30s, 5m, 1h")
+    p.add_argument("--payload", default="{}", metavar="JSON", help="default: {}")
+    p.add_argument("--priority", type=int, default=schedule["priority"])
+    p.add_argument("--max-attempts", type=int, default=schedule["max_attempts"])
+    p.add_argument("--group-key", default=schedule["group_key"])
+    p.add_argument("--timezone", default=schedule["timezone"],
+                   help="the cron expression's zone (default: %(default)s)")
+    p = actions.add_parser("list", parents=[common], help="every schedule, its last and "
+                           "next slot")
+    p.add_argument("--json", action="store_true")
+    p = actions.add_parser("remove", parents=[common], help="remove a schedule (its records "
+                           "stay); exit 1 when there is none")
+    p.add_argument("name")
     return parser
 
 
@@ -646,6 +719,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, str], int]] = {
     "stats": cmd_stats, "health": cmd_health, "reclaim": cmd_reclaim, "retry": cmd_retry,
     "purge": cmd_purge, "doctor": cmd_doctor, "exporter": cmd_exporter,
     "dashboard": cmd_dashboard,
+    "schedule": cmd_schedule,
 }
 
 

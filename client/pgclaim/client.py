@@ -322,6 +322,26 @@ class StuckRecord:
     stuck_for: timedelta
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """One row of ``pgclaim.schedule_status``: a periodic schedule, the slot it last
+    enqueued (and that record's id) and its next slot."""
+
+    name: str
+    queue: str
+    cron: str | None
+    every: timedelta | None
+    timezone: str
+    payload: Any
+    priority: int
+    max_attempts: int | None
+    group_key: str | None
+    last_slot: datetime | None
+    last_id: int | None
+    next_slot: datetime
+    created_at: datetime
+
+
 def default_dsn() -> str:
     """The DSN to use when none is given: ``DATABASE_URL``, else ``""``.
 
@@ -680,6 +700,54 @@ class QueueClient:
         value = self._scalar("next_eligible", _sql.NEXT_ELIGIBLE, {"queue": queue},
                              idempotent=True, queue=queue)
         return value if value is None else cast(datetime, value)
+
+    # -- periodic schedules -----------------------------------------------------------------
+
+    def schedule(
+        self,
+        name: str,
+        queue: str,
+        payload: Any = None,
+        *,
+        cron: str | None = None,
+        every: Duration | None = None,
+        priority: int = 0,
+        max_attempts: int | None = None,
+        group_key: str | None = None,
+        timezone: str = "UTC",
+    ) -> datetime:
+        """Creates or replaces the periodic schedule ``name``; returns its next slot.
+
+        At every slot of ``cron`` (five fields, read in ``timezone``) or ``every`` (a
+        duration, numbers are seconds; give exactly one of the two) one record with
+        ``payload`` (default ``{}``), ``priority``, ``max_attempts`` and ``group_key`` goes
+        into ``queue``. Claims enqueue due slots themselves; ``tick`` does it where nothing
+        claims. Replacing a schedule with the same timing keeps its next slot. Needs
+        ``pgclaim_admin``. Raises ``InvalidArgument`` (naming a bad cron field) and
+        ``QueueNotFound``.
+        """
+        value = self._scalar("schedule", _sql.SCHEDULE, {
+            "name": name, "queue": queue, "payload": Jsonb({} if payload is None else payload),
+            "cron": cron, "every": as_interval(every), "priority": priority,
+            "max_attempts": max_attempts, "group_key": group_key, "timezone": timezone,
+        }, idempotent=True, queue=queue)
+        return cast(datetime, value)
+
+    def unschedule(self, name: str) -> bool:
+        """Removes the periodic schedule ``name`` (its records stay); returns whether it
+        existed. Needs ``pgclaim_admin``."""
+        return bool(self._scalar("unschedule", _sql.UNSCHEDULE, {"name": name},
+                                 idempotent=True))
+
+    def schedules(self) -> list[Schedule]:
+        """One ``Schedule`` per periodic schedule, by name. Needs ``pgclaim_admin``."""
+        return [Schedule(*r) for r in self._call("schedules", _sql.SCHEDULES, {},
+                                                 idempotent=True)]
+
+    def tick(self) -> int:
+        """Enqueues the due slot of every periodic schedule (the latest one, once); returns
+        how many records it added. For a process that does not claim: claims tick anyway."""
+        return int(self._scalar("tick", _sql.TICK, {}, idempotent=True))
 
     def enqueue_many(
         self,
@@ -1109,6 +1177,6 @@ class QueueClient:
 
 
 __all__ = [
-    "MAX_BATCH_SIZE", "Claimed", "Duration", "QueueClient", "QueueStats", "WorkerStatus",
-    "as_interval", "default_dsn",
+    "MAX_BATCH_SIZE", "Claimed", "Duration", "QueueClient", "QueueStats", "Schedule",
+    "WorkerStatus", "as_interval", "default_dsn",
 ]

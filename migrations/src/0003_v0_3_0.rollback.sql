@@ -82,6 +82,15 @@ drop column dedup_window;
 
 -- (end of flow control)
 -- ---------------------------------------------------------------------------
+-- Schedules.
+-- ---------------------------------------------------------------------------
+
+-- 0.2.0 has no schedules: they go, with their view.
+drop view pgclaim.schedule_status;
+drop table pgclaim.schedules;
+
+-- (end of schedules)
+-- ---------------------------------------------------------------------------
 -- Counters for metrics.
 -- ---------------------------------------------------------------------------
 

@@ -9,13 +9,15 @@
 -- Records waiting behind the head of their FIFO group have priority
 -- -2147483648 (below every queue's min_priority) and run_at 'infinity': the
 -- claim's index scan stops before them, however many there are.
+-- When a periodic schedule is due, the claim first enqueues its slot (_tick).
 -- Each claim draws a random lease_token and records the role it was made as
 -- (_caller): only that role (or a pgclaim_admin) may report on the records.
 -- Returns: setof pgclaim.claimed, in hand-out order.
 -- Raises: PC001 unknown queue; 42501 no claim privilege on a restricted queue;
 -- 22004 null worker_id; 22023 batch_size outside 1..the queue's max_batch, lease
 -- not positive or above the queue's max_lease.
--- Tables: queues, config, queue_grants (read), records (update), queue_flow (update).
+-- Tables: queues, config, queue_grants (read), records (update), queue_flow (update),
+-- schedules (read; and _tick's when one is due).
 create or replace function pgclaim.claim_batch(
     queue text,
     worker_id text,
@@ -53,6 +55,11 @@ begin
     v_now := pgclaim._now();
     v_lease := coalesce(claim_batch.lease, v_q.lease);
     v_token := pgclaim._lease_token();
+    -- A periodic schedule due: its slot is enqueued first (_tick). Without one
+    -- this is a probe of an index, empty in a database without schedules.
+    if exists (select from pgclaim.schedules as s where s.next_slot <= v_now) then
+        perform pgclaim._tick(v_now);
+    end if;
     v_limit := claim_batch.batch_size;
     if v_q.max_running is not null or v_q.rate is not null then
         v_limit := pgclaim._flow_take(v_q, v_limit, v_now);

@@ -8,14 +8,15 @@ select tables_are(
     'pgclaim',
     array[
         'queues', 'records', 'finished', 'queue_totals', 'workers', 'config', 'queue_grants',
-        'groups', 'waiting', 'queue_flow', 'dedup_keys'
+        'groups', 'waiting', 'queue_flow', 'dedup_keys', 'schedules'
     ],
     'pgclaim has exactly its tables'
 );
 
 select views_are(
-    'pgclaim', array['queue_stats', 'worker_status', 'stuck_records', 'queue_permissions'],
-    'pgclaim has its four views'
+    'pgclaim',
+    array['queue_stats', 'worker_status', 'stuck_records', 'queue_permissions', 'schedule_status'],
+    'pgclaim has its five views'
 );
 
 -- The functions are those of sql/20_internal and sql/30_api, one per file: checked by

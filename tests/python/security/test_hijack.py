@@ -256,7 +256,7 @@ class Attacker:
     def may(self, name: str) -> bool:
         return name in self.functions
 
-    def call(self, name: str, **args: Any) -> list[Any]:
+    def call(self, name: str, /, **args: Any) -> list[Any]:
         """Calls pgclaim.<name> as the login; the planted code must not have run."""
         try:
             rows = call(self.conn, self.functions[name], args)
@@ -265,7 +265,7 @@ class Attacker:
         self.called[name] = self.called.get(name, 0) + 1
         return rows
 
-    def value(self, name: str, **args: Any) -> Any:
+    def value(self, name: str, /, **args: Any) -> Any:
         rows = self.call(name, **args)
         assert len(rows) == 1
         return rows[0][0]

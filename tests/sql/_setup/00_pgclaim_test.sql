@@ -37,7 +37,7 @@ $fn$;
 
 -- A digest of everything a call could change: records (unfinished and finished),
 -- queues, their counters, workers, config, per-queue grants, the id sequence and
--- FIFO groups
+-- FIFO groups, schedules
 -- (a rejected call must not even draw an id).
 create function pgclaim_test.digest()
 returns text
@@ -65,7 +65,9 @@ as $fn$
             g::text, ',' order by g.queue, g.group_key), ''))
             from pgclaim.groups as g),
         (select pg_catalog.md5(coalesce(pg_catalog.string_agg(w::text, ',' order by w.id), ''))
-            from pgclaim.waiting as w)
+            from pgclaim.waiting as w),
+        (select pg_catalog.md5(coalesce(pg_catalog.string_agg(s::text, ',' order by s.name), ''))
+            from pgclaim.schedules as s)
     );
 $fn$;
 

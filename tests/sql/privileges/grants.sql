@@ -3,9 +3,9 @@
 begin;
 -- three roles for each function and sequence, as many as the catalog holds; three
 -- for each table (listed below: a table added and not listed fails the plan) and
--- each of 4 views; 5 more
+-- each of 5 views; 5 more
 select plan((
-    select 3 * pg_catalog.count(*)::integer + 3 * 4 + 5
+    select 3 * pg_catalog.count(*)::integer + 3 * 5 + 5
     from (
         select p.oid from pg_catalog.pg_proc as p
         where p.pronamespace = 'pgclaim'::regnamespace
@@ -35,7 +35,8 @@ from
         '_check_interval', 'schema_version', 'health',
         'claim_batch', 'complete', 'fail', 'fail_batch', 'extend_lease',
         'release', 'register_worker', 'heartbeat', 'deregister_worker', 'reclaim_orphans',
-        'holds', 'fence_trigger', 'run', 'latency', 'next_eligible', 'metrics', 'dead_letters'
+        'holds', 'fence_trigger', 'run', 'latency', 'next_eligible', 'metrics', 'dead_letters',
+        'tick'
     ]) as f (f)
 union all
 select
@@ -93,7 +94,7 @@ select
 from (
     values
     ('records'), ('finished'), ('queue_totals'), ('queues'), ('workers'), ('config'),
-    ('queue_grants'), ('groups'), ('waiting'), ('queue_flow'), ('dedup_keys')
+    ('queue_grants'), ('groups'), ('waiting'), ('queue_flow'), ('dedup_keys'), ('schedules')
 ) as t (t)
 cross join
     (values ('pgclaim_producer'), ('pgclaim_worker'), ('pgclaim_admin')) as r (rolname)
@@ -104,13 +105,17 @@ select
         'pgclaim', v.v, r.rolname,
         case
             when r.rolname = 'pgclaim_producer' then '{}'::text[]
-            when v.v = 'queue_permissions' and r.rolname <> 'pgclaim_admin' then '{}'::text[]
+            when v.v in ('queue_permissions', 'schedule_status') and r.rolname <> 'pgclaim_admin'
+                then '{}'::text[]
             else array['SELECT']
         end,
         pg_catalog.format('%s: select on view %s as expected', r.rolname, v.v)
     )
-from (values ('queue_stats'), ('worker_status'), ('stuck_records'), ('queue_permissions'))
-    as v (v)
+from (
+    values
+    ('queue_stats'), ('worker_status'), ('stuck_records'), ('queue_permissions'),
+    ('schedule_status')
+) as v (v)
 cross join
     (values ('pgclaim_producer'), ('pgclaim_worker'), ('pgclaim_admin')) as r (rolname)
 order by v.v, r.rolname;
