@@ -412,13 +412,17 @@ def growth(cfg: Config) -> dict[int, dict[str, Any]]:
                 step = 1_000_000
                 for start in range(0, size, step):
                     conn.execute(
-                        "insert into pgclaim.records (queue, status, run_at, payload, attempt,"
-                        " max_attempts, enqueued_at, finished_at)"
-                        " select 'bench', 'completed', now() - interval '1 day',"
+                        # finished records live in pgclaim.finished, with ids drawn
+                        # from the records' own sequence (as if they had been enqueued)
+                        "insert into pgclaim.finished (id, queue, status, priority, run_at, payload,"
+                        " attempt, max_attempts, enqueued_at, finished_at)"
+                        " select nextval(pg_get_serial_sequence('pgclaim.records', 'id')),"
+                        " 'bench', 'completed', 0, now() - interval '1 day',"
                         " jsonb_build_object('n', g), 1, 5, now() - interval '1 day', now()"
                         " from generate_series(%s, %s) as g",
                         (start + 1, min(size, start + step)))
                 conn.execute("vacuum analyze pgclaim.records")
+                conn.execute("vacuum analyze pgclaim.finished")
             log(f"growth: loaded {size:,} finished records in {time.monotonic() - t:.0f} s")
             out[size] = {"cell": DrainCell(), "size": Sample(), "index": Sample(),
                          "dead": Sample()}
