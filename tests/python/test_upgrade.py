@@ -351,6 +351,84 @@ def final_problems(conn: psycopg.Connection[Any], expected: Expected) -> list[st
     return problems
 
 
+#: how the worker of the older release runs: two handler threads, batches of four, leases
+#: far longer than the test, heartbeats and reclaims often
+OLD_WORKER_ARGS = ["--queue", "jobs", "--concurrency", "2", "--batch-size", "4", "--lease",
+                   "30m", "--heartbeat-every", "0.5", "--poll-interval", "0.2",
+                   "--reclaim-every", "1", "--grace", "120"]
+
+
+def handler_running(conn: psycopg.Connection[Any]) -> set[int]:
+    """The records a handler started and has not finished."""
+    running: set[int] = set()
+    for rid, event in conn.execute(
+            "select record_id, event from public.upgrade_log order by seq").fetchall():
+        (running.add if event == "started" else running.discard)(rid)
+    return running
+
+
+def old_commands_work(client: Path, url: str) -> None:
+    """The older release's ``pgclaim stats``, ``health`` and ``reclaim`` succeed on ``url``."""
+    for command in (["stats", "--json"], ["health", "--json"], ["reclaim"]):
+        result = subprocess.run(
+            [sys.executable, "-c", BOOT, "--database", url, *command],
+            env={**os.environ, "PYTHONPATH": str(client)}, capture_output=True,
+            text=True, check=False, timeout=PATIENCE)
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+        assert str(client) in result.stdout
+
+
+def stop_old_worker(old: WorkerProcess, admin: psycopg.Connection[Any], held: list[int],
+                    worker_id: str) -> list[int]:
+    """SIGTERM to the older release's worker holding ``held``: it releases the records it
+    had not started (as they were before their claim), finishes those in its handler once
+    the gate opens, deregisters and exits cleanly. Returns the ids it finished."""
+    running_ids = sorted(handler_running(admin))
+    waiting_ids = [rid for rid in held if rid not in running_ids]
+    assert len(running_ids) == 2 and set(running_ids) < set(held)
+    old.proc.send_signal(signal.SIGTERM)
+    wait_for("the old worker to release the records it had not started",
+             lambda: admin.execute(
+                 "select bool_and(status = 'pending' and worker_id is null and attempt = 0"
+                 " and lease_token is null and holder_role is null) from pgclaim.records"
+                 " where id = any(%s)", (waiting_ids,)).fetchone()[0], details=old.log)
+    open_gate(admin, running_ids)
+    assert old.wait() == 0, old.log()
+    assert old.problems() == [], old.log()
+    assert (f"released {len(waiting_ids)} record(s) it had not started"
+            in old.err.read_text()), old.log()
+    assert "deregistered (released 0)" in old.err.read_text(), old.log()
+    assert admin.execute("select count(*) from pgclaim.workers where worker_id = %s",
+                         (worker_id,)).fetchone()[0] == 0
+    return running_ids
+
+
+def drain_with_current_worker(tmp_path: Path, worker_url: str, admin_url: str,
+                              admin: psycopg.Connection[Any]) -> WorkerProcess:
+    """Opens the gate for every record and drains the queue with this checkout's worker."""
+    open_gate(admin, [0])
+    new = WorkerProcess("new", tmp_path, worker_url, admin_url, None,
+                        ["--queue", "jobs", "--concurrency", "4", "--poll-interval", "0.2",
+                         "--until-empty"])
+    assert new.package() == str(ROOT / "client" / "pgclaim" / "__init__.py")
+    assert new.wait() == 0, new.log()
+    assert new.problems() == [], new.log()
+    return new
+
+
+def processed_once(pending: list[int], by_old: list[int], retried: int, by_new: list[int],
+                   ) -> Expected:
+    """What the handlers must have done: ``by_old`` by the old worker, ``retried`` started
+    by it and finished by the new one, the other pending records and ``by_new`` by the
+    new one; each once."""
+    expected: Expected = {rid: ("completed", ["old"], ["old"]) for rid in by_old}
+    expected |= {rid: ("completed", ["new"], ["new"]) for rid in pending
+                 if rid not in by_old + [retried]}
+    expected |= {rid: ("completed", ["new"], ["new"]) for rid in by_new}
+    expected |= {retried: ("completed", ["old", "new"], ["new"])}
+    return expected
+
+
 # -- the upgrade with an old worker running -------------------------------------------------
 
 def test_upgrade_with_a_worker_of_0_1_0_running(
@@ -422,9 +500,7 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
 
     # -- a worker of release 0.1.0 takes the first four pending records and holds them ------
     old = WorkerProcess("old", tmp_path, worker_url, admin_url, old_client,
-                        ["--queue", "jobs", "--concurrency", "2", "--batch-size", "4",
-                         "--lease", "30m", "--heartbeat-every", "0.5", "--poll-interval",
-                         "0.2", "--reclaim-every", "1", "--grace", "120"])
+                        OLD_WORKER_ARGS)
     new: WorkerProcess | None = None
     admin = psycopg.connect(admin_url, autocommit=True)
     try:
@@ -440,22 +516,13 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
             return "\n".join([old.log(), "--- records:", *map(str, rows), "--- handler:",
                               *map(str, events)])
 
-        def in_handler() -> set[int]:
-            """The records a handler started and has not finished."""
-            events = admin.execute(
-                "select record_id, event from public.upgrade_log order by seq").fetchall()
-            running: set[int] = set()
-            for rid, event in events:
-                (running.add if event == "started" else running.discard)(rid)
-            return running
-
         def old_running() -> list[tuple[int, int, str]]:
             return admin.execute(
                 "select id, lease_token, worker_id from pgclaim.records where status ="
                 " 'running' and worker_id not in ('legacy-w') order by id").fetchall()
 
         def started_and_holding() -> bool:
-            return len(old_running()) == 4 and len(in_handler()) == 2
+            return len(old_running()) == 4 and len(handler_running(admin)) == 2
 
         wait_for("the old worker to hold four records, two of them in its handler",
                  started_and_holding, details=old.log)
@@ -514,13 +581,7 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
             health = work.execute("select pgclaim.health()").fetchone()[0]
         assert health["status"] == "ok", health
         assert health["queues"]["jobs"]["pending"] == len(pending) - 4 + 2
-        for command in (["stats", "--json"], ["health", "--json"], ["reclaim"]):
-            result = subprocess.run(
-                [sys.executable, "-c", BOOT, "--database", worker_url, *command],
-                env={**os.environ, "PYTHONPATH": str(old_client)}, capture_output=True,
-                text=True, check=False, timeout=PATIENCE)
-            assert result.returncode == 0, (command, result.stdout, result.stderr)
-            assert str(old_client) in result.stdout
+        old_commands_work(old_client, worker_url)
         # A queue whose lease is longer than 0.2.0's default max_lease has it as max_lease,
         # so that its settings stay valid (alter_queue checks them all).
         assert admin.execute("select max_lease from pgclaim.queues where queue = 'long'"
@@ -559,32 +620,16 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
                 "select count(*), bool_and(holder_role = %s::regrole) from pgclaim.records"
                 " where status = 'running' and worker_id = %s",
                 (logins.worker, old_worker_id)).fetchone()
-            return count >= 3 and holders and len(in_handler()) == 2
+            return count >= 3 and holders and len(handler_running(admin)) == 2
 
         wait_for("the old worker to claim more records under the new schema", claimed_again,
                  details=state)
         held_now = [rid for rid, _, _ in old_running()]
         assert held_now == pending[4:4 + len(held_now)]
         assert old_token not in {token for _, token, _ in old_running()}
-        running_ids = sorted(in_handler())
-        waiting_ids = [rid for rid in held_now if rid not in running_ids]
-        assert len(running_ids) == 2 and set(running_ids) < set(held_now)
 
         # -- SIGTERM: the old worker releases what it has not started, finishes the rest ------
-        old.proc.send_signal(signal.SIGTERM)
-        wait_for("the old worker to release the records it had not started",
-                 lambda: admin.execute(
-                     "select bool_and(status = 'pending' and worker_id is null and attempt = 0"
-                     " and lease_token is null and holder_role is null) from pgclaim.records"
-                     " where id = any(%s)", (waiting_ids,)).fetchone()[0], details=old.log)
-        open_gate(admin, running_ids)
-        assert old.wait() == 0, old.log()
-        assert old.problems() == [], old.log()
-        assert (f"released {len(waiting_ids)} record(s) it had not started"
-                in old.err.read_text()), old.log()
-        assert "deregistered (released 0)" in old.err.read_text(), old.log()
-        assert admin.execute("select count(*) from pgclaim.workers where worker_id = %s",
-                             (old_worker_id,)).fetchone()[0] == 0
+        running_ids = stop_old_worker(old, admin, held_now, old_worker_id)
 
         # -- the records held by legacy-w since 0.1.0 finish under their 0.1.0 token ---------
         with psycopg.connect(worker_url, autocommit=True) as work:
@@ -602,20 +647,10 @@ def test_upgrade_with_a_worker_of_0_1_0_running(
                                 ).fetchone()[0] == 0
 
         # -- a worker of the current client drains the rest -----------------------------------
-        open_gate(admin, [0])
-        new = WorkerProcess("new", tmp_path, worker_url, admin_url, None,
-                            ["--queue", "jobs", "--concurrency", "4", "--poll-interval", "0.2",
-                             "--until-empty"])
-        assert new.package() == str(ROOT / "client" / "pgclaim" / "__init__.py")
-        assert new.wait() == 0, new.log()
-        assert new.problems() == [], new.log()
+        new = drain_with_current_worker(tmp_path, worker_url, admin_url, admin)
 
-        by_old = completed + running_ids
-        by_new = [rid for rid in pending if rid not in by_old + [retried]]
-        expected: Expected = {rid: ("completed", ["old"], ["old"]) for rid in by_old}
-        expected |= {rid: ("completed", ["new"], ["new"])
-                     for rid in [*by_new, legacy, dedup, infinite]}
-        expected |= {retried: ("completed", ["old", "new"], ["new"])}
+        expected = processed_once(pending, completed + running_ids, retried,
+                                  [legacy, dedup, infinite])
         expected |= {rid: (status, [], []) for rid, status in (
             (done, "completed"), (failed, "failed"), (cancelled, "cancelled"),
             (legacy_inf, "completed"), (scheduled, "pending"))}
@@ -919,15 +954,6 @@ def test_rollback_to_0_1_0_keeps_the_records(
 
 # -- release 0.2.0: the upgrade with its worker running, and the way back -------------------
 
-def handler_running(conn: psycopg.Connection[Any]) -> set[int]:
-    """The records a handler started and has not finished."""
-    running: set[int] = set()
-    for rid, event in conn.execute(
-            "select record_id, event from public.upgrade_log order by seq").fetchall():
-        (running.add if event == "started" else running.discard)(rid)
-    return running
-
-
 def same_columns(before: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]],
                  ) -> list[str]:
     """The records of ``before`` that ``after`` lost or changed, in the columns ``before``
@@ -999,9 +1025,7 @@ def test_upgrade_with_a_worker_of_0_2_0_running(
     pending, retried = made["pending"], made["pending"][2]
 
     old = WorkerProcess("old", tmp_path, worker_url, admin_url, client_0_2_0,
-                        ["--queue", "jobs", "--concurrency", "2", "--batch-size", "4",
-                         "--lease", "30m", "--heartbeat-every", "0.5", "--poll-interval",
-                         "0.2", "--reclaim-every", "1", "--grace", "120"])
+                        OLD_WORKER_ARGS)
     new: WorkerProcess | None = None
     admin = psycopg.connect(admin_url, autocommit=True)
     try:
@@ -1039,12 +1063,7 @@ def test_upgrade_with_a_worker_of_0_2_0_running(
             "select pending, scheduled, running, completed, failed, cancelled"
             " from pgclaim.queue_stats where queue = 'jobs'").fetchone() == (
             len(pending) - 4 + 1, 1, 5, 1, 1, 1)
-        for command in (["stats", "--json"], ["health", "--json"], ["reclaim"]):
-            result = subprocess.run(
-                [sys.executable, "-c", BOOT, "--database", worker_url, *command],
-                env={**os.environ, "PYTHONPATH": str(client_0_2_0)}, capture_output=True,
-                text=True, check=False, timeout=PATIENCE)
-            assert result.returncode == 0, (command, result.stdout, result.stderr)
+        old_commands_work(client_0_2_0, worker_url)
         # A dedup_key is still held by its unfinished record.
         assert admin.execute("select pgclaim.enqueue(queue => 'jobs', payload => '{}',"
                              " dedup_key => 'dedup-1')").fetchone()[0] == made["dedup"]
@@ -1068,17 +1087,7 @@ def test_upgrade_with_a_worker_of_0_2_0_running(
         wait_for("the old worker to claim more records", lambda: len(old_running()) >= 3
                  and len(handler_running(admin)) == 2, details=state)
         held_now = [rid for rid, _, _ in old_running()]
-        running_ids = sorted(handler_running(admin))
-        waiting_ids = [rid for rid in held_now if rid not in running_ids]
-        old.proc.send_signal(signal.SIGTERM)
-        wait_for("the old worker to release the records it had not started",
-                 lambda: admin.execute(
-                     "select coalesce(bool_and(status = 'pending' and worker_id is null),"
-                     " true) from pgclaim.records where id = any(%s)", (waiting_ids,)
-                 ).fetchone()[0], details=old.log)
-        open_gate(admin, running_ids)
-        assert old.wait() == 0, old.log()
-        assert old.problems() == [], old.log()
+        running_ids = stop_old_worker(old, admin, held_now, old_worker_id)
 
         # -- the record held by legacy-w since 0.2.0 finishes under its 0.2.0 token ----------
         with psycopg.connect(worker_url, autocommit=True) as work:
@@ -1090,19 +1099,9 @@ def test_upgrade_with_a_worker_of_0_2_0_running(
                                 ).fetchone()[0] == 1
 
         # -- a worker of the current client drains the rest -----------------------------------
-        open_gate(admin, [0])
-        new = WorkerProcess("new", tmp_path, worker_url, admin_url, None,
-                            ["--queue", "jobs", "--concurrency", "4", "--poll-interval", "0.2",
-                             "--until-empty"])
-        assert new.package() == str(ROOT / "client" / "pgclaim" / "__init__.py")
-        assert new.wait() == 0, new.log()
-        assert new.problems() == [], new.log()
+        new = drain_with_current_worker(tmp_path, worker_url, admin_url, admin)
 
-        by_old = completed + running_ids
-        by_new = [rid for rid in pending if rid not in by_old + [retried]]
-        expected: Expected = {rid: ("completed", ["old"], ["old"]) for rid in by_old}
-        expected |= {rid: ("completed", ["new"], ["new"]) for rid in [*by_new, made["dedup"]]}
-        expected |= {retried: ("completed", ["old", "new"], ["new"])}
+        expected = processed_once(pending, completed + running_ids, retried, [made["dedup"]])
         expected |= {made[name]: (status, [], []) for name, status in (
             ("done", "completed"), ("failed", "failed"), ("cancelled", "cancelled"),
             ("legacy", "completed"), ("scheduled", "pending"))}
