@@ -532,12 +532,14 @@ comment on function pgclaim._check_dead_filter(text, integer) is
 
 -- ---- sql/20_internal/pgclaim._check_enqueue.sql ----
 -- pgclaim._check_enqueue(q, priority, run_at, max_attempts, payload_bytes, at):
--- what enqueue and enqueue_batch refuse, against the queue's limits: the caller
--- lacks the enqueue privilege (_require), priority null or outside
+-- the values enqueue, enqueue_batch, enqueue_items (per item) and schedule
+-- refuse, against the queue's limits: priority null or outside
 -- [min_priority, max_priority], run_at not finite, max_attempts outside
 -- [1, the queue's max_attempts] (a record may ask for fewer attempts, never
 -- more), a payload larger than max_payload_bytes (at names its position in a batch).
--- Returns: nothing. Raises: 42501, 22004, 22023. Tables: queue_grants (read).
+-- Reads no table: the enqueue privilege is the caller's to check (_require), once
+-- per call however many records it adds.
+-- Returns: nothing. Raises: 22004, 22023. Tables: none.
 create or replace function pgclaim._check_enqueue(
     q pgclaim.queues,
     priority integer,
@@ -552,7 +554,6 @@ stable
 set search_path = pg_catalog, pg_temp
 as $fn$
 begin
-    perform pgclaim._require(q, 'enqueue', pgclaim._caller());
     perform pgclaim._check_int('priority', _check_enqueue.priority, q.min_priority, q.max_priority);
     if not pg_catalog.isfinite(_check_enqueue.run_at) then
         raise exception using
@@ -576,7 +577,7 @@ $fn$;
 comment on function pgclaim._check_enqueue(
     pgclaim.queues, integer, timestamptz, integer, bigint, integer
 ) is
-'Internal: raises 42501/22004/22023 unless a record may be enqueued into the queue.';
+'Internal: raises 22004/22023 unless a record with these values fits the queue''s limits.';
 
 -- ---- sql/20_internal/pgclaim._check_grant.sql ----
 -- pgclaim._check_grant(queue, role, privileges): validates the arguments of
@@ -812,7 +813,7 @@ comment on function pgclaim._check_interval(text, interval, boolean, boolean, in
 -- Returns: the item as pgclaim.item. Raises: 22004 item or payload null; 22023
 -- not an object, an unknown key, a value of the wrong type, and what
 -- _check_enqueue and _check_text refuse.
--- Tables: queue_grants (read, _check_enqueue).
+-- Tables: none (enqueue_items checks the enqueue privilege once).
 create or replace function pgclaim._check_item(
     q pgclaim.queues, item jsonb, n integer, now timestamptz
 )
@@ -3398,7 +3399,7 @@ comment on function pgclaim.drop_queue(text, boolean) is
 -- Raises: PC001 unknown queue; 42501 no enqueue privilege on a restricted queue;
 -- 22004 null payload or priority; 22023 payload over max_payload_bytes, priority
 -- outside the queue's range, run_at not finite, max_attempts above the queue's,
--- dedup_key or group_key empty or over 512 bytes (_check_enqueue).
+-- dedup_key or group_key empty or over 512 bytes (_require, _check_enqueue).
 -- Tables: queues (key share), queue_grants (read), and _enqueue_one's.
 create or replace function pgclaim.enqueue(
     queue text,
@@ -3430,6 +3431,7 @@ begin
             message = pg_catalog.format(
                 'pgclaim: payload must not be null (queue %L)', enqueue.queue);
     end if;
+    perform pgclaim._require(v_q, 'enqueue', pgclaim._caller());
     perform pgclaim._check_enqueue(
         v_q, enqueue.priority, v_run_at, enqueue.max_attempts,
         pg_catalog.pg_column_size(enqueue.payload));
@@ -3517,6 +3519,7 @@ begin
         order by u.n
         limit 1;
     end if;
+    perform pgclaim._require(v_q, 'enqueue', pgclaim._caller());
     perform pgclaim._check_enqueue(v_q, enqueue_batch.priority, v_run_at, null, v_bytes, v_at);
     if pg_catalog.cardinality(enqueue_batch.payloads) = 0 then
         return;
@@ -5246,7 +5249,7 @@ comment on function pgclaim.run(text, regprocedure, integer, interval) is
 -- its field) or one that never matches, every under 1 second or with months,
 -- an unknown timezone, priority or max_attempts outside the queue's limits, a
 -- payload over its max_payload_bytes, group_key empty or over 512 bytes.
--- Tables: queues (read), schedules (insert, update).
+-- Tables: queues, queue_grants (read), schedules (insert, update).
 create or replace function pgclaim.schedule(
     name text,
     queue text,
@@ -5277,6 +5280,7 @@ begin
             message = pg_catalog.format(
                 'pgclaim: payload of schedule %L must not be null', schedule.name);
     end if;
+    perform pgclaim._require(v_q, 'enqueue', pgclaim._caller());
     perform pgclaim._check_enqueue(
         v_q, schedule.priority, v_now, schedule.max_attempts,
         pg_catalog.pg_column_size(schedule.payload));

@@ -1,10 +1,12 @@
 -- pgclaim._check_enqueue(q, priority, run_at, max_attempts, payload_bytes, at):
--- what enqueue and enqueue_batch refuse, against the queue's limits: the caller
--- lacks the enqueue privilege (_require), priority null or outside
+-- the values enqueue, enqueue_batch, enqueue_items (per item) and schedule
+-- refuse, against the queue's limits: priority null or outside
 -- [min_priority, max_priority], run_at not finite, max_attempts outside
 -- [1, the queue's max_attempts] (a record may ask for fewer attempts, never
 -- more), a payload larger than max_payload_bytes (at names its position in a batch).
--- Returns: nothing. Raises: 42501, 22004, 22023. Tables: queue_grants (read).
+-- Reads no table: the enqueue privilege is the caller's to check (_require), once
+-- per call however many records it adds.
+-- Returns: nothing. Raises: 22004, 22023. Tables: none.
 create or replace function pgclaim._check_enqueue(
     q pgclaim.queues,
     priority integer,
@@ -19,7 +21,6 @@ stable
 set search_path = pg_catalog, pg_temp
 as $fn$
 begin
-    perform pgclaim._require(q, 'enqueue', pgclaim._caller());
     perform pgclaim._check_int('priority', _check_enqueue.priority, q.min_priority, q.max_priority);
     if not pg_catalog.isfinite(_check_enqueue.run_at) then
         raise exception using
@@ -43,4 +44,4 @@ $fn$;
 comment on function pgclaim._check_enqueue(
     pgclaim.queues, integer, timestamptz, integer, bigint, integer
 ) is
-'Internal: raises 42501/22004/22023 unless a record may be enqueued into the queue.';
+'Internal: raises 22004/22023 unless a record with these values fits the queue''s limits.';

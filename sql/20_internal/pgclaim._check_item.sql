@@ -5,7 +5,7 @@
 -- Returns: the item as pgclaim.item. Raises: 22004 item or payload null; 22023
 -- not an object, an unknown key, a value of the wrong type, and what
 -- _check_enqueue and _check_text refuse.
--- Tables: queue_grants (read, _check_enqueue).
+-- Tables: none (enqueue_items checks the enqueue privilege once).
 create or replace function pgclaim._check_item(
     q pgclaim.queues, item jsonb, n integer, now timestamptz
 )

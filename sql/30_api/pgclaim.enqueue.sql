@@ -8,7 +8,7 @@
 -- Raises: PC001 unknown queue; 42501 no enqueue privilege on a restricted queue;
 -- 22004 null payload or priority; 22023 payload over max_payload_bytes, priority
 -- outside the queue's range, run_at not finite, max_attempts above the queue's,
--- dedup_key or group_key empty or over 512 bytes (_check_enqueue).
+-- dedup_key or group_key empty or over 512 bytes (_require, _check_enqueue).
 -- Tables: queues (key share), queue_grants (read), and _enqueue_one's.
 create or replace function pgclaim.enqueue(
     queue text,
@@ -40,6 +40,7 @@ begin
             message = pg_catalog.format(
                 'pgclaim: payload must not be null (queue %L)', enqueue.queue);
     end if;
+    perform pgclaim._require(v_q, 'enqueue', pgclaim._caller());
     perform pgclaim._check_enqueue(
         v_q, enqueue.priority, v_run_at, enqueue.max_attempts,
         pg_catalog.pg_column_size(enqueue.payload));

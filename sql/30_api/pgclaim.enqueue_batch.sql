@@ -57,6 +57,7 @@ begin
         order by u.n
         limit 1;
     end if;
+    perform pgclaim._require(v_q, 'enqueue', pgclaim._caller());
     perform pgclaim._check_enqueue(v_q, enqueue_batch.priority, v_run_at, null, v_bytes, v_at);
     if pg_catalog.cardinality(enqueue_batch.payloads) = 0 then
         return;

@@ -14,7 +14,7 @@
 -- its field) or one that never matches, every under 1 second or with months,
 -- an unknown timezone, priority or max_attempts outside the queue's limits, a
 -- payload over its max_payload_bytes, group_key empty or over 512 bytes.
--- Tables: queues (read), schedules (insert, update).
+-- Tables: queues, queue_grants (read), schedules (insert, update).
 create or replace function pgclaim.schedule(
     name text,
     queue text,
@@ -45,6 +45,7 @@ begin
             message = pg_catalog.format(
                 'pgclaim: payload of schedule %L must not be null', schedule.name);
     end if;
+    perform pgclaim._require(v_q, 'enqueue', pgclaim._caller());
     perform pgclaim._check_enqueue(
         v_q, schedule.priority, v_now, schedule.max_attempts,
         pg_catalog.pg_column_size(schedule.payload));

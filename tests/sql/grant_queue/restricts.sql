@@ -2,7 +2,7 @@
 -- the first grant restricts it to its granted roles (and their members) and
 -- pgclaim_admin; revoking the last grant opens it again.
 begin;
-select plan(25);
+select plan(27);
 
 create role pgclaim_t_app nologin;
 create role pgclaim_t_other nologin;
@@ -52,6 +52,10 @@ select throws_ok(
     'nor enqueue a batch'
 );
 select throws_ok(
+    $$ select pgclaim.enqueue_items('gq', '[{"payload": {}}]') $$, '42501', null,
+    'nor enqueue items'
+);
+select throws_ok(
     $$ select pgclaim.claim_batch('gq', 'wo', 1) $$, '42501', null, 'nor claim from it'
 );
 select is_empty(
@@ -77,6 +81,13 @@ select is(
 select isnt_empty(
     $$ select 1 from pgclaim.queue_stats as s where s.queue = 'gq' $$,
     'the granted role reads it'
+);
+select is(
+    (
+        select pg_catalog.count(*)::int
+        from pgclaim.enqueue_items('gq', '[{"payload": {}, "run_at": "2999-01-01T00:00:00Z"}]')
+    ), 1,
+    'the granted role enqueues items'
 );
 reset role;
 
