@@ -114,6 +114,17 @@ drop column cancelled_running;
 comment on table pgclaim.queue_totals is
 'Completed records kept per queue, as counters in slots: their sum is the total.';
 
+-- 0.2.0's foreign key to the queue comes back (counters of no queue go first).
+delete from pgclaim.queue_totals as t
+where not exists (
+    select from pgclaim.queues as q
+    where q.queue = t.queue
+);
+
+alter table pgclaim.queue_totals
+add constraint queue_totals_queue_fkey foreign key (queue)
+references pgclaim.queues (queue) on delete cascade;
+
 -- (end of counters for metrics)
 -- ---------------------------------------------------------------------------
 -- Fencing, latency and health.

@@ -145,9 +145,12 @@ where status in ('failed', 'cancelled');
 -- Completions per queue, kept as counters so that queue_stats does not count the
 -- finished table: complete adds to the row of its slot (one of 16, by backend, so
 -- that concurrent completions rarely wait on one row), purge and drop_queue take
--- away. A queue's total is the sum of its slots.
+-- away. A queue's total is the sum of its slots. No foreign key to queues: the
+-- reports that add a slot's first row would check it and wait for the queue's
+-- row while holding the records they finish, which drop_queue locks after that
+-- row (a deadlock); drop_queue deletes the queue's rows itself.
 create table pgclaim.queue_totals (
-    queue text not null references pgclaim.queues (queue) on delete cascade,
+    queue text not null,
     slot smallint not null,
     completed bigint not null default 0,
     -- Counters for metrics (pgclaim.metrics), added by the statements that end an

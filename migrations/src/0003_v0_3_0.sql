@@ -207,6 +207,12 @@ comment on table pgclaim.queue_totals is
 'Per queue, counters in slots (their sum is the total): completed records kept, and the '
 'ever-growing counters that pgclaim.metrics() reports.';
 
+-- No foreign key from the counters to their queue: a report that adds the first
+-- row of its slot would check it, and so wait for the queue's row while holding
+-- the records it finishes, which drop_queue locks after that row (a deadlock).
+-- drop_queue deletes the queue's counters itself.
+alter table pgclaim.queue_totals drop constraint queue_totals_queue_fkey;
+
 -- The counters start from the records kept, read without a pass over
 -- pgclaim.finished: completions from the completed counters (the completed records
 -- kept), dead letters and cancellations through finished_dead_idx (the failed and

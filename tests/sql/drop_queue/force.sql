@@ -1,7 +1,7 @@
 -- drop_queue: PC004 while unfinished records remain, force drops them, finished
 -- records do not block, unknown queues raise PC001.
 begin;
-select plan(12);
+select plan(14);
 
 select pgclaim.create_queue('dq_a');
 select pgclaim.create_queue('dq_b');
@@ -27,6 +27,14 @@ select is_empty(
 select is_empty(
     $$ select 1 from pgclaim.queues as q where q.queue = 'dq_a' $$,
     'the queue is gone'
+);
+select is_empty(
+    $$ select 1 from pgclaim.queue_totals as t where t.queue = 'dq_a' $$,
+    'its counters are gone'
+);
+select isnt_empty(
+    $$ select 1 from pgclaim.queue_totals as t where t.queue = 'dq_b' $$,
+    'those of other queues stay'
 );
 select is(pgclaim.drop_queue('dq_b'), 1, 'a queue with only finished records drops without force');
 select is(pgclaim.drop_queue('dq_c'), 0, 'an empty queue drops and counts 0 records');
