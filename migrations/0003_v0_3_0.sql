@@ -1056,7 +1056,7 @@ comment on function pgclaim._clip(text, integer) is
 -- ---- sql/20_internal/pgclaim._count_attempts.sql ----
 -- pgclaim._count_attempts(kind, queues, statuses): adds attempts that ended
 -- without a completion to the metrics' counters of their queues (queue_totals,
--- the slot of this backend): kind 'fail' (fail, fail_batch: failures, and
+-- the slot of this transaction, _slot): kind 'fail' (fail, fail_batch: failures, and
 -- retries for those whose status is pending again), 'reclaim' (_reclaim:
 -- reclaims) or 'release' (release, deregister_worker: releases). queues holds one
 -- element per record (statuses too, for 'fail'). Dead letters and cancellations
@@ -1072,11 +1072,13 @@ language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $fn$
+declare
+    v_slot smallint := pgclaim._slot();
 begin
     insert into pgclaim.queue_totals as t (queue, slot, failures, retries, reclaims, releases)
     select
         u.queue,
-        (pg_catalog.pg_backend_pid() % 16)::smallint,
+        v_slot,
         pg_catalog.count(*) filter (where _count_attempts.kind = 'fail'),
         pg_catalog.count(*) filter (where _count_attempts.kind = 'fail' and u.status = 'pending'),
         pg_catalog.count(*) filter (where _count_attempts.kind = 'reclaim'),
@@ -1086,8 +1088,6 @@ begin
     ) as u (queue, status)
     where u.queue is not null
     group by u.queue
-    -- slot rows locked in queue order, as every caller of this backend's slot does here
-    order by u.queue
     on conflict on constraint queue_totals_pkey do update
     set
         failures = t.failures + excluded.failures,
@@ -1640,7 +1640,7 @@ comment on function pgclaim._enqueue_one(
 -- pgclaim.records for pgclaim.finished with their row, to_status, finished_at =
 -- now and their error (errors, one per id, when given; an id given twice finishes
 -- once, with the first of its errors). Completions are counted in queue_totals
--- (the slot of this backend), with the metrics' counters (completions, dead
+-- (the slot of this transaction, _slot), with the metrics' counters (completions, dead
 -- letters, cancellations) in the same row. Records of FIFO groups leave their groups
 -- (_leave_groups, after this statement: a head hands its group on). complete
 -- calls it with the holder's checks; _end_attempt (dead letters) and cancel with
@@ -1669,6 +1669,8 @@ declare
     v_ids bigint [];
     v_queues text [];
     v_grouped bigint [];
+    -- this transaction's own counter row: no report waits for another's (_slot)
+    v_slot smallint := pgclaim._slot();
 begin
     -- PL/pgSQL keeps the statement's plan between calls (an SQL function would plan
     -- it at every call): this is on the path of every completion.
@@ -1738,7 +1740,7 @@ begin
         )
         select
             d.queue,
-            (pg_catalog.pg_backend_pid() % 16)::smallint,
+            v_slot,
             pg_catalog.count(*) filter (where _finish.to_status = 'completed'),
             pg_catalog.count(*) filter (where _finish.to_status = 'completed'),
             pg_catalog.count(*) filter (where _finish.to_status = 'failed'),
@@ -2140,7 +2142,7 @@ comment on function pgclaim._promote(text[], text[], timestamptz) is
 -- ---- sql/20_internal/pgclaim._purge.sql ----
 -- pgclaim._purge(ids): deletes the finished records among ids (of any queue) and
 -- takes the completed ones among them off their queue's completion total (the
--- slot of this backend in queue_totals). purge and the automatic purge of
+-- slot of this transaction in queue_totals, _slot). purge and the automatic purge of
 -- reclaim_orphans (_purge_expired) pick the ids; this is where they go.
 -- Returns: how many records it deleted. Raises: nothing.
 -- Tables: finished (delete), queue_totals (upsert).
@@ -2152,6 +2154,7 @@ set search_path = pg_catalog, pg_temp
 as $fn$
 declare
     v_count integer;
+    v_slot smallint := pgclaim._slot();
 begin
     with gone as (
         delete from pgclaim.finished as f
@@ -2162,7 +2165,7 @@ begin
     -- the completions kept in pgclaim.finished, as counted in queue_totals
     counted as (
         insert into pgclaim.queue_totals as t (queue, slot, completed)
-        select g.queue, (pg_catalog.pg_backend_pid() % 16)::smallint, -pg_catalog.count(*)
+        select g.queue, v_slot, -pg_catalog.count(*)
         from gone as g
         where g.status = 'completed'
         group by g.queue
@@ -2611,6 +2614,41 @@ $fn$;
 
 comment on function pgclaim._show(text) is
 'Internal: a value quoted and cut to 40 characters, for error messages.';
+
+-- ---- sql/20_internal/pgclaim._slot.sql ----
+-- pgclaim._slot(): the slot of queue_totals this transaction adds its counts to:
+-- one that no other open transaction counts in, so that a transaction never waits
+-- for another's counter row while it holds records (two reports sharing a slot row,
+-- each holding records the other wants next, would deadlock). The slot is taken with
+-- a transaction-level advisory lock (key pair 1885823793 'pgc1', slot), starting
+-- from this backend's own (pid % 64) so that a backend mostly keeps its slot (a
+-- transaction may come to hold two: each is its own alone). With all 64 taken (64
+-- transactions counting at once) it waits for its backend's own slot.
+-- Returns: smallint 0..63. Raises: nothing. Tables: none (advisory locks).
+create or replace function pgclaim._slot()
+returns smallint
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+    v_start integer := pg_catalog.pg_backend_pid() % 64;
+    v_slot integer;
+begin
+    for i in 0..63 loop
+        v_slot := (v_start + i) % 64;
+        if pg_catalog.pg_try_advisory_xact_lock(1885823793, v_slot) then
+            return v_slot::smallint;
+        end if;
+    end loop;
+    perform pg_catalog.pg_advisory_xact_lock(1885823793, v_start);
+    return v_start::smallint;
+end;
+$fn$;
+
+comment on function pgclaim._slot() is
+'Internal: the queue_totals slot this transaction counts in, one no other open '
+'transaction holds (transaction-level advisory lock).';
 
 -- ---- sql/20_internal/pgclaim._tick.sql ----
 -- pgclaim._tick(now): enqueues the due slot of every schedule whose next_slot has

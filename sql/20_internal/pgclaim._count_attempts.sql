@@ -1,6 +1,6 @@
 -- pgclaim._count_attempts(kind, queues, statuses): adds attempts that ended
 -- without a completion to the metrics' counters of their queues (queue_totals,
--- the slot of this backend): kind 'fail' (fail, fail_batch: failures, and
+-- the slot of this transaction, _slot): kind 'fail' (fail, fail_batch: failures, and
 -- retries for those whose status is pending again), 'reclaim' (_reclaim:
 -- reclaims) or 'release' (release, deregister_worker: releases). queues holds one
 -- element per record (statuses too, for 'fail'). Dead letters and cancellations
@@ -16,11 +16,13 @@ language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $fn$
+declare
+    v_slot smallint := pgclaim._slot();
 begin
     insert into pgclaim.queue_totals as t (queue, slot, failures, retries, reclaims, releases)
     select
         u.queue,
-        (pg_catalog.pg_backend_pid() % 16)::smallint,
+        v_slot,
         pg_catalog.count(*) filter (where _count_attempts.kind = 'fail'),
         pg_catalog.count(*) filter (where _count_attempts.kind = 'fail' and u.status = 'pending'),
         pg_catalog.count(*) filter (where _count_attempts.kind = 'reclaim'),
@@ -30,8 +32,6 @@ begin
     ) as u (queue, status)
     where u.queue is not null
     group by u.queue
-    -- slot rows locked in queue order, as every caller of this backend's slot does here
-    order by u.queue
     on conflict on constraint queue_totals_pkey do update
     set
         failures = t.failures + excluded.failures,

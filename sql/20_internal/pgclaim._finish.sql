@@ -5,7 +5,7 @@
 -- pgclaim.records for pgclaim.finished with their row, to_status, finished_at =
 -- now and their error (errors, one per id, when given; an id given twice finishes
 -- once, with the first of its errors). Completions are counted in queue_totals
--- (the slot of this backend), with the metrics' counters (completions, dead
+-- (the slot of this transaction, _slot), with the metrics' counters (completions, dead
 -- letters, cancellations) in the same row. Records of FIFO groups leave their groups
 -- (_leave_groups, after this statement: a head hands its group on). complete
 -- calls it with the holder's checks; _end_attempt (dead letters) and cancel with
@@ -34,6 +34,8 @@ declare
     v_ids bigint [];
     v_queues text [];
     v_grouped bigint [];
+    -- this transaction's own counter row: no report waits for another's (_slot)
+    v_slot smallint := pgclaim._slot();
 begin
     -- PL/pgSQL keeps the statement's plan between calls (an SQL function would plan
     -- it at every call): this is on the path of every completion.
@@ -103,7 +105,7 @@ begin
         )
         select
             d.queue,
-            (pg_catalog.pg_backend_pid() % 16)::smallint,
+            v_slot,
             pg_catalog.count(*) filter (where _finish.to_status = 'completed'),
             pg_catalog.count(*) filter (where _finish.to_status = 'completed'),
             pg_catalog.count(*) filter (where _finish.to_status = 'failed'),

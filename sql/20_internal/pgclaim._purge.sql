@@ -1,6 +1,6 @@
 -- pgclaim._purge(ids): deletes the finished records among ids (of any queue) and
 -- takes the completed ones among them off their queue's completion total (the
--- slot of this backend in queue_totals). purge and the automatic purge of
+-- slot of this transaction in queue_totals, _slot). purge and the automatic purge of
 -- reclaim_orphans (_purge_expired) pick the ids; this is where they go.
 -- Returns: how many records it deleted. Raises: nothing.
 -- Tables: finished (delete), queue_totals (upsert).
@@ -12,6 +12,7 @@ set search_path = pg_catalog, pg_temp
 as $fn$
 declare
     v_count integer;
+    v_slot smallint := pgclaim._slot();
 begin
     with gone as (
         delete from pgclaim.finished as f
@@ -22,7 +23,7 @@ begin
     -- the completions kept in pgclaim.finished, as counted in queue_totals
     counted as (
         insert into pgclaim.queue_totals as t (queue, slot, completed)
-        select g.queue, (pg_catalog.pg_backend_pid() % 16)::smallint, -pg_catalog.count(*)
+        select g.queue, v_slot, -pg_catalog.count(*)
         from gone as g
         where g.status = 'completed'
         group by g.queue

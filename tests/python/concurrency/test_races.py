@@ -394,3 +394,53 @@ def test_purge_racing_retry_failed_loses_nothing(dsn: str) -> None:
         assert admin.execute("select status::text from public.every_record where id = %s",
                              (rid,)).fetchall() == [("pending",)]
         assert purged == 0
+
+
+# ------------------------------------------------------- counters vs held records
+
+
+def test_reports_sharing_a_backend_slot_do_not_deadlock(dsn: str) -> None:
+    """Two open transactions whose backends start from the same counter slot: A counted a
+    completion (its slot row stays locked until it ends) and now waits for a record that B
+    holds (B extended its lease); B then counts a completion. Had B counted in A's slot
+    row, each would wait for the other (a deadlock, 40P01). B must count in a slot of its
+    own and commit, and A go on; every completion is counted once."""
+    with sessions(dsn, "admin", "w", "a") as (admin, w, a):
+        ids = setup_queue(admin, records=3)
+        tokens = dict(w.execute("select id, lease_token from pgclaim.claim_batch('q', 'w', 3)")
+                      .fetchall())
+        r1, r2, r3 = sorted(ids)
+        a.execute("set lock_timeout = '30s'")
+        a.execute("begin")
+        assert one(a, "select pgclaim.complete('w', %s, %s)", ([r1], [tokens[r1]])) == 1
+        held = [r[0] for r in a.execute(
+            "select objid from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()"
+            " and classid = 1885823793").fetchall()]
+        assert len(held) == 1, held
+        # A session whose backend starts its slot search at A's slot (pids are handed out
+        # in turn, so one comes within a few dozen connections).
+        b = None
+        for _ in range(1000):
+            c = psycopg.connect(dsn, autocommit=True, application_name="b")
+            if c.info.backend_pid % 64 == held[0]:
+                b = c
+                break
+            c.close()
+        assert b is not None, "no backend with the wanted pid came"
+        try:
+            b.execute("set lock_timeout = '30s'")
+            b.execute("begin")
+            assert one(b, "select pgclaim.extend_lease('w', %s)", ([r2],)) == 1
+            fut = in_thread(lambda: one(a, "select pgclaim.complete('w', %s, %s)",
+                                        ([r2], [tokens[r2]])))
+            wait_blocked(w, a.info.backend_pid, fut)
+            assert one(b, "select pgclaim.complete('w', %s, %s)", ([r3], [tokens[r3]])) == 1
+            b.execute("commit")
+            assert fut.result(timeout=60) == 1
+            a.execute("commit")
+        finally:
+            b.close()
+        assert one(admin, "select value from pgclaim.metrics()"
+                   " where metric = 'completions_total' and queue = 'q'") == 3
+        assert one(admin, "select count(*) from public.every_record"
+                   " where status = 'completed'") == 3
