@@ -238,10 +238,11 @@ def _run_worker(args: argparse.Namespace, dsns: Sequence[str],
         "heartbeat_every": args.heartbeat_every, "poll_interval": args.poll_interval,
         "min_wake_interval": args.min_wake_interval, "reclaim_every": args.reclaim_every,
         "report_delay": args.report_delay, "grace": args.grace,
-        "log_payloads": args.log_payloads,
+        "log_payloads": args.log_payloads, "transactional": args.transactional,
     }
     client_options: dict[str, Any] = {
-        "max_size": 3, "pool_timeout": 5.0,
+        # a transactional handler holds a connection of its own while it runs
+        "max_size": 3 + (args.concurrency if args.transactional else 0), "pool_timeout": 5.0,
         "retry": RetryPolicy(attempts=4, base=0.2, cap=2.0, deadline=10.0),
     }
     if len(dsns) == 1:
@@ -624,6 +625,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-payloads", action="store_true", default=worker["log_payloads"],
                    help="log a failed record's payload and error text (default: only its id, "
                    "attempt and the exception's type)")
+    p.add_argument("--transactional", action="store_true", default=worker["transactional"],
+                   help="call the handler as handler(record, conn) and complete its record in "
+                   "the same transaction as its writes")
     p.add_argument("--until-empty", action="store_true",
                    help="stop when no record is due and none is running")
     p.add_argument("--metrics-port", type=int, metavar="PORT",

@@ -139,11 +139,12 @@ def _outcome(exc: BaseException | None) -> str:
     return "error"
 
 
-def timed_handler(handler: Callable[[Claimed], Any], histogram: Histogram,
-                  ) -> Callable[[Claimed], Any]:
+def timed_handler(handler: Callable[..., Any], histogram: Histogram,
+                  ) -> Callable[..., Any]:
     """``handler`` observing each call's duration in ``histogram`` (labels: the record's
     queue and the outcome). A coroutine function stays one, and the time of a returned
-    awaitable is counted until it is done; exceptions pass through unchanged."""
+    awaitable is counted until it is done; exceptions pass through unchanged. Arguments
+    after the record (a transactional handler's connection) are passed on."""
 
     def observe(record: Claimed, started: float, exc: BaseException | None) -> None:
         histogram.labels(record.queue, _outcome(exc)).observe(time.perf_counter() - started)
@@ -159,15 +160,15 @@ def timed_handler(handler: Callable[[Claimed], Any], histogram: Histogram,
 
     if inspect.iscoroutinefunction(handler):
         @functools.wraps(handler)
-        async def timed_coroutine(record: Claimed) -> Any:
-            return await awaited(record, time.perf_counter(), handler(record))
+        async def timed_coroutine(record: Claimed, *rest: Any) -> Any:
+            return await awaited(record, time.perf_counter(), handler(record, *rest))
         return timed_coroutine
 
     @functools.wraps(handler)
-    def timed(record: Claimed) -> Any:
+    def timed(record: Claimed, *rest: Any) -> Any:
         started = time.perf_counter()
         try:
-            result = handler(record)
+            result = handler(record, *rest)
         except BaseException as exc:
             observe(record, started, exc)
             raise

@@ -93,8 +93,10 @@ from .errors import OutcomeUnknown, PgclaimError, TransientError
 from .retry import RetryPolicy, log_extra
 from .retry import logger as _default_logger
 
-Handler = Callable[[Claimed], Any] | Callable[[Claimed], Awaitable[Any]]
-"""A record handler: a function (or coroutine function) of one ``Claimed`` record."""
+Handler = (Callable[[Claimed], Any] | Callable[[Claimed], Awaitable[Any]]
+           | Callable[[Claimed, psycopg.Connection[Any]], Any])
+"""A record handler: a function (or coroutine function) of one ``Claimed`` record; with
+``Worker(transactional=True)``, a function of the record and a connection in a transaction."""
 
 #: how long error texts kept in ``last_error`` may be
 MAX_ERROR_LENGTH = 2000
@@ -165,6 +167,13 @@ class _Outcome:
     error: str
     retry_after: timedelta | None = None
     fatal: bool = False
+    committed: bool | None = None
+    """transactional handlers that ended well: True when the record was completed in the
+    handler's transaction, False when its claim no longer held (nothing was committed)"""
+
+
+class _LeaseLost(Exception):
+    """The record's claim no longer held when its transactional handler completed it."""
 
 
 
@@ -371,6 +380,17 @@ class Worker:
     ``LISTEN_PROBE_WAIT`` seconds it says so and stops: the worker polls every
     ``poll_interval``. ``listen=False`` polls from the start.
 
+    With ``transactional=True`` the handler is called as ``handler(record, conn)``: ``conn``
+    is a connection of the client's pool in a transaction, and the record is completed (under
+    its lease token) in that same transaction once the handler returns, so that what the
+    handler wrote and the completion commit together, or not at all. When the claim no longer
+    holds (the lease expired and the record went to another worker) nothing commits and the
+    record counts as ``lost``; a handler that raises rolls its writes back and its record
+    fails as usual. Each record then costs a transaction of its own (no batched complete),
+    and the pool needs a connection per handler running at once on top of the worker's own
+    (``max_size`` at least ``concurrency + 2``). The handler may also fence its writes with
+    ``pgclaim.fence_trigger`` or ``holds(record.id, record.lease_token)``.
+
     A handler's failure is logged with the record's id, attempt and the exception's type; its
     text (which may quote the payload) stays in the record's ``last_error``. With
     ``log_payloads=True`` the log line carries the exception's text and the payload as well.
@@ -399,6 +419,7 @@ class Worker:
         backoff: RetryPolicy | None = None,
         logger: logging.Logger | None = None,
         log_payloads: bool = False,
+        transactional: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -433,6 +454,14 @@ class Worker:
         self._log = logger or _default_logger
         self.log_payloads = log_payloads
         self._async = inspect.iscoroutinefunction(handler)
+        self.transactional = transactional
+        if transactional:
+            if self._async:
+                raise ValueError("transactional handlers must be plain functions, got a "
+                                 "coroutine function")
+            if client.pool is None:
+                raise ValueError("transactional=True needs a client with a pool (a DSN or "
+                                 "a ConnectionPool), not one built on a single connection")
         self.stats = WorkerStats()
         self._state = WorkerState.STARTING
         self._stop = threading.Event()      # no more claims: drain and deregister
@@ -754,9 +783,12 @@ class Worker:
     # -- handlers -------------------------------------------------------------------------
 
     def _run_handler(self, record: Claimed) -> _Outcome | None:
-        """Runs the handler on one record: None when it succeeded, else its failure."""
+        """Runs the handler on one record: None when it succeeded, else its failure (or,
+        for a transactional handler, what became of its record)."""
         try:
-            result = self.handler(record)
+            if self.transactional:
+                return self._run_in_transaction(record)
+            result = self.handler(record)  # type: ignore[call-arg]
             if result is not None and inspect.isawaitable(result):
                 loop = self._event_loop()
                 asyncio.run_coroutine_threadsafe(_as_coroutine(result), loop).result()
@@ -773,6 +805,22 @@ class Worker:
                            self.worker_id, record.id, record.attempt, detail,
                            extra=self._extra(record_id=record.id, attempt=record.attempt))
             return _Outcome(record, error=_error_text(exc))
+
+    def _run_in_transaction(self, record: Claimed) -> _Outcome:
+        """Runs a transactional handler and completes its record in the same transaction."""
+        pool = self.client.pool
+        assert pool is not None
+        try:
+            with pool.connection() as conn, conn.transaction():
+                self.handler(record, conn)  # type: ignore[call-arg]
+                row = conn.execute("select pgclaim.complete(%s, %s, %s)",
+                                   (self.worker_id, [record.id], [record.lease_token])
+                                   ).fetchone()
+                if row is None or row[0] != 1:
+                    raise _LeaseLost
+        except _LeaseLost:
+            return _Outcome(record, error="", committed=False)
+        return _Outcome(record, error="", committed=True)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         with self._loop_lock:
@@ -796,8 +844,27 @@ class Worker:
             loop.succeeded.extend([pop() for _ in range(n)])
         if m:
             pop_failed = failed.popleft
-            loop.failed.extend([pop_failed() for _ in range(m)])
+            outcomes = [pop_failed() for _ in range(m)]
+            if self.transactional:
+                outcomes = self._settled(outcomes)
+            loop.failed.extend(outcomes)
         loop.inflight -= n + m
+
+    def _settled(self, outcomes: list[_Outcome]) -> list[_Outcome]:
+        """Counts the records transactional handlers settled themselves (completed, or no
+        longer held) and lets them go; returns the failures left to report."""
+        done = [o for o in outcomes if o.committed is not None]
+        if not done:
+            return outcomes
+        completed = sum(1 for o in done if o.committed)
+        self.stats.completed += completed
+        if len(done) > completed:
+            self.stats.lost += len(done) - completed
+            self._warn("%d record(s) were no longer held when their handler's transaction "
+                       "completed them: nothing of it was committed", len(done) - completed,
+                       operation="complete")
+        self._let_go([o.record for o in done])
+        return [o for o in outcomes if o.committed is None]
 
     def _sleep(self, handlers: _Handlers, wake_at: int, timeout: float) -> None:
         """Waits up to ``timeout`` for a wake-up, asking the handler threads for one once

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -149,3 +150,137 @@ def test_client_holds(dsn: str, fenced: psycopg.Connection[Any]) -> None:
             conn.execute("update app_results set writer = 'late'")
         assert info.value.sqlstate == "PC006"
         assert isinstance(pgclaim.errors.translate(info.value), pgclaim.LeaseNotHeld)
+
+
+# --------------------------------------------------- Worker(transactional=True)
+
+#: a transactional handler for ``pgclaim worker --transactional``: says it started (a file
+#: named after the record in FENCE_DIR), waits for the file "go" there, then writes its
+#: result into app_results in the worker's transaction, which completes the record
+HANDLER = r"""
+import os
+import time
+from pathlib import Path
+
+
+def handle(record, conn):
+    folder = Path(os.environ["FENCE_DIR"])
+    (folder / f"started-{os.environ['WRITER']}").write_text(f"{record.id} {record.lease_token}")
+    while not (folder / "go").exists():
+        time.sleep(0.02)
+    conn.execute(
+        "insert into app_results (record_id, lease_token, writer) values (%s, %s, %s)"
+        " on conflict (record_id) do update"
+        " set lease_token = excluded.lease_token, writer = excluded.writer",
+        (record.id, record.lease_token, os.environ["WRITER"]))
+"""
+
+
+def cli_worker(dsn: str, folder: Path, writer: str) -> subprocess.Popen[str]:
+    """``pgclaim worker --transactional`` of queue "fence", 1 s leases, until it is empty."""
+    env = {**os.environ, "FENCE_DIR": str(folder), "WRITER": writer,
+           "PYTHONPATH": f"{folder}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("pgclaim")), "--database", dsn, "worker",
+         "fence_handler:handle", "--queue", "fence", "--transactional", "--lease", "1s",
+         "--heartbeat-every", "0.2", "--poll-interval", "0.2", "--until-empty"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_transactional_worker_stopped_past_its_lease_commits_nothing(
+        dsn: str, fenced: psycopg.Connection[Any], tmp_path: Path) -> None:
+    """A ``pgclaim worker --transactional`` stopped (SIGSTOP) inside its handler past its
+    lease: another worker takes the record, writes and completes it; the first, let go on,
+    is refused by the fence, its transaction (write and completion) rolls back, and it
+    counts nothing completed."""
+    (tmp_path / "fence_handler.py").write_text(HANDLER)
+    stale = cli_worker(dsn, tmp_path, "A")
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started-A").exists():
+            assert time.monotonic() < deadline and stale.poll() is None, "A never started"
+            time.sleep(0.02)
+        rid, old_token = map(int, (tmp_path / "started-A").read_text().split())
+        os.kill(stale.pid, signal.SIGSTOP)
+        _, status = os.waitpid(stale.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status)
+        wait_lease_over(fenced, rid)
+        (tmp_path / "go").touch()
+        holder = cli_worker(dsn, tmp_path, "B")
+        out_b, _ = holder.communicate(timeout=60)
+        assert holder.returncode == 0, out_b
+        assert "completed 1" in out_b, out_b
+        os.kill(stale.pid, signal.SIGCONT)
+        out_a, _ = stale.communicate(timeout=60)
+    finally:
+        if stale.poll() is None:
+            os.kill(stale.pid, signal.SIGCONT)
+            stale.kill()
+            stale.wait()
+    assert stale.returncode == 0, out_a
+    assert "completed 0" in out_a, out_a
+    [(_, new_token, writer)] = fenced.execute(
+        "select record_id, lease_token, writer from app_results").fetchall()
+    assert (writer, new_token != old_token) == ("B", True)
+    assert fenced.execute("select status::text, attempt from pgclaim.finished where id = %s",
+                          [rid]).fetchone() == ("completed", 2)
+
+
+@pytest.fixture
+def tx_client(dsn: str) -> Iterator[pgclaim.QueueClient]:
+    with pgclaim.QueueClient(dsn, max_size=6) as client:
+        client.create_queue("tx", max_attempts=3, backoff_base=0.001, backoff_max=0.01)
+        yield client
+
+
+def tx_worker(client: pgclaim.QueueClient, handler: Any) -> pgclaim.Worker:
+    return pgclaim.Worker(client, "tx", handler, concurrency=3, batch_size=10,
+                          poll_interval=0.1, install_signals=False, transactional=True)
+
+
+def test_transactional_handler_writes_and_completes_together(
+        dsn: str, tx_client: pgclaim.QueueClient, fenced: psycopg.Connection[Any]) -> None:
+    """Each record's write and completion commit together; a handler that raises rolls its
+    write back and its record is retried; a record whose claim ended while its handler ran
+    (cancelled here) commits nothing and counts as lost."""
+    fenced.execute("create table tx_results (record_id bigint, attempt integer)")
+    ids = tx_client.enqueue_many("tx", [{"n": n} for n in range(20)])
+    doomed = ids[7]
+
+    def handler(record: pgclaim.Claimed, conn: psycopg.Connection[Any]) -> None:
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        conn.execute("insert into tx_results values (%s, %s)", (record.id, record.attempt))
+        if record.payload["n"] % 5 == 0 and record.attempt == 1:
+            raise RuntimeError("first attempts of every fifth record fail")
+        if record.id == doomed:
+            with psycopg.connect(dsn, autocommit=True) as other:
+                other.execute("select pgclaim.cancel(ids => array[%s::bigint])", (record.id,))
+
+    completed = lost = retried = 0
+    deadline = time.monotonic() + 60
+    # until_empty ends at the first empty claim: a retried record may still wait out its
+    # (millisecond) backoff then
+    while fenced.execute("select count(*) from pgclaim.records where queue = 'tx'"
+                         ).fetchone() != (0,):
+        assert time.monotonic() < deadline, "the queue never drained"
+        stats = tx_worker(tx_client, handler).run(until_empty=True)
+        completed, lost, retried = (completed + stats.completed, lost + stats.lost,
+                                    retried + stats.retried)
+    rows = fenced.execute("select record_id, attempt from tx_results order by 1").fetchall()
+    expected = [(rid, 2 if n % 5 == 0 else 1) for n, rid in enumerate(ids) if rid != doomed]
+    assert rows == expected
+    assert (completed, lost, retried) == (19, 1, 4)
+    assert dict(fenced.execute(
+        "select status::text, count(*) from pgclaim.finished where queue = 'tx' group by 1"
+    ).fetchall()) == {"completed": 19, "cancelled": 1}
+
+
+def test_transactional_worker_refuses_what_it_cannot_run(dsn: str) -> None:
+    async def coroutine(record: pgclaim.Claimed, conn: Any) -> None:
+        pass
+
+    with pgclaim.QueueClient(dsn) as client, pytest.raises(ValueError, match="coroutine"):
+        pgclaim.Worker(client, "q", coroutine, transactional=True)
+    with psycopg.connect(dsn, autocommit=True) as conn, \
+            pgclaim.QueueClient(conn) as client, pytest.raises(ValueError, match="pool"):
+        pgclaim.Worker(client, "q", lambda record, conn: None, transactional=True)
