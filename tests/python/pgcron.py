@@ -1,5 +1,5 @@
 """A private cluster with pg_cron loaded, for tests of what pg_cron runs inside the database:
-scheduled maintenance (``reclaim_orphans``, ``purge``) now, in-database consumers later.
+scheduled maintenance (``reclaim_orphans``, ``purge``) and in-database consumers (``run``).
 
 pg_cron must be in ``shared_preload_libraries``, which the shared test cluster does not
 have: each ``CronCluster`` starts a throwaway cluster of its own (``PrivateCluster``) with

@@ -1,9 +1,10 @@
-"""Maintenance scheduled with pg_cron, as docs/operations.md shows it: the jobs of its
-pg_cron block run in a cluster of the test's own with pg_cron preloaded (``pgcron``),
-take back orphaned records and purge finished ones past retention, with no process of
-pgclaim's running. The block is read from the docs, so that what they show is what runs;
-only its schedules are made the most frequent pg_cron takes (every minute before pg_cron
-1.5: the test then waits for the next minute boundary)."""
+"""What pg_cron runs inside the database, as the docs show it, in a cluster of the test's
+own with pg_cron preloaded (``pgcron``), with no process of pgclaim's running: the
+maintenance jobs of docs/operations.md take back orphaned records and purge finished ones
+past retention; the outbox consumer of docs/sql.md (``pgclaim.run``) delivers each event
+exactly once and dead-letters the one it cannot. The blocks are read from the docs, so that
+what they show is what runs; only their schedules are made the most frequent pg_cron takes
+(every minute before pg_cron 1.5: a test then waits for the next minute boundary)."""
 from __future__ import annotations
 
 import re
@@ -17,6 +18,7 @@ from pgcron import CRON_DB, CronCluster, cron_cluster, pg_cron_missing
 from pgdb import ROOT
 
 DOCS = (ROOT / "docs" / "operations.md").read_text()
+SQL_DOCS = (ROOT / "docs" / "sql.md").read_text()
 JOBS = ["pgclaim-reclaim", "pgclaim-purge"]
 
 
@@ -91,3 +93,57 @@ def test_scheduled_jobs_reclaim_orphans_and_purge(cron: CronCluster) -> None:
         # the jobs ran as the login the docs make, a member of pgclaim_admin
         assert conn.execute("select distinct username, database from cron.job_run_details"
                             ).fetchall() == [("pgclaim_maintenance", CRON_DB)]
+
+
+def sql_block(docs: str, starts: str) -> str:
+    """The ```sql block of ``docs`` whose text starts with ``starts``."""
+    match = re.search(r"```sql\n(" + re.escape(starts) + r".*?)```", docs, re.DOTALL)
+    assert match, f"the docs show a ```sql block starting {starts!r}"
+    return match.group(1)
+
+
+def test_outbox_consumer_run_by_pg_cron(cron: CronCluster) -> None:
+    """docs/sql.md's outbox fan-out: events enqueued by the application, delivered to every
+    subscriber's inbox by ``pgclaim.run`` in a pg_cron job, as a login with pgclaim_worker
+    and the handler's rights only. Each event lands once per subscriber and is completed in
+    the same transaction; the event no subscriber takes fails its only attempt with the
+    handler's error, and its partial effects are rolled back."""
+    example = sql_block(SQL_DOCS, "create procedure app.fan_out")
+    procedure = example[:example.index("$$;") + 3]  # then the example's calls, made below
+    job = sql_block(SQL_DOCS, "-- the outbox consumer")
+    job = re.sub(r"('outbox-fan-out',\s*)'[^']+'", lambda m: f"{m.group(1)}'{cron.fast_schedule}'",
+                 job)
+    job = job.replace("database => 'app'", f"database => '{CRON_DB}'")
+    with psycopg.connect(cron.url, autocommit=True) as conn:
+        conn.execute("create schema app")
+        conn.execute("create table app.subscriptions (subscriber text, topic text)")
+        conn.execute("create table app.inbox (subscriber text, event_id bigint, body jsonb,"
+                     " unique (subscriber, event_id))")
+        conn.execute("insert into app.subscriptions values ('billing', 'orders'),"
+                     " ('shipping', 'orders'), ('audit', 'users')")
+        conn.execute(procedure)
+        conn.execute("select pgclaim.create_queue('outbox', max_attempts => 1)")
+        events = [conn.execute("select pgclaim.enqueue(queue => 'outbox', payload => %s)",
+                               [psycopg.types.json.Jsonb(body)]).fetchone()[0]  # type: ignore[index]
+                  for body in ({"topic": "orders", "order": 1}, {"topic": "users", "user": 2},
+                               {"topic": "orders", "order": 3}, {"topic": "nobody"})]
+        conn.execute(job)
+        try:
+            assert cron.wait_for_runs(conn, ["outbox-fan-out"]) == {
+                "outbox-fan-out": "succeeded"}
+        finally:
+            conn.execute("select cron.unschedule(jobid) from cron.job"
+                         " where jobname = 'outbox-fan-out'")
+        assert conn.execute("select subscriber, event_id from app.inbox order by 2, 1"
+                            ).fetchall() == [
+            ("billing", events[0]), ("shipping", events[0]), ("audit", events[1]),
+            ("billing", events[2]), ("shipping", events[2])]
+        rows = conn.execute("select id, status::text, last_error from pgclaim.finished"
+                            " where queue = 'outbox' order by id").fetchall()
+        assert [(i, s) for i, s, _ in rows] == [
+            (events[0], "completed"), (events[1], "completed"), (events[2], "completed"),
+            (events[3], "failed")]
+        assert "no subscriber for topic nobody" in rows[3][2]
+        assert conn.execute("select distinct username from cron.job_run_details"
+                            " where command like '%%pgclaim.run(%%'").fetchall() == [
+            ("outbox_consumer",)]
