@@ -15,6 +15,11 @@ with a retry an hour away, so the rest of those groups waits behind it for the w
 drain counts only the records it can hand out). With --baseline REV, the ungrouped drain also
 runs against pgclaim as it was at git revision REV (its sql/, loaded into its own template),
 interleaved with today's. Rates are records per second to the last completion.
+
+Fairness: the records spread over 1,000 groups, enqueued first (a big tenant's backlog), then
+one small group of 10 records; drained with fair off and on. Printed: the rate, and when the
+small group's last record completed, as the share of the drain completed by then (with fair
+off the small group waits behind every older head: about 100 %).
 """
 from __future__ import annotations
 
@@ -136,6 +141,43 @@ def once(cluster: str, template: str, n: int, w: int, batch: int, groups: int,
         drop_db(cluster, url.rsplit("/", 1)[1].split("?")[0])
 
 
+def fairness(cluster: str, n: int, w: int, batch: int, fair: bool, tag: str
+             ) -> tuple[float, float]:
+    """One drain of n records over 1,000 groups then 10 in a small group enqueued last;
+    returns the rate and the share of the drain completed when the small group was done."""
+    url = clone_db(cluster, FLOW_TEMPLATE, f"bench_fair_{tag}")
+    try:
+        with connect(url) as conn:
+            conn.execute("select pgclaim.create_queue(%s, fair => %s)", (QUEUE, fair))
+            chunk = 5000
+            for start in range(0, n, chunk):
+                conn.execute(
+                    "select count(*) from pgclaim.enqueue_items(%s, (select jsonb_agg("
+                    "jsonb_build_object('payload', '{}'::jsonb, 'group_key',"
+                    " 'big' || (i %% 1000)))"
+                    " from generate_series(%s::int, %s::int) as i))",
+                    (QUEUE, start, min(n, start + chunk) - 1))
+            conn.execute(
+                "select count(*) from pgclaim.enqueue_items(%s, (select jsonb_agg("
+                "jsonb_build_object('payload', '{}'::jsonb, 'group_key', 'small'))"
+                " from generate_series(1, 10)))", (QUEUE,))
+            conn.execute("vacuum analyze pgclaim.records")
+        outcome = run_group(drain_groups, [(url, batch, f"bench-fair-{i}", False)
+                                           for i in range(w)])
+        done = sum(r["done"] for r in outcome.results)
+        if done != n + 10:
+            raise RuntimeError(f"fairness {tag}: drained {done} of {n + 10} records")
+        with connect(url) as conn:
+            row = conn.execute(
+                "select count(*) filter (where f.finished_at <= s.last)::float8 / count(*)"
+                " from pgclaim.finished as f, (select max(finished_at) as last"
+                " from pgclaim.finished where group_key = 'small') as s").fetchone()
+        assert row is not None and outcome.client_last is not None
+        return (n + 10) / outcome.client_last, float(row[0])
+    finally:
+        drop_db(cluster, url.rsplit("/", 1)[1].split("?")[0])
+
+
 def baseline_template(cluster: str, rev: str) -> str:
     """A template with pgclaim as it was at git revision ``rev`` (its own sql/ and loader)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -184,6 +226,26 @@ def main(argv: list[str]) -> int:
     print("|---|---|---|")
     for name, s in samples.items():
         print(f"| {name} | {fmt_sample(s)} | {s.median / base:.2f} |")
+    fair_rows = {"fair off": False, "fair on": True}
+    fair_rate = {name: Sample() for name in fair_rows}
+    fair_share = {name: Sample() for name in fair_rows}
+    for r in range(args.repeat):
+        for name in (fair_rows if r % 2 == 0 else reversed(fair_rows)):
+            rate, share = fairness(cluster, args.records, args.workers, args.batch,
+                                   fair_rows[name], f"{r}_{name.split()[1]}")
+            fair_rate[name].add(rate)
+            fair_share[name].add(share)
+            log(f"flow {name} run {r + 1}: {rate:,.0f}/s, small group done at "
+                f"{share:.1%} of the drain")
+    print(f"\nFairness: {args.records:,} records over 1,000 groups, then 10 records in one "
+          f"small group; W={args.workers}, batch {args.batch}, {args.repeat} runs (median, "
+          "min-max)\n")
+    print("| queue | records/s | small group done after |")
+    print("|---|---|---|")
+    for name in fair_rows:
+        s = fair_share[name]
+        print(f"| {name} | {fmt_sample(fair_rate[name])} | {s.median:.1%} of the drain"
+              f" ({s.lo:.1%}-{s.hi:.1%}) |")
     drop_db(cluster, FLOW_TEMPLATE)
     if args.baseline:
         drop_db(cluster, BASELINE_TEMPLATE)
