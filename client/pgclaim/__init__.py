@@ -2,10 +2,12 @@
 
 The logic lives in SQL functions of the ``pgclaim`` schema; this package calls them:
 ``QueueClient`` (one method per function), ``Worker`` and ``MultiWorker`` (the worker loop),
+``AsyncQueueClient`` (the same for asyncio),
 ``RetryPolicy`` (transient failures), ``instance_id()`` and ``migrate()``. ``__version__`` is
 the package's version.
 """
 from ._version import package_version
+from .aio import AsyncQueueClient
 from .client import (
     Claimed,
     DeadLetter,
@@ -44,6 +46,7 @@ from .worker import Fatal, Retry, Worker, WorkerStats
 __version__ = package_version()
 
 __all__ = [
+    "AsyncQueueClient",
     "Claimed",
     "DeadLetter",
     "Fatal",
