@@ -134,8 +134,11 @@ class ClientBase(Generic[P, C]):
         elif isinstance(dsn_or_pool, self._conn_type):
             self._conn = dsn_or_pool
             self.retry = NO_RETRY
+        elif dsn_or_pool is not None and not isinstance(dsn_or_pool, str):
+            raise TypeError(
+                f"pgclaim: {type(self).__name__} takes a DSN, a {self._pool_type.__name__} or"
+                f" a {self._conn_type.__name__}, not a {type(dsn_or_pool).__name__}")
         else:
-            assert dsn_or_pool is None or isinstance(dsn_or_pool, str)
             self.dsn = default_dsn() if dsn_or_pool is None else dsn_or_pool
             _dsn.check(self.dsn)
             options = []

@@ -470,6 +470,8 @@ def test_default_dsn_and_connection_settings(dsn: str, conn: psycopg.Connection[
     with pytest.raises(pgclaim.InvalidArgument) as info:
         AsyncQueueClient("postgresql://u:sec@ret@h:x/db")
     assert "sec@ret" not in str(info.value)
+    with psycopg.connect(dsn) as blocking, pytest.raises(TypeError, match="AsyncConnection"):
+        AsyncQueueClient(blocking)  # type: ignore[arg-type]
 
 
 def test_pool_checks_only_connections_that_sat_idle(
