@@ -2,10 +2,13 @@
 
 The logic lives in SQL functions of the ``pgclaim`` schema; this package calls them:
 ``QueueClient`` (one method per function), ``Worker`` and ``MultiWorker`` (the worker loop),
+``AsyncQueueClient`` and ``AsyncWorker`` (the same for asyncio),
 ``RetryPolicy`` (transient failures), ``instance_id()`` and ``migrate()``. ``__version__`` is
 the package's version.
 """
 from ._version import package_version
+from .aio import AsyncQueueClient
+from .aio_worker import AsyncWorker
 from .client import (
     Claimed,
     DeadLetter,
@@ -44,6 +47,8 @@ from .worker import Fatal, Retry, Worker, WorkerStats
 __version__ = package_version()
 
 __all__ = [
+    "AsyncQueueClient",
+    "AsyncWorker",
     "Claimed",
     "DeadLetter",
     "Fatal",

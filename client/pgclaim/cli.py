@@ -245,14 +245,20 @@ def _run_worker(args: argparse.Namespace, dsns: Sequence[str],
         "max_size": 3 + (args.concurrency if args.transactional else 0), "pool_timeout": 5.0,
         "retry": RetryPolicy(attempts=4, base=0.2, cap=2.0, deadline=10.0),
     }
+    if args.transaction_pooling:
+        # What a pooler in transaction mode needs (docs/pgbouncer.md): no server-side
+        # prepared statements, no settings in the startup packet.
+        client_options.update(prepare_threshold=None, statement_timeout=None)
+    listen_dsns: list[str | None] = list(args.listen_dsn or [None] * len(dsns))
     if len(dsns) == 1:
         with QueueClient(dsns[0], **client_options) as client:
-            stats = Worker(client, args.queue, handler, **options).run(
-                until_empty=args.until_empty)
+            stats = Worker(client, args.queue, handler, listen_dsn=listen_dsns[0],
+                           **options).run(until_empty=args.until_empty)
         results = [stats]
     else:
         results = MultiWorker(dsns, args.queue, handler, client_options=client_options,
-                              **options).run(until_empty=args.until_empty)
+                              listen_dsns=listen_dsns, **options).run(
+                                  until_empty=args.until_empty)
     for dsn, stats in zip(dsns, results, strict=True):
         _progress(f"pgclaim: worker done on {_shown(dsn)}: claimed {stats.claimed}, "
                   f"completed {stats.completed}, retried {stats.retried}, failed "
@@ -630,6 +636,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "the same transaction as its writes")
     p.add_argument("--until-empty", action="store_true",
                    help="stop when no record is due and none is running")
+    p.add_argument("--transaction-pooling", action="store_true",
+                   help="--database goes through a pooler in transaction mode such as "
+                   "PgBouncer: no prepared statements, no statement_timeout in the startup "
+                   "packet (set it on the role)")
+    p.add_argument("--listen-dsn", action="append", metavar="URL",
+                   help="a direct connection to the server for LISTEN only, when --database "
+                   "goes through a pooler in transaction mode such as PgBouncer (without it "
+                   "such a worker polls every --poll-interval); once per --database, in the "
+                   "same order")
     p.add_argument("--metrics-port", type=int, metavar="PORT",
                    help="serve this worker's Prometheus metrics (handler durations, process) "
                    "on PORT (0: any free port); needs pgclaim[metrics]")
@@ -736,6 +751,9 @@ def main(argv: list[str] | None = None) -> int:
     verbose = args.global_verbose + args.verbose
     _setup_logging(verbose + (1 if args.command == "worker" else 0))
     dsns: list[str] = (args.global_database or []) + (args.database or []) or [default_dsn()]
+    if args.command == "worker" and args.listen_dsn and len(args.listen_dsn) != len(dsns):
+        parser.error(f"worker: --listen-dsn is given once per --database: {len(dsns)} "
+                     f"database(s), {len(args.listen_dsn)} --listen-dsn")
     try:
         if args.command == "worker":
             return cmd_worker(args, dsns)

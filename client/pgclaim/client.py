@@ -1,345 +1,48 @@
-"""QueueClient: one method per pgclaim SQL function, each one SQL call."""
+"""QueueClient: one method per pgclaim SQL function, each one SQL call.
+
+What each method sends and how its answer decodes is built in ``pgclaim._calls``, shared with
+``AsyncQueueClient`` (``pgclaim.aio``); this module runs those calls on psycopg's blocking
+connections, and holds the plumbing both clients share (``ClientBase``).
+"""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any, NotRequired, Self, TypedDict, TypeVar, cast, overload
+from typing import Any, Generic, Self, TypeVar, overload
 
 import psycopg
-from psycopg import abc, sql
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
-from psycopg.types.json import Jsonb, JsonbLoader
-from psycopg.types.string import TextLoader
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
-from . import _dsn, _sql
+from . import _calls, _dsn
+from ._calls import Call
+from ._types import (
+    MAX_BATCH_SIZE,
+    Claimed,
+    DeadLetter,
+    Duration,
+    Item,
+    Latency,
+    Metric,
+    QueueStats,
+    Schedule,
+    StuckRecord,
+    WorkerStatus,
+    as_interval,
+)
 from ._version import package_version, required_schema_version
 from .errors import SchemaMismatch, translate
 from .instance import application_name, instance_id
 from .retry import NO_RETRY, Attempt, RetryPolicy, call_with_retry, log_extra
 from .retry import logger as _default_logger
 
-
-class Item(TypedDict):
-    """One record of ``QueueClient.enqueue_items``: its payload and, optionally, its own
-    ``priority``, ``run_at``, ``dedup_key``, ``group_key`` and ``max_attempts`` (left out or
-    ``None``: as ``enqueue`` defaults them)."""
-
-    payload: Any
-    priority: NotRequired[int | None]
-    run_at: NotRequired[datetime | None]
-    dedup_key: NotRequired[str | None]
-    group_key: NotRequired[str | None]
-    max_attempts: NotRequired[int | None]
-
-
 T = TypeVar("T")
-Duration = timedelta | float | int
-"""A length of time: a ``timedelta`` or a number of seconds."""
-
-#: the most records one ``claim`` may ask for: ``pgclaim.claim_batch`` raises 22023 above it
-#: (a test checks the two agree); ``Worker`` checks its ``batch_size`` against it up front
-MAX_BATCH_SIZE = 10_000
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A record handed to a worker by ``claim``; ``lease_token`` fences its reports.
-
-    In a record ``claim`` returned, ``payload``, ``enqueued_at``, ``run_at`` and
-    ``lease_until`` are decoded on first access (once each; a handler that does not read
-    them costs no decoding), with the loaders the connection is configured with: the
-    values are those psycopg would have returned.
-    """
-
-    id: int
-    queue: str
-    payload: Any
-    attempt: int
-    max_attempts: int
-    priority: int
-    enqueued_at: datetime
-    run_at: datetime
-    lease_until: datetime
-    lease_token: int
-
-    def __getstate__(self) -> dict[str, Any]:
-        """The fields, decoded (so that a copy or a pickle carries the values)."""
-        return {name: getattr(self, name) for name in _FIELDS}
-
-
-_FIELDS = tuple(f.name for f in fields(Claimed))
-_DECODERS = "_decoders"
-"""Key, in the ``__dict__`` of a record ``claim`` returned, of the functions that decode its
-lazy fields (payload, then the three times) from their text."""
-
-
-class _Lazy:
-    """A field of ``Claimed`` decoded on first access: ``claim`` keeps its text under
-    ``_raw_<name>`` in the record's ``__dict__``; the value, once decoded, goes to
-    ``__dict__[name]``, where later accesses find it first (a non-data descriptor, like
-    ``functools.cached_property``). Records built with ``Claimed(...)`` have every value in
-    ``__dict__`` from the start."""
-
-    def __init__(self, name: str, index: int) -> None:
-        self.name = name
-        self.raw = "_raw_" + name
-        self.index = index
-
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        if obj is None:
-            return self
-        d = obj.__dict__
-        try:
-            return d[self.name]
-        except KeyError:
-            pass
-        text = d.get(self.raw)
-        if text is None:  # decoded meanwhile by another thread
-            return d[self.name]
-        value = d[self.name] = d[_DECODERS][self.index](text)
-        d.pop(self.raw, None)
-        return value
-
-
-_LAZY = ("payload", "enqueued_at", "run_at", "lease_until")
-for _index, _name in enumerate(_LAZY):
-    setattr(Claimed, _name, _Lazy(_name, _index))  # after @dataclass: not defaults
-
-
-def _claimed(rows: list[tuple[Any, ...]], queue: str,
-             decoders: tuple[Callable[[str], Any], ...]) -> list[Claimed]:
-    """``Claimed`` records from rows of ``_sql.CLAIM`` (payload and times as text, decoded
-    on first access by ``decoders``). Built without ``__init__``, which sets each field
-    through ``object.__setattr__``: six times faster."""
-    new = object.__new__
-    out = []
-    for row in rows:
-        record = new(Claimed)
-        d = record.__dict__
-        (d["id"], payload, d["attempt"], d["max_attempts"], d["priority"], enqueued_at,
-         run_at, lease_until, d["lease_token"]) = row
-        d["queue"] = queue
-        d[_DECODERS] = decoders
-        for name, text in (("payload", payload), ("enqueued_at", enqueued_at),
-                           ("run_at", run_at), ("lease_until", lease_until)):
-            if text is None:
-                d[name] = None
-            else:
-                d["_raw_" + name] = text
-        out.append(record)
-    return out
-
-
-def _lazy_loaders(cur: psycopg.Cursor[Any]) -> tuple[Callable[[str], Any], ...]:
-    """Makes ``cur`` return jsonb and timestamptz values as text; returns the functions that
-    decode such a text as the loaders configured for ``cur`` would have (payload first, then
-    the three times)."""
-    adapters = cur.adapters
-    json_cls = adapters.get_loader(_JSONB_OID, Format.TEXT)
-    if json_cls is not None and issubclass(json_cls, JsonbLoader):
-        loads: Callable[[Any], Any] = json_cls(_JSONB_OID, cur).loads
-        payload = loads if loads is json.loads else _encoded(loads)
-    else:
-        payload = _loaded_by(json_cls, _JSONB_OID, cur)
-    time_ = _loaded_by(adapters.get_loader(_TIMESTAMPTZ_OID, Format.TEXT), _TIMESTAMPTZ_OID, cur)
-    adapters.register_loader(_JSONB_OID, TextLoader)
-    adapters.register_loader(_TIMESTAMPTZ_OID, TextLoader)
-    return payload, time_, time_, time_
-
-
-def _encoded(fn: Callable[[bytes], Any]) -> Callable[[str], Any]:
-    return lambda text: fn(text.encode())
-
-
-def _loaded_by(cls: type[abc.Loader] | None, oid: int, cur: psycopg.Cursor[Any]
-               ) -> Callable[[str], Any]:
-    """Decodes a text as a loader of class ``cls`` does (as text when there is none)."""
-    if cls is None:
-        return str
-    return _encoded(cls(oid, cur).load)
-
-
-_JSONB_OID = psycopg.postgres.types["jsonb"].oid
-_TIMESTAMPTZ_OID = psycopg.postgres.types["timestamptz"].oid
-
-
-class _Int8Array(str):
-    """A ``bigint[]`` parameter given as its text literal (``{1,2,3}``): psycopg dumps a
-    list element by element in Python, a literal costs one ``str.join``."""
-
-
-class _Int8ArrayDumper(Dumper):
-    oid = psycopg.postgres.types["int8"].array_oid
-
-    def dump(self, obj: Any) -> bytes:
-        return obj.encode()  # type: ignore[no-any-return]
-
-
-psycopg.adapters.register_dumper(_Int8Array, _Int8ArrayDumper)
-
-
-def _bigints(values: Sequence[Any] | None) -> list[Any] | _Int8Array | None:
-    """A ``bigint[]`` parameter: a text literal when every value is an ``int``, else the
-    values as a list (psycopg dumps them, and the server reports what is wrong)."""
-    if values is None:
-        return None
-    if type(values) is not list:
-        values = list(values)
-    if _all_ints(values):
-        return _Int8Array("{" + ",".join(map(str, values)) + "}")
-    return values
-
-
-@dataclass(frozen=True)
-class Latency:
-    """One measure of ``QueueClient.latency``: how many records, percentiles and max
-    (``None`` when none finished), the sum in seconds, and cumulative histogram
-    ``buckets``: ``(le, count)`` pairs, ``count`` records at most ``le`` seconds, the
-    last ``le`` infinite."""
-
-    records: int
-    p50: timedelta | None
-    p95: timedelta | None
-    p99: timedelta | None
-    max: timedelta | None
-    sum_seconds: float
-    buckets: list[tuple[float, int]]
-
-
-def _fencing(
-    ids: Sequence[int] | Sequence[Claimed], lease_tokens: Sequence[int] | None,
-) -> tuple[list[int], list[int] | None]:
-    """The ids and lease tokens of a report: taken from ``Claimed`` records, or given apart."""
-    items: list[Any] = ids if type(ids) is list else list(ids)
-    if _all_ints(items):  # ids, as a worker's reports pass them
-        return items, None if lease_tokens is None else list(lease_tokens)
-    records = [item for item in items if isinstance(item, Claimed)]
-    if not records:
-        return items, None if lease_tokens is None else list(lease_tokens)
-    if len(records) != len(items):
-        raise TypeError("pgclaim: pass Claimed records or ids, not a mix of both")
-    if lease_tokens is not None:
-        raise TypeError("pgclaim: Claimed records carry their lease tokens: "
-                        "do not pass lease_tokens with them")
-    return [r.id for r in records], [r.lease_token for r in records]
-
-
-_INT = frozenset({int})
-
-
-def _all_ints(values: list[Any]) -> bool:
-    """Whether every value is exactly an ``int`` (a C-speed pass: no generator)."""
-    return set(map(type, values)) <= _INT
-
-
-def _claim_params(queue: str, worker_id: str, batch_size: int, lease: Duration | None
-                  ) -> dict[str, Any]:
-    return {"queue": queue, "worker_id": worker_id, "batch_size": batch_size,
-            "lease": as_interval(lease)}
-
-
-def _queue_of(ids: Sequence[int] | Sequence[Claimed], queue: str | None) -> str | None:
-    """The queue to name in log records: the one given, else that of the first record."""
-    if queue is None and ids and isinstance(ids[0], Claimed):
-        return ids[0].queue
-    return queue
-
-
-@dataclass(frozen=True)
-class QueueStats:
-    """One row of ``pgclaim.queue_stats``."""
-
-    queue: str
-    paused: bool
-    pending: int
-    scheduled: int
-    running: int
-    completed: int
-    failed: int
-    cancelled: int
-    oldest_pending_age: timedelta | None
-    completed_last_minute: int
-
-
-@dataclass(frozen=True)
-class WorkerStatus:
-    """One row of ``pgclaim.worker_status``."""
-
-    worker_id: str
-    info: Any
-    started_at: datetime
-    last_seen: datetime
-    silent_for: timedelta
-    alive: bool
-    held: int
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One row of ``pgclaim.metrics()``: a value named as the exporter shows it (without its
-    ``pgclaim_`` prefix), for a queue (``None``: the whole database) and a status."""
-
-    metric: str
-    queue: str | None
-    status: str | None
-    value: float
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """One row of ``pgclaim.dead_letters()``: a failed record kept, with its last error."""
-
-    id: int
-    queue: str
-    attempt: int
-    max_attempts: int
-    worker_id: str | None
-    enqueued_at: datetime
-    finished_at: datetime
-    last_error: str | None
-
-
-@dataclass(frozen=True)
-class StuckRecord:
-    """One row of ``pgclaim.stuck_records``."""
-
-    id: int
-    queue: str
-    worker_id: str | None
-    attempt: int
-    max_attempts: int
-    lease_until: datetime | None
-    reason: str
-    stuck_for: timedelta
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """One row of ``pgclaim.schedule_status``: a periodic schedule, the slot it last
-    enqueued (and that record's id) and its next slot."""
-
-    name: str
-    queue: str
-    cron: str | None
-    every: timedelta | None
-    timezone: str
-    payload: Any
-    priority: int
-    max_attempts: int | None
-    group_key: str | None
-    last_slot: datetime | None
-    last_id: int | None
-    next_slot: datetime
-    created_at: datetime
+P = TypeVar("P", bound="ConnectionPool[Any] | AsyncConnectionPool[Any]")
+C = TypeVar("C", bound="psycopg.Connection[Any] | psycopg.AsyncConnection[Any]")
 
 
 def default_dsn() -> str:
@@ -348,13 +51,6 @@ def default_dsn() -> str:
     An empty DSN lets libpq read its ``PG*`` variables (``PGHOST``, ``PGDATABASE``, ...).
     """
     return os.environ.get("DATABASE_URL", "")
-
-
-def as_interval(value: Duration | None) -> timedelta | None:
-    """``value`` as a ``timedelta`` (numbers are seconds); ``None`` stays ``None``."""
-    if value is None or isinstance(value, timedelta):
-        return value
-    return timedelta(seconds=float(value))
 
 
 def _ms(value: Duration) -> int:
@@ -392,28 +88,18 @@ class _Pool(ConnectionPool):
         super()._add_connection(attempt, growing)
 
 
-class QueueClient:
-    """A thin client of the pgclaim SQL API over a DSN, a pool or a connection.
+class ClientBase(Generic[P, C]):
+    """What ``QueueClient`` and ``AsyncQueueClient`` share: their settings, the pool they
+    own or borrow, the caller's connection, retries, the idle check of pooled connections
+    and the schema check of the first call. Subclasses make the pool (``_new_pool``) and run
+    calls (``_call``)."""
 
-    * ``QueueClient(dsn)`` (or ``None``: ``DATABASE_URL``, then libpq's ``PG*`` variables)
-      opens and owns a ``ConnectionPool`` of autocommit connections: each call is one
-      statement in its own transaction, retried on transient failures by ``retry``.
-    * ``QueueClient(pool)`` uses the caller's pool (and leaves it open on ``close``).
-    * ``QueueClient(conn)`` runs every call on the caller's connection, inside whatever
-      transaction the caller has open: nothing is committed and nothing is retried, the
-      transaction is the caller's to commit or redo.
-
-    Every method that takes ``conn=`` runs on that connection instead, in the same way: use it
-    to enqueue inside the caller's own transaction.
-
-    The first call checks once that the installed schema is recent enough for this client
-    (``check_schema``); ``check_schema=False`` leaves that to the caller. A DSN libpq cannot
-    parse raises ``InvalidArgument`` at once, with its password masked.
-    """
+    _pool_type: type[P]
+    _conn_type: type[C]
 
     def __init__(
         self,
-        dsn_or_pool: str | ConnectionPool | psycopg.Connection[Any] | None = None,
+        dsn_or_pool: str | P | C | None = None,
         *,
         retry: RetryPolicy | None = None,
         logger: logging.Logger | None = None,
@@ -437,18 +123,21 @@ class QueueClient:
         self.instance_id = instance_id()
         self._schema_unchecked = check_schema
         self._log = logger or _default_logger
-        self._conn: psycopg.Connection[Any] | None = None
-        self._pool: ConnectionPool | None = None
+        self._conn: C | None = None
+        self._pool: P | None = None
         self._owns_pool = False
         self.retry = retry or RetryPolicy()
         self.check_idle_after = check_idle_after
-        self._idle_since: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
-            weakref.WeakKeyDictionary())
-        if isinstance(dsn_or_pool, ConnectionPool):
+        self._idle_since: weakref.WeakKeyDictionary[C, float] = weakref.WeakKeyDictionary()
+        if isinstance(dsn_or_pool, self._pool_type):
             self._pool = dsn_or_pool
-        elif isinstance(dsn_or_pool, psycopg.Connection):
+        elif isinstance(dsn_or_pool, self._conn_type):
             self._conn = dsn_or_pool
             self.retry = NO_RETRY
+        elif dsn_or_pool is not None and not isinstance(dsn_or_pool, str):
+            raise TypeError(
+                f"pgclaim: {type(self).__name__} takes a DSN, a {self._pool_type.__name__} or"
+                f" a {self._conn_type.__name__}, not a {type(dsn_or_pool).__name__}")
         else:
             self.dsn = default_dsn() if dsn_or_pool is None else dsn_or_pool
             _dsn.check(self.dsn)
@@ -472,46 +161,45 @@ class QueueClient:
             if options:
                 kwargs["options"] = " ".join(options)
             self.connect_kwargs = kwargs
-            pool = _Pool(
-                self.dsn, kwargs=kwargs, min_size=min_size, max_size=max_size, open=False,
-                check=self._check, timeout=pool_timeout,
-                reconnect_timeout=reconnect_timeout, reconnect_failed=self._reconnect_failed,
-                name=f"pgclaim-{self.instance_id}",
-            )
-            pool.reconnect_delay_max = reconnect_delay_max
-            self._pool = pool
-            # Do not wait for the first connection: a client may start before its database.
-            self._pool.open(wait=False)
+            self._pool = self._new_pool(
+                self.dsn, kwargs=kwargs, min_size=min_size, max_size=max_size,
+                timeout=pool_timeout, reconnect_timeout=reconnect_timeout,
+                name=f"pgclaim-{self.instance_id}", reconnect_delay_max=reconnect_delay_max)
             self._owns_pool = True
 
-    # -- plumbing -------------------------------------------------------------------------
+    def _new_pool(self, dsn: str, *, reconnect_delay_max: float, **settings: Any) -> P:
+        """The pool a client built from a DSN owns, opened (or to be opened) without waiting
+        for its first connection: a client may start before its database."""
+        raise NotImplementedError
 
-    def _check(self, conn: psycopg.Connection[Any]) -> None:
-        """Pool ``check`` callback: probes a connection that sat idle ``check_idle_after``
-        seconds or more (so a server restart costs no failed call), and lends one used
-        a moment ago as it is, saving a round trip per call on a busy worker."""
+    def _idle_long(self, conn: C) -> bool:
+        """Whether pooled connection ``conn`` sat idle ``check_idle_after`` seconds or more
+        (a connection used a moment ago is lent without a probe: a round trip saved per
+        call on a busy worker)."""
         since = self._idle_since.get(conn)
-        if since is not None and time.monotonic() - since < self.check_idle_after:
-            return
-        ConnectionPool.check_connection(conn)
+        return since is None or time.monotonic() - since >= self.check_idle_after
 
-    def _reconnect_failed(self, pool: ConnectionPool) -> None:
+    def _returned(self, conn: C) -> None:
+        """Notes when ``conn`` goes back to the pool, for ``_idle_long``. (Noted by the call
+        rather than by a pool ``reset`` callback, which would make the pool take every
+        connection back on a worker of its own: a hand-off per call.)"""
+        self._idle_since[conn] = time.monotonic()
+
+    def _reconnect_failed(self, pool: P) -> None:
         self._log.error("pgclaim: pool %s could not reconnect for %.0fs", pool.name,
                         pool.reconnect_timeout, extra=log_extra(None, operation="reconnect"))
 
-    def close(self) -> None:
-        """Closes the pool this client owns (a caller's pool or connection is left open)."""
-        if self._owns_pool and self._pool is not None:
-            self._pool.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _schema_checked(self, installed: int) -> int:
+        """Raises ``SchemaMismatch`` for an ``installed`` schema older than this client
+        needs; else notes the check done and returns ``installed``."""
+        required = required_schema_version()
+        if installed < required:
+            raise SchemaMismatch(installed, required, package_version())
+        self._schema_unchecked = False
+        return installed
 
     @property
-    def pool(self) -> ConnectionPool | None:
+    def pool(self) -> P | None:
         """The pool calls run on (``None`` for a client on a caller's connection)."""
         return self._pool
 
@@ -528,32 +216,89 @@ class QueueClient:
         kwargs["autocommit"] = True
         return pool.conninfo, kwargs
 
-    def _call(
-        self,
-        operation: str,
-        query: str | sql.Composed,
-        params: dict[str, Any],
-        *,
-        idempotent: bool,
-        queue: str | None = None,
-        conn: psycopg.Connection[Any] | None = None,
-        check: bool = True,
-    ) -> list[tuple[Any, ...]]:
-        """Runs one statement and returns its rows, with the retry rules of ``pgclaim.retry``
-        (and, unless ``check`` is false, the schema check of a client's first call)."""
 
-        def statement(c: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-            with c.cursor() as cur:
-                cur.execute(query, params)
-                return cur.fetchall() if cur.description else []
+def _execute(c: psycopg.Connection[Any], call: Call[T]) -> T:
+    """Runs ``call`` on ``c``: its statement, or its statements in one pipeline."""
+    statements = call.statements
+    if len(statements) == 1:
+        statement = statements[0]
+        with c.cursor() as cur:
+            decoders = _calls.prepare(cur, statement)
+            cur.execute(statement.query, statement.params)
+            rows = cur.fetchall() if cur.description else []
+            return call.decode(_calls.rows_of(rows, statement, decoders))
+    cursors = [c.cursor() for _ in statements]
+    try:
+        decoders_of = [_calls.prepare(cur, s) for cur, s in zip(cursors, statements)]
+        # One Sync for all: the server runs them in one implicit transaction.
+        with c.pipeline():
+            for cur, s in zip(cursors, statements):
+                cur.execute(s.query, s.params)
+        return call.decode(*[
+            _calls.rows_of(cur.fetchall() if cur.description else [], s, d)
+            for cur, s, d in zip(cursors, statements, decoders_of)])
+    finally:
+        for cur in cursors:
+            cur.close()
 
-        run = self.run if check else self._run
-        return run(statement, operation=operation, idempotent=idempotent, queue=queue,
-                   conn=conn)
 
-    def _scalar(self, operation: str, query: str | sql.Composed, params: dict[str, Any],
-                **kw: Any) -> Any:
-        return self._call(operation, query, params, **kw)[0][0]
+class QueueClient(ClientBase["ConnectionPool[Any]", psycopg.Connection[Any]]):
+    """A thin client of the pgclaim SQL API over a DSN, a pool or a connection.
+
+    * ``QueueClient(dsn)`` (or ``None``: ``DATABASE_URL``, then libpq's ``PG*`` variables)
+      opens and owns a ``ConnectionPool`` of autocommit connections: each call is one
+      statement in its own transaction, retried on transient failures by ``retry``.
+    * ``QueueClient(pool)`` uses the caller's pool (and leaves it open on ``close``).
+    * ``QueueClient(conn)`` runs every call on the caller's connection, inside whatever
+      transaction the caller has open: nothing is committed and nothing is retried, the
+      transaction is the caller's to commit or redo.
+
+    Every method that takes ``conn=`` runs on that connection instead, in the same way: use it
+    to enqueue inside the caller's own transaction.
+
+    The first call checks once that the installed schema is recent enough for this client
+    (``check_schema``); ``check_schema=False`` leaves that to the caller. A DSN libpq cannot
+    parse raises ``InvalidArgument`` at once, with its password masked.
+    """
+
+    _pool_type = ConnectionPool
+    _conn_type = psycopg.Connection
+
+    def _new_pool(self, dsn: str, *, reconnect_delay_max: float, **settings: Any
+                  ) -> ConnectionPool:
+        pool = _Pool(dsn, open=False, check=self._check,
+                     reconnect_failed=self._reconnect_failed, **settings)
+        pool.reconnect_delay_max = reconnect_delay_max
+        # Do not wait for the first connection: a client may start before its database.
+        pool.open(wait=False)
+        return pool
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """Pool ``check`` callback: probes a connection that sat idle ``check_idle_after``
+        seconds or more (so a server restart costs no failed call), and lends one used
+        a moment ago as it is, saving a round trip per call on a busy worker."""
+        if self._idle_long(conn):
+            ConnectionPool.check_connection(conn)
+
+    def close(self) -> None:
+        """Closes the pool this client owns (a caller's pool or connection is left open)."""
+        if self._owns_pool and self._pool is not None:
+            self._pool.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, call: Call[T], conn: psycopg.Connection[Any] | None = None) -> T:
+        """Runs ``call`` with the retry rules of ``pgclaim.retry`` (and, unless the call says
+        otherwise, the schema check of a client's first call)."""
+        run = self.run if call.check else self._run
+        return run(lambda c: _execute(c, call), operation=call.operation,
+                   idempotent=call.idempotent, queue=call.queue, conn=conn)
 
     # -- queues ---------------------------------------------------------------------------
 
@@ -584,13 +329,7 @@ class QueueClient:
         ``max_batch``) are described in docs/security.md, flow control (``max_running``,
         ``rate``, ``burst``, ``fair``, ``dedup_window``) in docs/sql.md.
         """
-        self._queue_call("create_queue", _sql.create_queue, queue, {
-            "lease": lease, "max_attempts": max_attempts, "backoff_base": backoff_base,
-            "backoff_max": backoff_max, "retention": retention,
-            "max_payload_bytes": max_payload_bytes, "max_lease": max_lease,
-            "min_priority": min_priority, "max_priority": max_priority, "max_batch": max_batch,
-            "max_running": max_running, "rate": rate, "burst": burst, "fair": fair,
-            "dedup_window": dedup_window})
+        self._call(_calls.create_queue(queue, locals()))  # the settings are the parameters
 
     def alter_queue(
         self,
@@ -614,39 +353,22 @@ class QueueClient:
     ) -> None:
         """Changes the given settings of a queue (``None`` leaves a setting alone;
         ``max_running=0``, ``rate=0`` and ``dedup_window=0`` remove that limit)."""
-        self._queue_call("alter_queue", _sql.alter_queue, queue, {
-            "lease": lease, "max_attempts": max_attempts, "backoff_base": backoff_base,
-            "backoff_max": backoff_max, "retention": retention,
-            "max_payload_bytes": max_payload_bytes, "max_lease": max_lease,
-            "min_priority": min_priority, "max_priority": max_priority, "max_batch": max_batch,
-            "max_running": max_running, "rate": rate, "burst": burst, "fair": fair,
-            "dedup_window": dedup_window})
-
-    def _queue_call(self, operation: str, statement: Callable[[list[str]], sql.Composed],
-                    queue: str, settings: dict[str, Any]) -> None:
-        """Calls ``create_queue`` or ``alter_queue`` naming only the settings given."""
-        given = {name: as_interval(value) if _sql.QUEUE_SETTINGS[name] == "interval" else value
-                 for name, value in settings.items() if value is not None}
-        self._call(operation, statement(list(given)), {"queue": queue, **given},
-                   idempotent=True, queue=queue)
+        self._call(_calls.alter_queue(queue, locals()))  # the settings are the parameters
 
     def drop_queue(self, queue: str, *, force: bool = False) -> int:
         """Drops a queue and its records; returns how many records were deleted.
 
         Raises ``QueueNotEmpty`` when unfinished records remain and ``force`` is false.
         """
-        return int(self._scalar("drop_queue", _sql.DROP_QUEUE, {"queue": queue, "force": force},
-                                idempotent=False, queue=queue))
+        return self._call(_calls.drop_queue(queue, force))
 
     def pause_queue(self, queue: str) -> None:
         """Pauses a queue: ``claim`` hands out nothing until ``resume_queue``."""
-        self._call("pause_queue", _sql.PAUSE_QUEUE, {"queue": queue}, idempotent=True,
-                   queue=queue)
+        self._call(_calls.pause_queue(queue))
 
     def resume_queue(self, queue: str) -> None:
         """Resumes a paused queue and wakes its workers."""
-        self._call("resume_queue", _sql.RESUME_QUEUE, {"queue": queue}, idempotent=True,
-                   queue=queue)
+        self._call(_calls.resume_queue(queue))
 
     # -- producing ------------------------------------------------------------------------
 
@@ -670,10 +392,8 @@ class QueueClient:
         With ``group_key`` the record joins that FIFO group: the group's records run one at
         a time, in order (docs/sql.md).
         """
-        return int(self._scalar("enqueue", _sql.ENQUEUE, {
-            "queue": queue, "payload": Jsonb(payload), "priority": priority, "run_at": run_at,
-            "dedup_key": dedup_key, "max_attempts": max_attempts, "group_key": group_key},
-            idempotent=dedup_key is not None, queue=queue, conn=conn))
+        return self._call(_calls.enqueue(queue, payload, priority, run_at, dedup_key,
+                                         max_attempts, group_key), conn)
 
     def enqueue_items(
         self,
@@ -685,21 +405,13 @@ class QueueClient:
         """Adds one record per item in one call, each with its own options; returns
         ``(id, created)`` per item in input order (``created`` is false when the id is an
         existing record's, by ``dedup_key``)."""
-        payload = [{k: (v.isoformat() if isinstance(v, datetime) else v)
-                    for k, v in item.items() if v is not None} for item in items]
-        rows = self._call("enqueue_items", _sql.ENQUEUE_ITEMS, {
-            "queue": queue, "items": Jsonb(payload)},
-            idempotent=all(i.get("dedup_key") is not None for i in items), queue=queue,
-            conn=conn)
-        return [(int(r[0]), bool(r[1])) for r in rows]
+        return self._call(_calls.enqueue_items(queue, items), conn)
 
     def next_eligible(self, queue: str) -> datetime | None:
         """When a claim of ``queue`` can next hand out a record (a record's due time, the
         rate limit's next token), or ``None`` when nothing is pending, the queue is paused
         or at its ``max_running``."""
-        value = self._scalar("next_eligible", _sql.NEXT_ELIGIBLE, {"queue": queue},
-                             idempotent=True, queue=queue)
-        return value if value is None else cast(datetime, value)
+        return self._call(_calls.next_eligible(queue))
 
     # -- periodic schedules -----------------------------------------------------------------
 
@@ -726,28 +438,22 @@ class QueueClient:
         ``pgclaim_admin``. Raises ``InvalidArgument`` (naming a bad cron field) and
         ``QueueNotFound``.
         """
-        value = self._scalar("schedule", _sql.SCHEDULE, {
-            "name": name, "queue": queue, "payload": Jsonb({} if payload is None else payload),
-            "cron": cron, "every": as_interval(every), "priority": priority,
-            "max_attempts": max_attempts, "group_key": group_key, "timezone": timezone,
-        }, idempotent=True, queue=queue)
-        return cast(datetime, value)
+        return self._call(_calls.schedule(name, queue, payload, cron, every, priority,
+                                          max_attempts, group_key, timezone))
 
     def unschedule(self, name: str) -> bool:
         """Removes the periodic schedule ``name`` (its records stay); returns whether it
         existed. Needs ``pgclaim_admin``."""
-        return bool(self._scalar("unschedule", _sql.UNSCHEDULE, {"name": name},
-                                 idempotent=True))
+        return self._call(_calls.unschedule(name))
 
     def schedules(self) -> list[Schedule]:
         """One ``Schedule`` per periodic schedule, by name. Needs ``pgclaim_admin``."""
-        return [Schedule(*r) for r in self._call("schedules", _sql.SCHEDULES, {},
-                                                 idempotent=True)]
+        return self._call(_calls.schedules())
 
     def tick(self) -> int:
         """Enqueues the due slot of every periodic schedule (the latest one, once); returns
         how many records it added. For a process that does not claim: claims tick anyway."""
-        return int(self._scalar("tick", _sql.TICK, {}, idempotent=True))
+        return self._call(_calls.tick())
 
     def enqueue_many(
         self,
@@ -759,10 +465,7 @@ class QueueClient:
         conn: psycopg.Connection[Any] | None = None,
     ) -> list[int]:
         """Adds one record per payload in one statement; returns the ids in input order."""
-        rows = self._call("enqueue_many", _sql.ENQUEUE_BATCH, {
-            "queue": queue, "payloads": [Jsonb(p) for p in payloads], "priority": priority,
-            "run_at": run_at}, idempotent=False, queue=queue, conn=conn)
-        return [int(r[0]) for r in rows]
+        return self._call(_calls.enqueue_many(queue, payloads, priority, run_at), conn)
 
     # -- consuming ------------------------------------------------------------------------
 
@@ -775,15 +478,7 @@ class QueueClient:
         Not retried once sent: records of a claim whose answer was lost come back when their
         lease expires.
         """
-        params = _claim_params(queue, worker_id, batch_size, lease)
-
-        def statement(c: psycopg.Connection[Any]) -> list[Claimed]:
-            with c.cursor() as cur:
-                decoders = _lazy_loaders(cur)
-                cur.execute(_sql.CLAIM, params)
-                return _claimed(cur.fetchall(), queue, decoders)
-
-        return self.run(statement, operation="claim", idempotent=False, queue=queue)
+        return self._call(_calls.claim(queue, worker_id, batch_size, lease))
 
     def complete_and_claim(
         self, worker_id: str, records: Sequence[Claimed], queue: str, batch_size: int = 100,
@@ -798,24 +493,8 @@ class QueueClient:
         claimed, if any, come back when their lease expires). Not retried once sent, as
         ``claim``. Half the round trips and commits of a worker's ``complete`` then ``claim``.
         """
-        ids, tokens = _fencing(records, None)
-        done_params = {"worker_id": worker_id, "ids": _bigints(ids),
-                       "lease_tokens": _bigints(tokens)}
-        params = _claim_params(queue, worker_id, batch_size, lease)
-
-        def statement(c: psycopg.Connection[Any]) -> tuple[int, list[Claimed]]:
-            with c.cursor() as done, c.cursor() as cur:
-                decoders = _lazy_loaders(cur)
-                # One Sync for both: the server runs them in one implicit transaction.
-                with c.pipeline():
-                    done.execute(_sql.COMPLETE, done_params)
-                    cur.execute(_sql.CLAIM, params)
-                row = done.fetchone()
-                assert row is not None
-                return int(row[0]), _claimed(cur.fetchall(), queue, decoders)
-
-        return self.run(statement, operation="complete_and_claim", idempotent=False,
-                        queue=queue)
+        return self._call(_calls.complete_and_claim(worker_id, records, queue, batch_size,
+                                                    lease))
 
     @overload
     def complete(
@@ -841,10 +520,7 @@ class QueueClient:
         ``conn``, the completion joins the caller's transaction (results and completion commit
         together).
         """
-        id_list, tokens = _fencing(ids, lease_tokens)
-        return int(self._scalar("complete", _sql.COMPLETE, {
-            "worker_id": worker_id, "ids": _bigints(id_list), "lease_tokens": _bigints(tokens)},
-            idempotent=True, queue=_queue_of(ids, queue), conn=conn))
+        return self._call(_calls.complete(worker_id, ids, lease_tokens, queue), conn)
 
     def fail(
         self, worker_id: str, id: int | Claimed, error: str, *,
@@ -856,16 +532,8 @@ class QueueClient:
         ``id`` is a record id (with its ``lease_token``), or the ``Claimed`` record itself.
         Raises ``RecordNotFound`` or ``NotHolder`` (the lease was taken back).
         """
-        record_id = id
-        if isinstance(id, Claimed):
-            if lease_token is not None and lease_token != id.lease_token:
-                raise TypeError("pgclaim: a Claimed record carries its lease token: "
-                                "do not pass another lease_token with it")
-            record_id, lease_token, queue = id.id, id.lease_token, queue or id.queue
-        return str(self._scalar("fail", _sql.FAIL, {
-            "worker_id": worker_id, "id": record_id, "error": error,
-            "retry_after": as_interval(retry_after),
-            "lease_token": lease_token, "fatal": fatal}, idempotent=False, queue=queue))
+        return self._call(_calls.fail(worker_id, id, error, retry_after, lease_token, fatal,
+                                      queue))
 
     def fail_batch(
         self, worker_id: str, records: Sequence[Claimed], errors: Sequence[str], *,
@@ -880,18 +548,8 @@ class QueueClient:
         'failed') of each record it changed, by id. Retried on transient failures: a record
         already reported is no longer held, so a retry cannot report it twice.
         """
-        n = len(records)
-        if len(errors) != n or (retry_after is not None and len(retry_after) != n) or (
-                fatal is not None and len(fatal) != n):
-            raise ValueError("pgclaim: fail_batch takes one error (and retry_after, fatal) "
-                             "per record")
-        rows = self._call("fail_batch", _sql.FAIL_BATCH, {
-            "worker_id": worker_id, "ids": _bigints([r.id for r in records]),
-            "errors": list(errors), "lease_tokens": _bigints([r.lease_token for r in records]),
-            "retry_after": None if retry_after is None else [as_interval(a) for a in retry_after],
-            "fatal": None if fatal is None else list(fatal)},
-            idempotent=True, queue=queue)
-        return {int(i): str(s) for i, s in rows}
+        return self._call(_calls.fail_batch(worker_id, records, errors, retry_after, fatal,
+                                            queue))
 
     @overload
     def extend_lease(
@@ -915,10 +573,7 @@ class QueueClient:
 
         ``ids`` are the ``Claimed`` records ``claim`` returned, or ids with ``lease_tokens``.
         """
-        id_list, tokens = _fencing(ids, lease_tokens)
-        return int(self._scalar("extend_lease", _sql.EXTEND_LEASE, {
-            "worker_id": worker_id, "ids": _bigints(id_list), "lease": as_interval(lease),
-            "lease_tokens": _bigints(tokens)}, idempotent=True, queue=_queue_of(ids, queue)))
+        return self._call(_calls.extend_lease(worker_id, ids, lease, lease_tokens, queue))
 
     @overload
     def release(
@@ -939,39 +594,30 @@ class QueueClient:
 
         ``ids`` are the ``Claimed`` records ``claim`` returned, or ids with ``lease_tokens``.
         """
-        id_list, tokens = _fencing(ids, lease_tokens)
-        return int(self._scalar("release", _sql.RELEASE, {
-            "worker_id": worker_id, "ids": _bigints(id_list), "lease_tokens": _bigints(tokens)},
-            idempotent=True, queue=_queue_of(ids, queue)))
+        return self._call(_calls.release(worker_id, ids, lease_tokens, queue))
 
     # -- workers --------------------------------------------------------------------------
 
     def register_worker(self, worker_id: str, info: dict[str, Any] | None = None) -> None:
         """Registers ``worker_id`` (or refreshes it) with free-form ``info``."""
-        self._call("register_worker", _sql.REGISTER_WORKER, {
-            "worker_id": worker_id, "info": Jsonb(info or {})}, idempotent=True)
+        self._call(_calls.register_worker(worker_id, info))
 
     def heartbeat(self, worker_id: str, ids: Sequence[int] | None = None, *,
                   queue: str | None = None) -> int:
         """Marks ``worker_id`` alive and extends the leases it holds (only those among
         ``ids`` when given, as a worker loop does for the records it is working on);
         returns how many."""
-        return int(self._scalar(
-            "heartbeat", _sql.HEARTBEAT,
-            {"worker_id": worker_id, "ids": _bigints(ids)},
-            idempotent=True, queue=queue))
+        return self._call(_calls.heartbeat(worker_id, ids, queue))
 
     def deregister_worker(self, worker_id: str, *, queue: str | None = None) -> int:
         """Releases every record ``worker_id`` holds and forgets it; returns how many."""
-        return int(self._scalar("deregister_worker", _sql.DEREGISTER_WORKER,
-                                {"worker_id": worker_id}, idempotent=True, queue=queue))
+        return self._call(_calls.deregister_worker(worker_id, queue))
 
     # -- operations -----------------------------------------------------------------------
 
     def reclaim_orphans(self, max_records: int = 10000, *, queue: str | None = None) -> int:
         """Takes back records with an expired lease or a dead worker; returns how many."""
-        return int(self._scalar("reclaim_orphans", _sql.RECLAIM_ORPHANS,
-                                {"max_records": max_records}, idempotent=True, queue=queue))
+        return self._call(_calls.reclaim_orphans(max_records, queue))
 
     def retry_failed(
         self, queue: str, ids: Sequence[int] | None = None, *, error_like: str | None = None,
@@ -982,11 +628,8 @@ class QueueClient:
         picks (among ``ids``, ``last_error LIKE error_like``, finished in
         [``finished_after``, ``finished_before``), failed on ``min_attempt`` or later);
         returns how many."""
-        return int(self._scalar("retry_failed", _sql.RETRY_FAILED, {
-            "queue": queue, "ids": None if ids is None else list(ids),
-            "error_like": error_like, "finished_after": finished_after,
-            "finished_before": finished_before, "min_attempt": min_attempt},
-            idempotent=True, queue=queue))
+        return self._call(_calls.retry_failed(queue, ids, error_like, finished_after,
+                                              finished_before, min_attempt))
 
     def cancel(
         self, ids: Sequence[int] | None = None, *, queue: str | None = None,
@@ -995,10 +638,7 @@ class QueueClient:
         """Cancels the pending or running records among ``ids``, or those of ``queue`` the
         filters pick (``last_error LIKE error_like``, ``attempt >= min_attempt``); returns
         how many."""
-        return int(self._scalar("cancel", _sql.CANCEL, {
-            "ids": None if ids is None else list(ids), "queue": queue,
-            "error_like": error_like, "min_attempt": min_attempt},
-            idempotent=True, queue=queue))
+        return self._call(_calls.cancel(ids, queue, error_like, min_attempt))
 
     def holds(
         self, id: int, lease_token: int, *, conn: psycopg.Connection[Any] | None = None,
@@ -1009,8 +649,7 @@ class QueueClient:
         ends: with ``conn``, writes made afterwards in the caller's transaction on that
         connection commit only while the claim holds (``pgclaim.holds``).
         """
-        return bool(self._scalar("holds", _sql.HOLDS, {"id": id, "lease_token": lease_token},
-                                 idempotent=True, conn=conn))
+        return self._call(_calls.holds(id, lease_token), conn)
 
     def run_sql_handler(
         self, queue: str, handler: str, max_records: int = 100,
@@ -1023,28 +662,19 @@ class QueueClient:
         Returns ``(id, status, error)`` per record handled. Not retried: a lost connection
         raises ``OutcomeUnknown`` (the run then either committed or left everything as it
         was)."""
-        rows = self._call("run", _sql.RUN, {
-            "queue": queue, "handler": handler, "max_records": max_records,
-            "time_budget": as_interval(time_budget)}, idempotent=False, queue=queue, conn=conn)
-        return [(int(r[0]), str(r[1]), r[2]) for r in rows]
+        return self._call(_calls.run_sql_handler(queue, handler, max_records, time_budget),
+                          conn)
 
     def latency(self, queue: str, since: Duration = timedelta(minutes=5)) -> dict[str, Latency]:
         """Wait (enqueue to first claim) and run (last claim to finish) times of the records
         of ``queue`` that finished in the last ``since``, keyed ``"wait"`` and ``"run"``."""
-        rows = self._call("latency", _sql.LATENCY, {
-            "queue": queue, "since": as_interval(since)}, idempotent=True, queue=queue)
-        return {str(r[0]): Latency(
-            records=int(r[1]), p50=r[2], p95=r[3], p99=r[4], max=r[5], sum_seconds=float(r[6]),
-            buckets=list(zip((float(le) for le in r[7]), (int(n) for n in r[8]), strict=True)),
-        ) for r in rows}
+        return self._call(_calls.latency(queue, since))
 
     def purge(
         self, queue: str, older_than: Duration | None = None, max_records: int = 100000,
     ) -> int:
         """Deletes finished records older than ``older_than`` (default: the retention)."""
-        return int(self._scalar("purge", _sql.PURGE, {
-            "queue": queue, "older_than": as_interval(older_than), "max_records": max_records},
-            idempotent=True, queue=queue))
+        return self._call(_calls.purge(queue, older_than, max_records))
 
     def configure(
         self, *, worker_timeout: Duration | None = None, sweep_limit: int | None = None,
@@ -1055,67 +685,53 @@ class QueueClient:
         ``sweep_limit``, the limits ``max_ids``, ``max_error_bytes``, ``max_info_bytes``, and
         ``purge_limit`` (finished records past retention each ``reclaim_orphans`` deletes;
         0 turns that off)."""
-        self._call("configure", _sql.CONFIGURE, {
-            "worker_timeout": as_interval(worker_timeout), "sweep_limit": sweep_limit,
-            "max_ids": max_ids, "max_error_bytes": max_error_bytes,
-            "max_info_bytes": max_info_bytes, "purge_limit": purge_limit},
-            idempotent=True)
+        self._call(_calls.configure(worker_timeout, sweep_limit, max_ids, max_error_bytes,
+                                    max_info_bytes, purge_limit))
 
     def grant_queue(self, queue: str, role: str, privileges: Sequence[str]) -> list[str]:
         """Grants ``role`` the ``privileges`` ('enqueue', 'claim', 'read') on ``queue``, which
         restricts the queue to its granted roles and pgclaim_admin; returns the role's
         privileges on it (docs/security.md)."""
-        return list(self._scalar("grant_queue", _sql.GRANT_QUEUE, {
-            "queue": queue, "role": role, "privileges": list(privileges)},
-            idempotent=True, queue=queue))
+        return self._call(_calls.grant_queue(queue, role, privileges))
 
     def revoke_queue(self, queue: str, role: str, privileges: Sequence[str]) -> list[str]:
         """Revokes ``privileges`` that ``grant_queue`` gave ``role`` on ``queue`` (without grants
         left the queue is open again); returns the role's privileges on it."""
-        return list(self._scalar("revoke_queue", _sql.REVOKE_QUEUE, {
-            "queue": queue, "role": role, "privileges": list(privileges)},
-            idempotent=True, queue=queue))
+        return self._call(_calls.revoke_queue(queue, role, privileges))
 
     def stats(self) -> list[QueueStats]:
         """One ``QueueStats`` per queue, in queue order."""
-        return [QueueStats(*r) for r in self._call("stats", _sql.STATS, {}, idempotent=True)]
+        return self._call(_calls.stats())
 
     def workers(self) -> list[WorkerStatus]:
         """One ``WorkerStatus`` per registered worker."""
-        return [WorkerStatus(*r) for r in self._call("workers", _sql.WORKERS, {},
-                                                     idempotent=True)]
+        return self._call(_calls.workers())
 
     def metrics(self) -> list[Metric]:
         """The rows of ``pgclaim.metrics()``: per queue the caller may read, records by
         status, the oldest pending age and the ever-growing counters; workers alive and dead.
         Reads no finished record (docs/monitoring.md)."""
-        return [Metric(*r) for r in self._call("metrics", _sql.METRICS, {}, idempotent=True)]
+        return self._call(_calls.metrics())
 
     def dead_letters(self, queue: str | None = None, max_records: int = 20) -> list[DeadLetter]:
         """The newest dead letters of ``queue`` (of every readable queue when ``None``),
         newest first, with their last error and no payload."""
-        return [DeadLetter(*r) for r in self._call(
-            "dead_letters", _sql.DEAD_LETTERS, {"queue": queue, "max_records": max_records},
-            idempotent=True, queue=queue)]
+        return self._call(_calls.dead_letters(queue, max_records))
 
     def stuck_records(self, max_records: int = 100) -> list[StuckRecord]:
         """At most ``max_records`` rows of ``pgclaim.stuck_records``, longest stuck first."""
-        return [StuckRecord(*r) for r in self._call(
-            "stuck_records", _sql.STUCK, {"max_records": max_records}, idempotent=True)]
+        return self._call(_calls.stuck_records(max_records))
 
     def health(
         self, max_xact_age: Duration = timedelta(minutes=5),
         max_pending_age: Duration = timedelta(hours=1),
     ) -> dict[str, Any]:
         """The ``pgclaim.health()`` document (``status`` is ok, degraded or failing)."""
-        return dict(self._scalar("health", _sql.HEALTH, {
-            "max_xact_age": as_interval(max_xact_age),
-            "max_pending_age": as_interval(max_pending_age)}, idempotent=True))
+        return self._call(_calls.health(max_xact_age, max_pending_age))
 
     def schema_version(self) -> int:
         """The version of the installed pgclaim schema (the number of its newest migration)."""
-        return int(self._scalar("schema_version", _sql.SCHEMA_VERSION, {}, idempotent=True,
-                                check=False))
+        return self._call(_calls.schema_version())
 
     def check_schema(self) -> int:
         """Checks that the installed schema is at least the version this client needs (the
@@ -1126,12 +742,7 @@ class QueueClient:
         client runs this once (unless built with ``check_schema=False``); calling it checks
         again whatever that option says.
         """
-        installed = self.schema_version()
-        required = required_schema_version()
-        if installed < required:
-            raise SchemaMismatch(installed, required, package_version())
-        self._schema_unchecked = False
-        return installed
+        return self._schema_checked(self.schema_version())
 
     def run(self, fn: Callable[[psycopg.Connection[Any]], T], *, operation: str = "query",
             idempotent: bool = False, queue: str | None = None,
@@ -1166,17 +777,14 @@ class QueueClient:
                 try:
                     return fn(c)
                 finally:
-                    # When it goes back to the pool: ``_check`` lends a connection used a
-                    # moment ago without a probe. (Noted here rather than in a pool ``reset``
-                    # callback, which would make the pool take every connection back on a
-                    # thread of its own: a thread hand-off per call.)
-                    self._idle_since[c] = time.monotonic()
+                    self._returned(c)
 
         return call_with_retry(once, policy=self.retry, operation=operation,
                                idempotent=idempotent, queue=queue, log=self._log)
 
 
 __all__ = [
-    "MAX_BATCH_SIZE", "Claimed", "Duration", "QueueClient", "QueueStats", "Schedule",
-    "WorkerStatus", "as_interval", "default_dsn",
+    "MAX_BATCH_SIZE", "Claimed", "DeadLetter", "Duration", "Item", "Latency", "Metric",
+    "QueueClient", "QueueStats", "Schedule", "StuckRecord", "WorkerStatus", "as_interval",
+    "default_dsn",
 ]

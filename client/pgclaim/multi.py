@@ -23,8 +23,9 @@ from .worker import Handler, Worker, WorkerStats
 class MultiWorker:
     """Serves ``queue`` in every database of ``targets`` (DSNs or ``QueueClient``s).
 
-    ``worker_options`` are passed to each ``Worker`` (``concurrency`` is per database).
-    Clients built here from DSNs are closed when ``run`` returns.
+    ``worker_options`` are passed to each ``Worker`` (``concurrency`` is per database);
+    ``listen_dsns``, when given, holds each database's ``listen_dsn`` (or ``None``), in the
+    order of ``targets``. Clients built here from DSNs are closed when ``run`` returns.
     """
 
     def __init__(
@@ -35,10 +36,15 @@ class MultiWorker:
         *,
         install_signals: bool = True,
         client_options: dict[str, Any] | None = None,
+        listen_dsns: Sequence[str | None] | None = None,
         **worker_options: Any,
     ) -> None:
         if not targets:
             raise ValueError("MultiWorker needs at least one database")
+        listen = list(listen_dsns) if listen_dsns is not None else [None] * len(targets)
+        if len(listen) != len(targets):
+            raise ValueError(f"MultiWorker takes one listen_dsn per database: {len(targets)} "
+                             f"database(s), {len(listen)} listen_dsns")
         self.queue = queue
         self.install_signals = install_signals
         self._owned: list[QueueClient] = []
@@ -50,8 +56,9 @@ class MultiWorker:
                 client = QueueClient(target, **(client_options or {}))
                 self._owned.append(client)
                 self.clients.append(client)
-        self.workers = [Worker(c, queue, handler, install_signals=False, **worker_options)
-                        for c in self.clients]
+        self.workers = [Worker(c, queue, handler, install_signals=False, listen_dsn=dsn,
+                               **worker_options)
+                        for c, dsn in zip(self.clients, listen, strict=True)]
 
     def stop(self, *, now: bool = False) -> None:
         """Stops every worker: each lets its running handlers finish (``Worker.stop``), or,

@@ -13,12 +13,15 @@ Which failures are retried, for which calls (``docs/python.md`` has the table):
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
+
+import psycopg
 
 from .errors import Kind, OutcomeUnknown, PgclaimError, TransientError, classify, translate
 from .instance import instance_id
@@ -83,6 +86,52 @@ class Attempt:
     sent: bool = False
 
 
+class _Retries:
+    """The decisions of one call's retries, shared by ``call_with_retry`` and
+    ``acall_with_retry`` (which differ only in how they run a try and wait)."""
+
+    def __init__(self, policy: RetryPolicy, operation: str, idempotent: bool,
+                 queue: str | None, log: logging.Logger | logging.LoggerAdapter[logging.Logger],
+                 clock: Callable[[], float]) -> None:
+        self.policy = policy
+        self.operation = operation
+        self.idempotent = idempotent
+        self.queue = queue
+        self.log = log
+        self.clock = clock
+        self.start = clock()
+        self.tries = 0
+
+    def wait_after(self, exc: psycopg.Error, attempt: Attempt) -> float:
+        """After try ``self.tries`` failed with ``exc``: the wait before the next try, or
+        raises (``exc`` translated, or ``OutcomeUnknown``) when there is to be none."""
+        tries = self.tries
+        kind = classify(exc, sent=attempt.sent)
+        err = translate(exc, kind)
+        retryable = kind is Kind.ROLLED_BACK or (
+            kind in (Kind.TIMEOUT, Kind.LOST) and self.idempotent)
+        extra = log_extra(self.queue, operation=self.operation, attempt=tries,
+                          sqlstate=exc.sqlstate, error_kind=kind.value)
+        if kind is Kind.PERMANENT:
+            raise err from exc
+        if not retryable:
+            self.log.warning("pgclaim: %s not retried (%s, not idempotent): %s",
+                             self.operation, kind.value, err, extra=extra)
+            if kind is Kind.LOST:
+                raise OutcomeUnknown(str(err), exc.sqlstate) from exc
+            raise err from exc
+        wait = self.policy.backoff(tries) if tries < self.policy.attempts else None
+        elapsed = self.clock() - self.start
+        if wait is None or (self.policy.deadline is not None
+                            and elapsed + wait > self.policy.deadline):
+            self.log.error("pgclaim: %s gave up after %d tries in %.1fs (%s): %s",
+                           self.operation, tries, elapsed, kind.value, err, extra=extra)
+            raise err from exc
+        self.log.warning("pgclaim: %s failed (%s), retry %d in %.2fs: %s",
+                         self.operation, kind.value, tries, wait, err, extra=extra)
+        return wait
+
+
 def call_with_retry(
     fn: Callable[[Attempt], T],
     *,
@@ -99,40 +148,38 @@ def call_with_retry(
     ``fn`` receives an ``Attempt`` and sets ``attempt.sent = True`` just before it sends the
     statement. Non-psycopg exceptions pass through untouched; psycopg ones come out translated.
     """
-    import psycopg
-
-    start = clock()
-    tries = 0
+    retries = _Retries(policy, operation, idempotent, queue, log, clock)
     while True:
-        tries += 1
+        retries.tries += 1
         attempt = Attempt()
         try:
             return fn(attempt)
         except psycopg.Error as exc:
-            kind = classify(exc, sent=attempt.sent)
-            err = translate(exc, kind)
-            retryable = kind is Kind.ROLLED_BACK or (
-                kind in (Kind.TIMEOUT, Kind.LOST) and idempotent)
-            extra = log_extra(queue, operation=operation, attempt=tries,
-                              sqlstate=exc.sqlstate, error_kind=kind.value)
-            if kind is Kind.PERMANENT:
-                raise err from exc
-            if not retryable:
-                log.warning("pgclaim: %s not retried (%s, not idempotent): %s",
-                            operation, kind.value, err, extra=extra)
-                if kind is Kind.LOST:
-                    raise OutcomeUnknown(str(err), exc.sqlstate) from exc
-                raise err from exc
-            wait = policy.backoff(tries) if tries < policy.attempts else None
-            elapsed = clock() - start
-            if wait is None or (policy.deadline is not None
-                                and elapsed + wait > policy.deadline):
-                log.error("pgclaim: %s gave up after %d tries in %.1fs (%s): %s",
-                          operation, tries, elapsed, kind.value, err, extra=extra)
-                raise err from exc
-            log.warning("pgclaim: %s failed (%s), retry %d in %.2fs: %s",
-                        operation, kind.value, tries, wait, err, extra=extra)
-            sleep(wait)
+            wait = retries.wait_after(exc, attempt)
+        sleep(wait)
+
+
+async def acall_with_retry(
+    fn: Callable[[Attempt], Awaitable[T]],
+    *,
+    policy: RetryPolicy,
+    operation: str,
+    idempotent: bool,
+    queue: str | None = None,
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger] = logger,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """``call_with_retry`` for a coroutine function ``fn``: the same rules, asyncio waits."""
+    retries = _Retries(policy, operation, idempotent, queue, log, clock)
+    while True:
+        retries.tries += 1
+        attempt = Attempt()
+        try:
+            return await fn(attempt)
+        except psycopg.Error as exc:
+            wait = retries.wait_after(exc, attempt)
+        await sleep(wait)
 
 
 __all__ = [
@@ -142,6 +189,7 @@ __all__ = [
     "PgclaimError",
     "RetryPolicy",
     "TransientError",
+    "acall_with_retry",
     "call_with_retry",
     "log_extra",
     "logger",

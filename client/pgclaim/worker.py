@@ -63,6 +63,12 @@ States
 
 Only records the worker knows it holds are heartbeaten: a record whose claim reply was lost
 is not kept alive and comes back when its lease expires.
+
+``AsyncWorker`` (``pgclaim.aio_worker``) is the same loop for asyncio: the states, the steps
+that talk to the database (``_WorkerCore``: claims, reports, reclaims, the registration and
+the deregistration, each written once as a generator of the client calls it makes), the
+outcomes and the logging are this module's; only the handlers, the heartbeat, the listener
+and the waits run on its event loop instead of threads.
 """
 from __future__ import annotations
 
@@ -79,16 +85,16 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import psycopg
 
 from . import _dsn, _sql
 from ._signals import StopSignals
-from .client import MAX_BATCH_SIZE, Claimed, Duration, QueueClient, as_interval
+from .client import MAX_BATCH_SIZE, Claimed, ClientBase, Duration, QueueClient, as_interval
 from .errors import OutcomeUnknown, PgclaimError, TransientError
 from .retry import RetryPolicy, log_extra
 from .retry import logger as _default_logger
@@ -355,50 +361,44 @@ def _payload_text(payload: Any) -> str:
     return json.dumps(payload, default=str)[:MAX_ERROR_LENGTH]
 
 
-class Worker:
-    """Processes the records of one queue with ``handler`` until stopped.
 
-    ``concurrency`` handlers run at once; ``batch_size`` records are claimed per call (default:
-    ``concurrency``; more means records wait locally, their leases kept alive by the
-    heartbeat). ``lease`` overrides the queue's lease; ``heartbeat_every`` (seconds) should be
-    well under both the lease and the server's ``worker_timeout``. ``poll_interval`` bounds
-    the wait when no notification comes; ``min_wake_interval`` is the least time between a
-    second claim in a row that found nothing and the next claim a notification prompts (so
-    a flood of notifications costs an idle worker at most one claim per
-    ``min_wake_interval``);
-    ``reclaim_every`` spaces ``reclaim_orphans`` calls; ``report_delay`` is how long an
-    outcome may wait for others to share its report while handlers still run; ``grace`` is
-    how long ``stop`` waits for running handlers.
 
-    The listener starts when the worker first waits for its poll timer (after a claim that
-    got less than it asked for: a worker whose claims come back full needs none, and one
-    run ``until_empty`` claims again as soon as its handlers end, so it polls). It LISTENs
-    on its own connection: to ``listen_dsn`` when given
-    (a direct connection to the server when calls go through a pooler such as PgBouncer in
-    transaction mode, which cannot carry LISTEN), else to the client's DSN; it then checks
-    that a notification sent through the client reaches it, and when none does within
-    ``LISTEN_PROBE_WAIT`` seconds it says so and stops: the worker polls every
-    ``poll_interval``. ``listen=False`` polls from the start.
+_Step = tuple[bool, str, tuple[Any, ...], dict[str, Any]]
+"""One thing the loop does: a call of the client (``False``) or of the worker itself
+(``True``: a wait, which ``Worker`` makes on its threads' events and ``AsyncWorker`` on its
+event loop), the method's name, its positional and keyword arguments."""
 
-    With ``transactional=True`` the handler is called as ``handler(record, conn)``: ``conn``
-    is a connection of the client's pool in a transaction, and the record is completed (under
-    its lease token) in that same transaction once the handler returns, so that what the
-    handler wrote and the completion commit together, or not at all. When the claim no longer
-    holds (the lease expired and the record went to another worker) nothing commits and the
-    record counts as ``lost``; a handler that raises rolls its writes back and its record
-    fails as usual. Each record then costs a transaction of its own (no batched complete),
-    and the pool needs a connection per handler running at once on top of the worker's own
-    (``max_size`` at least ``concurrency + 2``). The handler may also fence its writes with
-    ``pgclaim.fence_trigger`` or ``holds(record.id, record.lease_token)``.
+R = TypeVar("R")
+Steps = Generator[_Step, Any, R]
+"""What the worker does, written once for ``Worker`` and ``AsyncWorker``: a generator that
+yields each call it makes (and gets its result back, or the client's ``PgclaimError``
+thrown in); its return value is the outcome. ``Worker._do`` runs it with blocking calls,
+``AsyncWorker._do`` awaits each one."""
 
-    A handler's failure is logged with the record's id, attempt and the exception's type; its
-    text (which may quote the payload) stays in the record's ``last_error``. With
-    ``log_payloads=True`` the log line carries the exception's text and the payload as well.
-    """
+
+def _call(method: str, *args: Any, **kwargs: Any) -> _Step:
+    """A step that calls ``method`` of the client."""
+    return False, method, args, kwargs
+
+
+def _local(method: str, *args: Any, **kwargs: Any) -> _Step:
+    """A step that calls ``method`` of the worker (a wait: ``_pause``, ``_pause_now``,
+    ``_sleep``, ``_reserve``, ``_halt_helpers``)."""
+    return True, method, args, kwargs
+
+
+CL = TypeVar("CL", bound="ClientBase[Any, Any]")
+
+
+class _WorkerCore(Generic[CL]):
+    """What ``Worker`` and ``AsyncWorker`` share: their settings, stats, state and logging,
+    the records held (and kept out of a heartbeat and a report at once), what a handler's
+    exception means, and every step of the loop that talks to the database, as ``Steps``.
+    A subclass runs the steps (``_do``), its handlers, heartbeat and listener."""
 
     def __init__(
         self,
-        client: QueueClient,
+        client: CL,
         queue: str,
         handler: Handler,
         *,
@@ -453,28 +453,10 @@ class Worker:
                                               deadline=None)
         self._log = logger or _default_logger
         self.log_payloads = log_payloads
-        self._async = inspect.iscoroutinefunction(handler)
         self.transactional = transactional
-        if transactional:
-            if self._async:
-                raise ValueError("transactional handlers must be plain functions, got a "
-                                 "coroutine function")
-            if client.pool is None:
-                raise ValueError("transactional=True needs a client with a pool (a DSN or "
-                                 "a ConnectionPool), not one built on a single connection")
         self.stats = WorkerStats()
         self._state = WorkerState.STARTING
-        self._stop = threading.Event()      # no more claims: drain and deregister
-        self._stop_now = threading.Event()  # do not wait for running handlers
-        self._halt = threading.Event()      # the heartbeat and listener threads end
-        self._wake = threading.Event()      # the main loop has something to look at
-        self._notified = threading.Event()  # a notification came (or the listener reconnected)
-        # Wakes the listener thread out of its wait on the LISTEN connection (on stop).
-        self._listener_wake: tuple[socket.socket, socket.socket] | None = None
-        self._listening = threading.Event()
         self._listener_started = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_lock = threading.Lock()
         # Records claimed and not yet reported: the heartbeat keeps their leases alive. A
         # heartbeat and a report of this worker never update the same records at once: they
         # lock rows in different orders, and the two would deadlock (found by the chaos
@@ -484,78 +466,28 @@ class Worker:
         self._heartbeat_ended = threading.Condition(self._records_lock)
         self._reporting: set[int] = set()        # ids in a report under way
         self._beating: frozenset[int] = frozenset()  # ids in a heartbeat under way
-        self._threads: list[threading.Thread] = []
+        self._init_runtime()
 
-    # -- public ---------------------------------------------------------------------------
+    def _init_runtime(self) -> None:
+        """Makes what the subclass runs with: events, the wake-ups of its loop."""
+        raise NotImplementedError
 
-    def stop(self, *, now: bool = False) -> None:
-        """Asks the worker to stop: no more claims, the records not started are released,
-        running handlers get ``grace`` seconds and the outcomes are reported.
-
-        With ``now=True`` it does not wait for running handlers (nor retry reports): their
-        records are released by the deregistration while the handlers themselves go on in
-        their threads (their outcomes are dropped), so another worker may start them again.
-        """
-        if not self._stop.is_set():
-            self._info("stopping")
-        if now and not self._stop_now.is_set():
-            self._info("stopping now: not waiting for running handlers")
-            self._stop_now.set()
-        self._stop.set()
-        self._wake.set()
-        self._wake_listener()
+    # The subclass's events: ``_stop`` (no more claims), ``_stop_now`` (do not wait for
+    # running handlers), ``_notified`` (a notification came, or the listener reconnected);
+    # ``threading.Event`` or ``asyncio.Event`` (``is_set``, ``set``, ``clear`` alike).
+    _stop: Any
+    _stop_now: Any
+    _notified: Any
 
     @property
     def stopping(self) -> bool:
         """True once ``stop`` was called (or a signal came)."""
-        return self._stop.is_set()
+        return bool(self._stop.is_set())
 
     @property
     def state(self) -> WorkerState:
         """The state the worker is in (``WorkerState``)."""
         return self._state
-
-    @property
-    def listening(self) -> bool:
-        """True while the LISTEN connection is up."""
-        return self._listening.is_set()
-
-    def run(self, *, until_empty: bool = False) -> WorkerStats:
-        """Runs until stopped (or, with ``until_empty``, until no record is due and none runs).
-
-        Returns what it did. Takes SIGTERM/SIGINT when called from the main thread (and
-        ``install_signals``): the first stops the worker, a second stops it now
-        (``stop(now=True)``); the previous handlers are restored on return.
-        """
-        self._state = WorkerState.STARTING
-        handlers = _Handlers(self.concurrency, self._run_handler, self._wake,
-                             f"pgclaim-{self.queue}")
-        limit = max(self.concurrency, self.batch_size)
-        loop = _Loop(limit=limit, threshold=limit - math.ceil(self.batch_size / 2),
-                     next_reclaim=time.monotonic() + self.reclaim_every * random.random())
-        signals = StopSignals(self._on_first_signal, self._on_second_signal,
-                              enabled=self.install_signals)
-        with signals:
-            try:
-                if not self._register():
-                    return self.stats
-                self._start_thread(self._heartbeat_loop, "heartbeat")
-                self._main_loop(handlers, loop, until_empty)
-                self._drain(handlers, loop)
-                self._deregister()
-            finally:
-                self._stop.set()
-                self._halt.set()
-                self._wake_listener()
-                self._wake.set()
-                for t in self._threads:
-                    t.join(timeout=5)
-                handlers.take_queued()  # not started: deregistering released them
-                handlers.close()
-                if self._loop is not None:
-                    self._loop.call_soon_threadsafe(self._loop.stop)
-                self._state = WorkerState.STOPPED
-        return self.stats
 
     # -- logging --------------------------------------------------------------------------
 
@@ -570,8 +502,6 @@ class Worker:
         self._log.warning("pgclaim worker %s: " + msg, self.worker_id, *args,
                           extra=self._extra(**fields))
 
-    # -- signals --------------------------------------------------------------------------
-
     def _on_first_signal(self, name: str) -> None:
         self._info("received %s", name)
         self.stop()
@@ -579,6 +509,17 @@ class Worker:
     def _on_second_signal(self, name: str) -> None:
         self._info("received %s again", name)
         self.stop(now=True)
+
+    def stop(self, *, now: bool = False) -> None:
+        """Asks the worker to stop (the subclass says how)."""
+        raise NotImplementedError
+
+    def _stop_logged(self, now: bool) -> None:
+        """Logs a stop request (once each: stopping, stopping now)."""
+        if not self._stop.is_set():
+            self._info("stopping")
+        if now and not self._stop_now.is_set():
+            self._info("stopping now: not waiting for running handlers")
 
     # -- the records held -----------------------------------------------------------------
 
@@ -592,247 +533,59 @@ class Worker:
             for record in records:
                 pop(record.id, None)
 
-    def _reserve(self, records: list[Claimed], wait: float = 0.0) -> list[Claimed]:
-        """Marks the records a report is about to send, leaving out those in a heartbeat under
-        way (after waiting up to ``wait`` seconds for it to end); returns the marked ones
-        (``records`` itself when none is left out)."""
-        deadline = time.monotonic() + wait
-        with self._heartbeat_ended:
-            while True:
-                beating = self._beating
-                if not beating or not any(r.id in beating for r in records):
-                    ready = records
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    ready = [r for r in records if r.id not in beating]
-                    break
-                self._heartbeat_ended.wait(remaining)
-            self._reporting.update([r.id for r in ready])
+    def _reserve_now(self, records: list[Claimed]) -> list[Claimed]:
+        """With ``_records_lock`` held: marks the records a report is about to send, leaving
+        out those in a heartbeat under way; returns the marked ones (``records`` itself when
+        none is left out)."""
+        beating = self._beating
+        ready = records
+        if beating and any(r.id in beating for r in records):
+            ready = [r for r in records if r.id not in beating]
+        self._reporting.update([r.id for r in ready])
         return ready
 
     def _unreserve(self, records: Sequence[Claimed]) -> None:
         with self._records_lock:
             self._reporting.difference_update([r.id for r in records])
 
-    def _heartbeat(self) -> None:
-        """One heartbeat for the records held, except those in a report under way (which
-        ends their leases, or leaves them to the next heartbeat if it fails)."""
+    def _beat_begin(self) -> list[int]:
+        """The ids a heartbeat covers: those held, except those in a report under way (which
+        ends their leases, or leaves them to the next heartbeat if it fails). Only the
+        records this worker knows it holds: one whose claim reply was lost must not be kept
+        alive by heartbeats."""
         with self._records_lock:
             ids = [i for i in self._records if i not in self._reporting]
             self._beating = frozenset(ids)
-        try:
-            # Only the records this worker knows it holds: one whose claim reply was lost
-            # must not be kept alive by these heartbeats.
-            self.client.heartbeat(self.worker_id, ids, queue=self.queue)
-        finally:
-            with self._heartbeat_ended:
-                self._beating = frozenset()
-                self._heartbeat_ended.notify_all()
-            self._wake.set()  # a report held back for this heartbeat may go now
+        return ids
 
-    # -- helper threads -------------------------------------------------------------------
+    def _beat_end(self) -> None:
+        with self._heartbeat_ended:
+            self._beating = frozenset()
+            self._heartbeat_ended.notify_all()
 
-    def _start_thread(self, target: Callable[[], None], name: str) -> None:
-        t = threading.Thread(target=target, name=f"pgclaim-{name}-{self.queue}", daemon=True)
-        t.start()
-        self._threads.append(t)
-
-    def _heartbeat_loop(self) -> None:
-        # Runs until the worker deregisters, draining included: a handler finishing within
-        # ``grace`` keeps its lease even when ``grace`` is longer than the lease.
-        while not self._halt.wait(self.heartbeat_every):
-            try:
-                self._heartbeat()
-            except PgclaimError as exc:
-                self.stats.db_errors += 1
-                self._warn("heartbeat failed: %s", exc, sqlstate=exc.sqlstate)
-
-    def _wake_listener(self) -> None:
-        pair = self._listener_wake
-        if pair is not None:
-            try:
-                pair[1].send(b"x")
-            except OSError:  # closed, or its buffer full of earlier wake-ups
-                pass
-
-    def _listen_target(self) -> tuple[str, dict[str, Any]] | None:
-        """The DSN and settings of the LISTEN connection (None: nothing to listen from)."""
-        target = self.client.conninfo()
-        if self.listen_dsn is None:
-            return target
-        kwargs = target[1] if target is not None else {"autocommit": True}
-        return self.listen_dsn, kwargs
-
-    def _listen_loop(self) -> None:
-        target = self._listen_target()
-        if target is None:
-            self._info("no pool to listen from: polling every %.1fs", self.poll_interval)
-            return
-        conninfo, kwargs = target
-        failures = 0
-        channel = _sql.channel(self.queue)
-        probe: str | None = _sql.channel(f"probe_{random.getrandbits(64):016x}")
-        wake_r, wake_w = self._listener_wake = socket.socketpair()
-        wake_r.setblocking(False)
-        wake_w.setblocking(False)
-        try:
-            while not self._stop.is_set():
-                try:
-                    with psycopg.connect(conninfo, **kwargs) as conn:
-                        if probe is not None:
-                            # Before the queue's channel: through a pooler, the LISTEN stays
-                            # on a server connection other clients then use, and nothing
-                            # notifies this channel again.
-                            conn.execute(_sql.listen(probe))
-                            if not self._probe(conn, wake_r, probe):
-                                if not self._stop.is_set():
-                                    self._warn(
-                                        "no notification sent through the client reached the"
-                                        " LISTEN connection within %.0fs (a pooler in"
-                                        " transaction mode, such as PgBouncer?): polling every"
-                                        " %.1fs instead; give the worker listen_dsn=, a direct"
-                                        " connection, to be woken at once", LISTEN_PROBE_WAIT,
-                                        self.poll_interval, operation="listen")
-                                return
-                            probe = None  # it works: not checked again after a reconnect
-                        conn.execute(_sql.listen(channel))
-                        self._listening.set()
-                        if failures:
-                            self._info("listening again on %s", channel, operation="listen")
-                        failures = 0
-                        # Notifications sent while we were away are lost: look once.
-                        self._notified.set()
-                        self._wake.set()
-                        self._listen(conn, wake_r)
-                except psycopg.Error as exc:
-                    self._listening.clear()
-                    failures += 1
-                    wait = self.backoff.backoff(failures)
-                    self._warn("listen connection lost, reconnect %d in %.1fs: %s", failures,
-                               wait, str(exc).strip(), operation="listen")
-                    self._stop.wait(wait)
-        finally:
-            self._listening.clear()
-            self._listener_wake = None
-            wake_r.close()
-            wake_w.close()
-
-    def _probe(self, conn: psycopg.Connection[Any], wake_r: socket.socket, probe: str
-               ) -> bool:
-        """Sends a notification on ``probe`` (which ``conn`` listens on) through the client;
-        returns whether it reached ``conn`` within ``LISTEN_PROBE_WAIT`` seconds (True when
-        it could not be sent: not known either way, and the polling goes on anyway)."""
-        try:
-            self.client.run(lambda c: c.execute(_sql.LISTEN_PROBE, {"channel": probe}),
-                            operation="listen_probe", idempotent=True, queue=self.queue)
-        except PgclaimError as exc:
-            self._warn("listen probe not sent: %s", exc, operation="listen",
-                       sqlstate=exc.sqlstate)
-            return True
-        fd, wake_fd = conn.fileno(), wake_r.fileno()
-        deadline = time.monotonic() + LISTEN_PROBE_WAIT
-        while not self._stop.is_set():
-            if any(n.channel == probe for n in conn.notifies(timeout=0)):
-                return True
-            wait = deadline - time.monotonic()
-            if wait <= 0:
-                return False
-            select.select([fd, wake_fd], [], [], wait)
-        return False
-
-    def _listen(self, conn: psycopg.Connection[Any], wake_r: socket.socket) -> None:
-        """Waits on the LISTEN connection (and on ``wake_r``, written to on stop) and wakes
-        the main loop when notifications come; returns once the worker stops."""
-        fd, wake_fd = conn.fileno(), wake_r.fileno()
-        while not self._stop.is_set():
-            # Those already received (with another reply, or several in one packet) first:
-            # the socket would not show them.
-            if any(True for _ in conn.notifies(timeout=0)) and not self._notified.is_set():
-                # One wake-up until the main loop takes it: a flood of notifications does
-                # not spin the loop.
-                self._notified.set()
-                self._wake.set()
-            readable, _, _ = select.select([fd, wake_fd], [], [], self.poll_interval)
-            if wake_fd in readable:
-                try:
-                    wake_r.recv(4096)
-                except OSError:
-                    pass
-
-    # -- STARTING -------------------------------------------------------------------------
-
-    def _register(self) -> bool:
-        failures = 0
-        while not self._stop.is_set():
-            try:
-                self.client.check_schema()  # SchemaMismatch or SchemaMissing: not waited for
-                self.client.register_worker(self.worker_id, self.info)
-                self._info("registered (concurrency %d, batch %d)", self.concurrency,
-                           self.batch_size)
-                return True
-            except TransientError as exc:
-                failures += 1
-                self.stats.db_errors += 1
-                wait = self.backoff.backoff(failures)
-                self._warn("register failed, retry %d in %.1fs: %s", failures, wait, exc,
-                           sqlstate=exc.sqlstate)
-                self._stop.wait(wait)
-        return False
+    def _heartbeat_failed(self, exc: PgclaimError) -> None:
+        self.stats.db_errors += 1
+        self._warn("heartbeat failed: %s", exc, sqlstate=exc.sqlstate)
 
     # -- handlers -------------------------------------------------------------------------
 
-    def _run_handler(self, record: Claimed) -> _Outcome | None:
-        """Runs the handler on one record: None when it succeeded, else its failure (or,
-        for a transactional handler, what became of its record)."""
-        try:
-            if self.transactional:
-                return self._run_in_transaction(record)
-            result = self.handler(record)  # type: ignore[call-arg]
-            if result is not None and inspect.isawaitable(result):
-                loop = self._event_loop()
-                asyncio.run_coroutine_threadsafe(_as_coroutine(result), loop).result()
-            return None
-        except Retry as exc:
+    def _failure(self, record: Claimed, exc: Exception) -> _Outcome:
+        """What the handler's exception ``exc`` makes of ``record``'s attempt."""
+        if isinstance(exc, Retry):
             return _Outcome(record, error=_error_text(exc), retry_after=exc.after)
-        except Fatal as exc:
+        if isinstance(exc, Fatal):
             return _Outcome(record, error=_error_text(exc), fatal=True)
-        except Exception as exc:  # noqa: BLE001 - a handler's error fails its record only
-            self.stats.handler_errors += 1
-            detail = (f"{_error_text(exc)}; payload {_payload_text(record.payload)}"
-                      if self.log_payloads else type(exc).__name__)
-            self._log.info("pgclaim worker %s: handler failed on record %d (attempt %d): %s",
-                           self.worker_id, record.id, record.attempt, detail,
-                           extra=self._extra(record_id=record.id, attempt=record.attempt))
-            return _Outcome(record, error=_error_text(exc))
+        self.stats.handler_errors += 1
+        detail = (f"{_error_text(exc)}; payload {_payload_text(record.payload)}"
+                  if self.log_payloads else type(exc).__name__)
+        self._log.info("pgclaim worker %s: handler failed on record %d (attempt %d): %s",
+                       self.worker_id, record.id, record.attempt, detail,
+                       extra=self._extra(record_id=record.id, attempt=record.attempt))
+        return _Outcome(record, error=_error_text(exc))
 
-    def _run_in_transaction(self, record: Claimed) -> _Outcome:
-        """Runs a transactional handler and completes its record in the same transaction."""
-        pool = self.client.pool
-        assert pool is not None
-        try:
-            with pool.connection() as conn, conn.transaction():
-                self.handler(record, conn)  # type: ignore[call-arg]
-                row = conn.execute("select pgclaim.complete(%s, %s, %s)",
-                                   (self.worker_id, [record.id], [record.lease_token])
-                                   ).fetchone()
-                if row is None or row[0] != 1:
-                    raise _LeaseLost
-        except _LeaseLost:
-            return _Outcome(record, error="", committed=False)
-        return _Outcome(record, error="", committed=True)
-
-    def _event_loop(self) -> asyncio.AbstractEventLoop:
-        with self._loop_lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="pgclaim-asyncio",
-                                 daemon=True).start()
-                self._loop = loop
-            return self._loop
-
-    def _collect(self, handlers: _Handlers, loop: _Loop, now: float) -> None:
-        """Moves the outcomes of finished handlers to ``loop``."""
+    def _collect(self, handlers: Any, loop: _Loop, now: float) -> None:
+        """Moves the outcomes of finished handlers (the ``succeeded`` and ``failed`` deques
+        of ``handlers``) to ``loop``."""
         succeeded, failed = handlers.succeeded, handlers.failed
         n, m = len(succeeded), len(failed)
         if not n + m:
@@ -866,102 +619,159 @@ class Worker:
         self._let_go([o.record for o in done])
         return [o for o in outcomes if o.committed is None]
 
-    def _sleep(self, handlers: _Handlers, wake_at: int, timeout: float) -> None:
-        """Waits up to ``timeout`` for a wake-up, asking the handler threads for one once
-        ``wake_at`` outcomes are waiting to be collected; meanwhile lets more handler threads
-        take the queued records once they have waited ``SPREAD_AFTER``."""
-        handlers.wake_at = wake_at
-        deadline = time.monotonic() + max(0.0, timeout)
-        spread = False
-        while handlers.finished() < wake_at:  # else one came meanwhile: no wait
-            now = time.monotonic()
-            wait = deadline - now
-            if not spread:
-                if handlers.spread_due(now):
-                    handlers.spread()
-                    spread = True
-                else:
-                    spread_at = handlers.queued_since + SPREAD_AFTER
-                    if now < spread_at < deadline and handlers.spread_due(spread_at):
-                        wait = spread_at - now
-            if wait <= 0 or self._wake.wait(wait) or time.monotonic() >= deadline:
-                break
-        handlers.wake_at = sys.maxsize
-        self._wake.clear()
+    def _new_loop(self) -> _Loop:
+        limit = max(self.concurrency, self.batch_size)
+        return _Loop(limit=limit, threshold=limit - math.ceil(self.batch_size / 2),
+                     next_reclaim=time.monotonic() + self.reclaim_every * random.random())
+
+    # -- the listener ---------------------------------------------------------------------
+
+    def _listen_target(self) -> tuple[str, dict[str, Any]] | None:
+        """The DSN and settings of the LISTEN connection (None: nothing to listen from)."""
+        target = self.client.conninfo()
+        if self.listen_dsn is None:
+            return target
+        kwargs = target[1] if target is not None else {"autocommit": True}
+        return self.listen_dsn, kwargs
+
+    def _listen_channels(self) -> tuple[str, str]:
+        """The queue's channel, and a probe channel of this listener's own."""
+        return (_sql.channel(self.queue),
+                _sql.channel(f"probe_{random.getrandbits(64):016x}"))
+
+    def _listen_unusable(self) -> None:
+        if not self._stop.is_set():
+            self._warn(
+                "no notification sent through the client reached the LISTEN connection"
+                " within %.0fs (a pooler in transaction mode, such as PgBouncer?): polling"
+                " every %.1fs instead; give the worker listen_dsn=, a direct connection, to"
+                " be woken at once", LISTEN_PROBE_WAIT, self.poll_interval, operation="listen")
+
+    def _listen_lost(self, failures: int, exc: psycopg.Error) -> float:
+        """Logs the loss of the LISTEN connection; returns the wait before reconnecting."""
+        wait = self.backoff.backoff(failures)
+        self._warn("listen connection lost, reconnect %d in %.1fs: %s", failures, wait,
+                   str(exc).strip(), operation="listen")
+        return wait
+
+    def _probe_failed(self, exc: PgclaimError) -> None:
+        self._warn("listen probe not sent: %s", exc, operation="listen", sqlstate=exc.sqlstate)
+
+    # -- STARTING -------------------------------------------------------------------------
+
+    def _register_steps(self) -> Steps[bool]:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                yield _call("check_schema")  # SchemaMismatch or SchemaMissing: not waited for
+                yield _call("register_worker", self.worker_id, self.info)
+                self._info("registered (concurrency %d, batch %d)", self.concurrency,
+                           self.batch_size)
+                return True
+            except TransientError as exc:
+                failures += 1
+                self.stats.db_errors += 1
+                wait = self.backoff.backoff(failures)
+                self._warn("register failed, retry %d in %.1fs: %s", failures, wait, exc,
+                           sqlstate=exc.sqlstate)
+                yield _local("_pause", wait)
+        return False
 
     # -- WAITING, CLAIMING, RUNNING, BACKING_OFF ------------------------------------------
 
-    def _main_loop(self, handlers: _Handlers, loop: _Loop, until_empty: bool) -> None:
-        while not self._stop.is_set():
-            now = time.monotonic()
-            self._collect(handlers, loop, now)
-            if until_empty and not loop.inflight:
-                loop.next_claim = 0.0
-            elif (self._notified.is_set() and loop.room()
-                  and now >= loop.wake_floor(self.min_wake_interval)):
-                # Taken only when it can lead to a claim: left set, it keeps the listener
-                # from waking the loop again for every notification of a flood.
-                self._notified.clear()
-                loop.next_claim = 0.0
-            ok = True
-            records: list[Claimed] | None = None
-            want = min(self.batch_size, loop.limit - loop.inflight)
-            claim_due = loop.room() and now >= loop.next_claim
-            if loop.report_due(now, self.report_delay):
-                # A claim due with the report goes in its round trip and transaction (unless
-                # a reclaim falls due between them, or the last such call failed).
-                combine = claim_due and loop.combine and now < loop.next_reclaim
-                if combine:
-                    self._state = WorkerState.CLAIMING
-                ok, records = self._report_and_claim(loop, want if combine else 0)
-            if ok and records is None and now >= loop.next_reclaim:
-                ok = self._reclaim()
-                loop.next_reclaim = now + self.reclaim_every
-            claimed_full = False
-            if ok and (records is not None or claim_due):
-                if records is None:
-                    self._state = WorkerState.CLAIMING
-                    records = self._claim(want)
-                ended = time.monotonic()
-                if records is None:
-                    ok = False
-                else:
-                    if records:
-                        self._hold(records)
-                        loop.inflight += len(records)
-                        handlers.submit(records)
-                    claimed_full = len(records) == want
-                    loop.empty_at = None if records else ended
-                    # A claim that found nothing right after one that found records is
-                    # most often one that lost its record to another worker, or one prompted
-                    # by the notification of a record it had just taken: it does not delay
-                    # the next notification. A second one in a row does.
-                    loop.floor_from = None if records or loop.found else ended
-                    loop.found = bool(records)
-                    if not claimed_full:
-                        loop.next_claim = ended + self._idle_wait()
-            if not ok:
-                loop.db_failures += 1
-                self._state = WorkerState.BACKING_OFF
-                self._stop.wait(self.backoff.backoff(loop.db_failures))
-                continue
-            loop.db_failures = 0
-            held = bool(loop.inflight or loop.done)
-            self._state = WorkerState.RUNNING if held else WorkerState.WAITING
-            if until_empty and loop.empty_at is not None and not held:
-                self._info("no record due: done")
-                return
-            if claimed_full and loop.room():
-                continue
-            if (self.listen and not until_empty and not self._listener_started
-                    and loop.next_claim > now):
-                # Only now is there anything to be woken for: the poll timer runs.
-                self._listener_started = True
-                self._start_thread(self._listen_loop, "listen")
-            self._sleep(handlers, self._wake_at(loop, now),
-                        self._next_deadline(loop) - time.monotonic())
+    def _round(self, handlers: Any, loop: _Loop, until_empty: bool) -> Steps[bool | None]:
+        """One pass of the main loop: takes the finished handlers' outcomes, reports them
+        when due (with a claim due in the same call), reclaims orphans when due, claims when
+        due (records go to ``handlers.submit``), backs off after a database error. Returns
+        True to go round again at once, False when done (``until_empty`` and nothing left),
+        None to wait for something to do (``_wake_at``, ``_next_deadline``)."""
+        now = time.monotonic()
+        self._collect(handlers, loop, now)
+        if until_empty and not loop.inflight:
+            loop.next_claim = 0.0
+        elif (self._notified.is_set() and loop.room()
+              and now >= loop.wake_floor(self.min_wake_interval)):
+            # Taken only when it can lead to a claim: left set, it keeps the listener
+            # from waking the loop again for every notification of a flood.
+            self._notified.clear()
+            loop.next_claim = 0.0
+        ok = True
+        records: list[Claimed] | None = None
+        want = min(self.batch_size, loop.limit - loop.inflight)
+        claim_due = loop.room() and now >= loop.next_claim
+        if loop.report_due(now, self.report_delay):
+            # A claim due with the report goes in its round trip and transaction (unless
+            # a reclaim falls due between them, or the last such call failed).
+            combine = claim_due and loop.combine and now < loop.next_reclaim
+            if combine:
+                self._state = WorkerState.CLAIMING
+            ok, records = yield from self._report_steps(loop, want if combine else 0)
+        if ok and records is None and now >= loop.next_reclaim:
+            ok = yield from self._reclaim_steps()
+            loop.next_reclaim = now + self.reclaim_every
+        claimed_full = False
+        if ok and (records is not None or claim_due):
+            if records is None:
+                self._state = WorkerState.CLAIMING
+                records = yield from self._claim_steps(want)
+            ended = time.monotonic()
+            if records is None:
+                ok = False
+            else:
+                if records:
+                    self._hold(records)
+                    loop.inflight += len(records)
+                    handlers.submit(records)
+                claimed_full = len(records) == want
+                loop.empty_at = None if records else ended
+                # A claim that found nothing right after one that found records is
+                # most often one that lost its record to another worker, or one prompted
+                # by the notification of a record it had just taken: it does not delay
+                # the next notification. A second one in a row does.
+                loop.floor_from = None if records or loop.found else ended
+                loop.found = bool(records)
+                if not claimed_full:
+                    loop.next_claim = ended + (yield from self._idle_wait_steps())
+        if not ok:
+            loop.db_failures += 1
+            self._state = WorkerState.BACKING_OFF
+            yield _local("_pause", self.backoff.backoff(loop.db_failures))
+            return True
+        loop.db_failures = 0
+        held = bool(loop.inflight or loop.done)
+        self._state = WorkerState.RUNNING if held else WorkerState.WAITING
+        if until_empty and loop.empty_at is not None and not held:
+            self._info("no record due: done")
+            return False
+        if claimed_full and loop.room():
+            return True
+        if (self.listen and not until_empty and not self._listener_started
+                and loop.next_claim > now):
+            # Only now is there anything to be woken for: the poll timer runs.
+            self._listener_started = True
+            self._start_listener()
+        return None
 
-    def _wake_at(self, loop: _Loop, now: float) -> int:
+    def _start_listener(self) -> None:
+        """Starts the listener (``Worker``: a thread; ``AsyncWorker``: a task)."""
+        raise NotImplementedError
+
+    def _end_listener(self) -> None:
+        """Makes the listener end now (it waits on its connection otherwise)."""
+        raise NotImplementedError
+
+    def _main_steps(self, handlers: Any, loop: _Loop, until_empty: bool) -> Steps[None]:
+        """Rounds (``_round``) until stopped or done, waiting in between for something to do:
+        enough outcomes (``_wake_at``), a notification, ``stop``, or the next deadline."""
+        while not self._stop.is_set():
+            again = yield from self._round(handlers, loop, until_empty)
+            if again is False:
+                return
+            if again is None:
+                yield _local("_sleep", handlers, self._wake_at(loop),
+                             self._next_deadline(loop) - time.monotonic())
+
+    def _wake_at(self, loop: _Loop) -> int:
         """How many outcomes of running handlers give the loop something to do: the first
         one (it starts the ``report_delay`` clock), enough to free half a batch of slots
         when a claim is due, and the last one (no handler left running: report)."""
@@ -970,7 +780,8 @@ class Worker:
         at = loop.inflight
         if not loop.done:
             at = 1
-        if (now >= loop.next_claim or self._notified.is_set()) and not loop.room():
+        if (time.monotonic() >= loop.next_claim or self._notified.is_set()) \
+                and not loop.room():
             at = min(at, loop.inflight - loop.threshold)
         return at
 
@@ -987,9 +798,9 @@ class Worker:
             deadline = min(deadline, loop.done_since + self.report_delay)
         return deadline
 
-    def _claim(self, want: int) -> list[Claimed] | None:
+    def _claim_steps(self, want: int) -> Steps[list[Claimed] | None]:
         try:
-            records = self.client.claim(self.queue, self.worker_id, want, self.lease)
+            records = yield _call("claim", self.queue, self.worker_id, want, self.lease)
         except OutcomeUnknown as exc:
             self.stats.db_errors += 1
             self._warn("claim outcome unknown (its records come back after the lease): %s",
@@ -1002,25 +813,25 @@ class Worker:
             self._warn("claim failed: %s", exc, operation="claim", sqlstate=exc.sqlstate)
             return None
         self.stats.claimed += len(records)
-        return records
+        return records  # type: ignore[no-any-return]
 
-    def _idle_wait(self) -> float:
+    def _idle_wait_steps(self) -> Steps[float]:
         """How long to wait before the next claim after one that got less than it asked for:
         ``poll_interval``, or less when ``next_eligible`` says a record becomes claimable
         sooner (a due time, a rate limit's next token), but at least ``min_wake_interval``.
         Notifications still wake the loop."""
         try:
-            at = self.client.next_eligible(self.queue)
+            at = yield _call("next_eligible", self.queue)
         except PgclaimError:
             return self.poll_interval  # a failing database shows on the next claim
         if at is None:
             return self.poll_interval
-        delay = (at - datetime.now(UTC)).total_seconds()
+        delay: float = (at - datetime.now(UTC)).total_seconds()
         return min(self.poll_interval, max(delay, self.min_wake_interval))
 
-    def _reclaim(self) -> bool:
+    def _reclaim_steps(self) -> Steps[bool]:
         try:
-            n = self.client.reclaim_orphans(queue=self.queue)
+            n = yield _call("reclaim_orphans", queue=self.queue)
         except PgclaimError as exc:
             self.stats.db_errors += 1
             self._warn("reclaim_orphans failed: %s", exc, operation="reclaim_orphans",
@@ -1030,38 +841,34 @@ class Worker:
             self._info("took back %d orphaned record(s)", n, operation="reclaim_orphans")
         return True
 
-    def _report(self, loop: _Loop, wait: float = 0.0) -> bool:
+    def _report_steps(self, loop: _Loop, want: int = 0
+                      ) -> Steps[tuple[bool, list[Claimed] | None]]:
         """Reports the outcomes gathered in ``loop``: failures with ``fail_batch``, successes
-        with ``complete`` (one call each, per ``MAX_BATCH_SIZE``), under their lease tokens.
+        with ``complete`` (one call each, per ``MAX_BATCH_SIZE``), under their lease tokens;
+        claims up to ``want`` records in the same round trip and transaction as the last
+        ``complete`` (``complete_and_claim``) when ``want`` and successes to report.
 
         Reported outcomes leave ``loop`` and the heartbeat set. Outcomes whose records a
-        heartbeat is extending at that moment are held back (``loop.held_back``; ``wait``
-        seconds are waited for it first); on a database error the rest stay for the next try
-        and it returns False.
+        heartbeat is extending at that moment are held back (``loop.held_back``); on a
+        database error the rest stay for the next try. Returns whether the report went out,
+        and the records claimed (None when no claim was made or it failed).
         """
-        return self._report_and_claim(loop, 0, wait)[0]
-
-    def _report_and_claim(self, loop: _Loop, want: int, wait: float = 0.0
-                          ) -> tuple[bool, list[Claimed] | None]:
-        """``_report``, claiming up to ``want`` records in the same round trip and transaction
-        as the last ``complete`` (``complete_and_claim``) when ``want`` and successes to
-        report; returns whether the report went out, and the records claimed (None when no
-        claim was made or it failed)."""
         succeeded, failed = loop.succeeded, loop.failed
         records = succeeded + [o.record for o in failed] if failed else succeeded
-        ready = self._reserve(records, wait)
+        with self._records_lock:
+            ready = self._reserve_now(records)
         loop.held_back = ready is not records
         if loop.held_back:
             ids = {r.id for r in ready}
             succeeded = [r for r in succeeded if r.id in ids]
             failed = [o for o in failed if o.record.id in ids]
         try:
-            return self._send(loop, succeeded, failed, want)
+            return (yield from self._send_steps(loop, succeeded, failed, want))
         finally:
             self._unreserve(ready)
 
-    def _send(self, loop: _Loop, succeeded: list[Claimed], failed: list[_Outcome],
-              want: int) -> tuple[bool, list[Claimed] | None]:
+    def _send_steps(self, loop: _Loop, succeeded: list[Claimed], failed: list[_Outcome],
+                    want: int) -> Steps[tuple[bool, list[Claimed] | None]]:
         """Sends these outcomes (of ``loop``), failures first, claiming ``want`` records with
         the last ``complete`` when ``want``; those reported leave ``loop``."""
         for i in range(0, len(failed), MAX_BATCH_SIZE):
@@ -1070,8 +877,8 @@ class Worker:
             retry_after = [o.retry_after for o in batch]
             fatal = [o.fatal for o in batch]
             try:
-                statuses = self.client.fail_batch(
-                    self.worker_id, records, [o.error for o in batch],
+                statuses = yield _call(
+                    "fail_batch", self.worker_id, records, [o.error for o in batch],
                     retry_after=retry_after if any(a is not None for a in retry_after) else None,
                     fatal=fatal if any(fatal) else None, queue=self.queue)
             except PgclaimError as exc:
@@ -1096,12 +903,11 @@ class Worker:
             combined = want > 0 and i + MAX_BATCH_SIZE >= len(succeeded)
             try:
                 if combined:
-                    n, claimed = self.client.complete_and_claim(
-                        self.worker_id, records, self.queue, want, self.lease)
+                    n, claimed = yield _call("complete_and_claim", self.worker_id, records,
+                                             self.queue, want, self.lease)
                 else:
-                    n = self.client.complete(self.worker_id, [r.id for r in records],
-                                             [r.lease_token for r in records],
-                                             queue=self.queue)
+                    n = yield _call("complete", self.worker_id, [r.id for r in records],
+                                    [r.lease_token for r in records], queue=self.queue)
             except PgclaimError as exc:
                 self.stats.db_errors += 1
                 if combined:
@@ -1132,24 +938,30 @@ class Worker:
 
     # -- DRAINING, STOPPING ---------------------------------------------------------------
 
-    def _drain(self, handlers: _Handlers, loop: _Loop) -> None:
+    def _report_waiting_steps(self, loop: _Loop, wait: float = 0.0) -> Steps[bool]:
+        """``_report_steps`` without a claim, after waiting up to ``wait`` seconds for a
+        heartbeat under way over the same records to end; returns whether it went out."""
+        if wait > 0 and loop.done:
+            records = loop.succeeded + [o.record for o in loop.failed]
+            self._unreserve((yield _local("_reserve", records, wait)))
+        ok, _ = yield from self._report_steps(loop)
+        return ok
+
+    # -- DRAINING, STOPPING ---------------------------------------------------------------
+
+    def _drain_steps(self, handlers: Any, loop: _Loop) -> Steps[None]:
         """Releases the records not started, waits for running handlers (up to ``grace``,
         unless stopping now) while reporting, then reports what is left."""
         self._state = WorkerState.DRAINING
         self._stop.set()  # after until_empty too: the listener ends, nothing more is claimed
-        self._wake_listener()
+        self._end_listener()
         records = handlers.take_queued()
         loop.inflight -= len(records)
         if records:
-            ready = self._reserve(records, wait=5.0)  # deregistering releases any left out
+            # deregistering releases any a heartbeat keeps from this release
+            ready = yield _local("_reserve", records, 5.0)
             try:
-                n = self.client.release(self.worker_id, [r.id for r in ready],
-                                        [r.lease_token for r in ready], queue=self.queue)
-                self.stats.released += n
-                self._info("released %d record(s) it had not started", n, operation="release")
-            except PgclaimError as exc:
-                self._warn("release failed (deregistering releases them): %s", exc,
-                           operation="release")
+                yield from self._release_steps(ready)
             finally:
                 self._unreserve(ready)
             self._let_go(records)
@@ -1164,23 +976,25 @@ class Worker:
             if not loop.inflight or self._stop_now.is_set() or now >= grace_end:
                 break
             if reporting and loop.report_due(now, self.report_delay):
-                reporting = self._report(loop)  # on failure: once more at the end
+                # on failure: once more at the end
+                reporting = yield from self._report_waiting_steps(loop)
             deadline = grace_end
             if reporting and loop.done and not loop.held_back:
                 deadline = min(deadline, loop.done_since + self.report_delay)
-            self._sleep(handlers, 1, deadline - now)
+            yield _local("_sleep", handlers, 1, deadline - now)
         deadline = time.monotonic() + max(self.grace, 5.0)
         tries = 0
         while loop.done:
             # waits for a heartbeat under way to end rather than hold outcomes back
-            if self._report(loop, wait=max(0.0, deadline - time.monotonic())):
+            if (yield from self._report_waiting_steps(
+                    loop, wait=max(0.0, deadline - time.monotonic()))):
                 if loop.held_back and time.monotonic() < deadline:
                     continue
                 break
             tries += 1
             if self._stop_now.is_set() or time.monotonic() >= deadline:
                 break
-            self._stop_now.wait(self.backoff.backoff(tries))
+            yield _local("_pause_now", self.backoff.backoff(tries))
         if loop.done:
             self._warn("could not report %d outcome(s): deregistering releases them",
                        loop.done)
@@ -1189,19 +1003,383 @@ class Worker:
             self._warn("%d handler(s) still running, not waited for: their records are "
                        "released", loop.inflight)
 
-    def _deregister(self) -> None:
+    def _release_steps(self, records: list[Claimed]) -> Steps[None]:
+        """Releases ``records``, which no handler started (attempt not counted)."""
+        try:
+            n = yield _call("release", self.worker_id, [r.id for r in records],
+                            [r.lease_token for r in records], queue=self.queue)
+            self.stats.released += n
+            self._info("released %d record(s) it had not started", n, operation="release")
+        except PgclaimError as exc:
+            self._warn("release failed (deregistering releases them): %s", exc,
+                       operation="release")
+
+    def _deregister_steps(self) -> Steps[None]:
         """Stops the heartbeat (a heartbeat after the deregistration would register the
         worker again) and deregisters, releasing whatever is still held."""
         self._state = WorkerState.STOPPING
-        self._halt.set()
-        for t in self._threads:
-            t.join(timeout=5)
+        yield _local("_halt_helpers")
         try:
-            n = self.client.deregister_worker(self.worker_id, queue=self.queue)
+            n = yield _call("deregister_worker", self.worker_id, queue=self.queue)
             self.stats.released += n
             self._info("deregistered (released %d)", n, operation="deregister_worker")
         except PgclaimError as exc:
             self._warn("deregister failed: %s", exc, operation="deregister_worker")
+
+
+class Worker(_WorkerCore[QueueClient]):
+    """Processes the records of one queue with ``handler`` until stopped.
+
+    ``concurrency`` handlers run at once; ``batch_size`` records are claimed per call (default:
+    ``concurrency``; more means records wait locally, their leases kept alive by the
+    heartbeat). ``lease`` overrides the queue's lease; ``heartbeat_every`` (seconds) should be
+    well under both the lease and the server's ``worker_timeout``. ``poll_interval`` bounds
+    the wait when no notification comes; ``min_wake_interval`` is the least time between a
+    second claim in a row that found nothing and the next claim a notification prompts (so
+    a flood of notifications costs an idle worker at most one claim per
+    ``min_wake_interval``);
+    ``reclaim_every`` spaces ``reclaim_orphans`` calls; ``report_delay`` is how long an
+    outcome may wait for others to share its report while handlers still run; ``grace`` is
+    how long ``stop`` waits for running handlers.
+
+    The listener starts when the worker first waits for its poll timer (after a claim that
+    got less than it asked for: a worker whose claims come back full needs none, and one
+    run ``until_empty`` claims again as soon as its handlers end, so it polls). It LISTENs
+    on its own connection: to ``listen_dsn`` when given
+    (a direct connection to the server when calls go through a pooler such as PgBouncer in
+    transaction mode, which cannot carry LISTEN), else to the client's DSN; it then checks
+    that a notification sent through the client reaches it, and when none does within
+    ``LISTEN_PROBE_WAIT`` seconds it says so and stops: the worker polls every
+    ``poll_interval``. ``listen=False`` polls from the start.
+
+    With ``transactional=True`` the handler is called as ``handler(record, conn)``: ``conn``
+    is a connection of the client's pool in a transaction, and the record is completed (under
+    its lease token) in that same transaction once the handler returns, so that what the
+    handler wrote and the completion commit together, or not at all. When the claim no longer
+    holds (the lease expired and the record went to another worker) nothing commits and the
+    record counts as ``lost``; a handler that raises rolls its writes back and its record
+    fails as usual. Each record then costs a transaction of its own (no batched complete),
+    and the pool needs a connection per handler running at once on top of the worker's own
+    (``max_size`` at least ``concurrency + 2``). The handler may also fence its writes with
+    ``pgclaim.fence_trigger`` or ``holds(record.id, record.lease_token)``.
+
+    A handler's failure is logged with the record's id, attempt and the exception's type; its
+    text (which may quote the payload) stays in the record's ``last_error``. With
+    ``log_payloads=True`` the log line carries the exception's text and the payload as well.
+    """
+
+    def _init_runtime(self) -> None:
+        self._async = inspect.iscoroutinefunction(self.handler)
+        if self.transactional:
+            if self._async:
+                raise ValueError("transactional handlers must be plain functions, got a "
+                                 "coroutine function")
+            if self.client.pool is None:
+                raise ValueError("transactional=True needs a client with a pool (a DSN or "
+                                 "a ConnectionPool), not one built on a single connection")
+        self._stop = threading.Event()      # no more claims: drain and deregister
+        self._stop_now = threading.Event()  # do not wait for running handlers
+        self._halt = threading.Event()      # the heartbeat and listener threads end
+        self._wake = threading.Event()      # the main loop has something to look at
+        self._notified = threading.Event()  # a notification came (or the listener reconnected)
+        # Wakes the listener thread out of its wait on the LISTEN connection (on stop).
+        self._listener_wake: tuple[socket.socket, socket.socket] | None = None
+        self._listening = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    # -- public ---------------------------------------------------------------------------
+
+    def stop(self, *, now: bool = False) -> None:
+        """Asks the worker to stop: no more claims, the records not started are released,
+        running handlers get ``grace`` seconds and the outcomes are reported.
+
+        With ``now=True`` it does not wait for running handlers (nor retry reports): their
+        records are released by the deregistration while the handlers themselves go on in
+        their threads (their outcomes are dropped), so another worker may start them again.
+        """
+        self._stop_logged(now)
+        if now:
+            self._stop_now.set()
+        self._stop.set()
+        self._wake.set()
+        self._wake_listener()
+
+    @property
+    def listening(self) -> bool:
+        """True while the LISTEN connection is up."""
+        return self._listening.is_set()
+
+    def run(self, *, until_empty: bool = False) -> WorkerStats:
+        """Runs until stopped (or, with ``until_empty``, until no record is due and none runs).
+
+        Returns what it did. Takes SIGTERM/SIGINT when called from the main thread (and
+        ``install_signals``): the first stops the worker, a second stops it now
+        (``stop(now=True)``); the previous handlers are restored on return.
+        """
+        self._state = WorkerState.STARTING
+        handlers = _Handlers(self.concurrency, self._run_handler, self._wake,
+                             f"pgclaim-{self.queue}")
+        loop = self._new_loop()
+        signals = StopSignals(self._on_first_signal, self._on_second_signal,
+                              enabled=self.install_signals)
+        with signals:
+            try:
+                if not self._do(self._register_steps()):
+                    return self.stats
+                self._start_thread(self._heartbeat_loop, "heartbeat")
+                self._do(self._main_steps(handlers, loop, until_empty))
+                self._do(self._drain_steps(handlers, loop))
+                self._do(self._deregister_steps())
+            finally:
+                self._stop.set()
+                self._halt.set()
+                self._wake_listener()
+                self._wake.set()
+                for t in self._threads:
+                    t.join(timeout=5)
+                handlers.take_queued()  # not started: deregistering released them
+                handlers.close()
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(self._loop.stop)
+                self._state = WorkerState.STOPPED
+        return self.stats
+
+    def _do(self, steps: Steps[R]) -> R:
+        """Runs ``steps``: each call of the client or of the worker, in this thread."""
+        result: Any = None
+        error: PgclaimError | None = None
+        try:
+            while True:
+                step = steps.throw(error) if error is not None else steps.send(result)
+                local, method, args, kwargs = step
+                result = error = None
+                try:
+                    result = getattr(self if local else self.client, method)(*args, **kwargs)
+                except PgclaimError as exc:
+                    error = exc
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    # -- the records held -----------------------------------------------------------------
+
+    def _reserve(self, records: list[Claimed], wait: float = 0.0) -> list[Claimed]:
+        """Marks the records a report is about to send, leaving out those in a heartbeat under
+        way (after waiting up to ``wait`` seconds for it to end); returns the marked ones
+        (``records`` itself when none is left out)."""
+        deadline = time.monotonic() + wait
+        with self._heartbeat_ended:
+            while self._beating and any(r.id in self._beating for r in records):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._heartbeat_ended.wait(remaining)
+            return self._reserve_now(records)
+
+    def _heartbeat(self) -> None:
+        """One heartbeat for the records held, except those in a report under way."""
+        ids = self._beat_begin()
+        try:
+            self.client.heartbeat(self.worker_id, ids, queue=self.queue)
+        finally:
+            self._beat_end()
+            self._wake.set()  # a report held back for this heartbeat may go now
+
+    # -- helper threads -------------------------------------------------------------------
+
+    def _start_thread(self, target: Callable[[], None], name: str) -> None:
+        t = threading.Thread(target=target, name=f"pgclaim-{name}-{self.queue}", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _heartbeat_loop(self) -> None:
+        # Runs until the worker deregisters, draining included: a handler finishing within
+        # ``grace`` keeps its lease even when ``grace`` is longer than the lease.
+        while not self._halt.wait(self.heartbeat_every):
+            try:
+                self._heartbeat()
+            except PgclaimError as exc:
+                self._heartbeat_failed(exc)
+
+    def _wake_listener(self) -> None:
+        pair = self._listener_wake
+        if pair is not None:
+            try:
+                pair[1].send(b"x")
+            except OSError:  # closed, or its buffer full of earlier wake-ups
+                pass
+
+    def _start_listener(self) -> None:
+        self._start_thread(self._listen_loop, "listen")
+
+    def _end_listener(self) -> None:
+        self._wake_listener()
+
+    def _listen_loop(self) -> None:
+        target = self._listen_target()
+        if target is None:
+            self._info("no pool to listen from: polling every %.1fs", self.poll_interval)
+            return
+        conninfo, kwargs = target
+        failures = 0
+        channel, first_probe = self._listen_channels()
+        probe: str | None = first_probe
+        wake_r, wake_w = self._listener_wake = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        try:
+            while not self._stop.is_set():
+                try:
+                    with psycopg.connect(conninfo, **kwargs) as conn:
+                        if probe is not None:
+                            # Before the queue's channel: through a pooler, the LISTEN stays
+                            # on a server connection other clients then use, and nothing
+                            # notifies this channel again.
+                            conn.execute(_sql.listen(probe))
+                            if not self._probe(conn, wake_r, probe):
+                                self._listen_unusable()
+                                return
+                            probe = None  # it works: not checked again after a reconnect
+                        conn.execute(_sql.listen(channel))
+                        self._listening.set()
+                        if failures:
+                            self._info("listening again on %s", channel, operation="listen")
+                        failures = 0
+                        # Notifications sent while we were away are lost: look once.
+                        self._notified.set()
+                        self._wake.set()
+                        self._listen(conn, wake_r)
+                except psycopg.Error as exc:
+                    self._listening.clear()
+                    failures += 1
+                    self._stop.wait(self._listen_lost(failures, exc))
+        finally:
+            self._listening.clear()
+            self._listener_wake = None
+            wake_r.close()
+            wake_w.close()
+
+    def _probe(self, conn: psycopg.Connection[Any], wake_r: socket.socket, probe: str
+               ) -> bool:
+        """Sends a notification on ``probe`` (which ``conn`` listens on) through the client;
+        returns whether it reached ``conn`` within ``LISTEN_PROBE_WAIT`` seconds (True when
+        it could not be sent: not known either way, and the polling goes on anyway)."""
+        try:
+            self.client.run(lambda c: c.execute(_sql.LISTEN_PROBE, {"channel": probe}),
+                            operation="listen_probe", idempotent=True, queue=self.queue)
+        except PgclaimError as exc:
+            self._probe_failed(exc)
+            return True
+        fd, wake_fd = conn.fileno(), wake_r.fileno()
+        deadline = time.monotonic() + LISTEN_PROBE_WAIT
+        while not self._stop.is_set():
+            if any(n.channel == probe for n in conn.notifies(timeout=0)):
+                return True
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return False
+            select.select([fd, wake_fd], [], [], wait)
+        return False
+
+    def _listen(self, conn: psycopg.Connection[Any], wake_r: socket.socket) -> None:
+        """Waits on the LISTEN connection (and on ``wake_r``, written to on stop) and wakes
+        the main loop when notifications come; returns once the worker stops."""
+        fd, wake_fd = conn.fileno(), wake_r.fileno()
+        while not self._stop.is_set():
+            # Those already received (with another reply, or several in one packet) first:
+            # the socket would not show them.
+            if any(True for _ in conn.notifies(timeout=0)) and not self._notified.is_set():
+                # One wake-up until the main loop takes it: a flood of notifications does
+                # not spin the loop.
+                self._notified.set()
+                self._wake.set()
+            readable, _, _ = select.select([fd, wake_fd], [], [], self.poll_interval)
+            if wake_fd in readable:
+                try:
+                    wake_r.recv(4096)
+                except OSError:
+                    pass
+
+    # -- handlers -------------------------------------------------------------------------
+
+    def _run_handler(self, record: Claimed) -> _Outcome | None:
+        """Runs the handler on one record: None when it succeeded, else its failure (or,
+        for a transactional handler, what became of its record)."""
+        try:
+            if self.transactional:
+                return self._run_in_transaction(record)
+            result = self.handler(record)  # type: ignore[call-arg]
+            if result is not None and inspect.isawaitable(result):
+                loop = self._event_loop()
+                asyncio.run_coroutine_threadsafe(_as_coroutine(result), loop).result()
+            return None
+        except Exception as exc:  # noqa: BLE001 - a handler's error fails its record only
+            return self._failure(record, exc)
+
+    def _run_in_transaction(self, record: Claimed) -> _Outcome:
+        """Runs a transactional handler and completes its record in the same transaction."""
+        pool = self.client.pool
+        assert pool is not None
+        try:
+            with pool.connection() as conn, conn.transaction():
+                self.handler(record, conn)  # type: ignore[call-arg]
+                row = conn.execute("select pgclaim.complete(%s, %s, %s)",
+                                   (self.worker_id, [record.id], [record.lease_token])
+                                   ).fetchone()
+                if row is None or row[0] != 1:
+                    raise _LeaseLost
+        except _LeaseLost:
+            return _Outcome(record, error="", committed=False)
+        return _Outcome(record, error="", committed=True)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._loop_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="pgclaim-asyncio",
+                                 daemon=True).start()
+                self._loop = loop
+            return self._loop
+
+    def _sleep(self, handlers: _Handlers, wake_at: int, timeout: float) -> None:
+        """Waits up to ``timeout`` for a wake-up, asking the handler threads for one once
+        ``wake_at`` outcomes are waiting to be collected; meanwhile lets more handler threads
+        take the queued records once they have waited ``SPREAD_AFTER``."""
+        handlers.wake_at = wake_at
+        deadline = time.monotonic() + max(0.0, timeout)
+        spread = False
+        while handlers.finished() < wake_at:  # else one came meanwhile: no wait
+            now = time.monotonic()
+            wait = deadline - now
+            if not spread:
+                if handlers.spread_due(now):
+                    handlers.spread()
+                    spread = True
+                else:
+                    spread_at = handlers.queued_since + SPREAD_AFTER
+                    if now < spread_at < deadline and handlers.spread_due(spread_at):
+                        wait = spread_at - now
+            if wait <= 0 or self._wake.wait(wait) or time.monotonic() >= deadline:
+                break
+        handlers.wake_at = sys.maxsize
+        self._wake.clear()
+
+    # -- waits (the ``_local`` steps) -----------------------------------------------------
+
+    def _pause(self, seconds: float) -> None:
+        """Waits ``seconds``, or until ``stop``."""
+        self._stop.wait(seconds)
+
+    def _pause_now(self, seconds: float) -> None:
+        """Waits ``seconds``, or until ``stop(now=True)``."""
+        self._stop_now.wait(seconds)
+
+    def _halt_helpers(self) -> None:
+        """Ends the heartbeat and listener threads (a heartbeat under way ends first)."""
+        self._halt.set()
+        for t in self._threads:
+            t.join(timeout=5)
 
 
 def _without(items: list[Claimed], gone: list[Claimed]) -> list[Claimed]:

@@ -2,15 +2,18 @@
 place: one file per function in sql/, every public function and view documented in
 docs/sql.md with its exact arguments, defaults, argument types where written and return
 type, every view with its columns, called by the client, tested by pgTAP, and every
-SQLSTATE that sql/ raises documented (CONTRIBUTING.md lists the places)."""
+SQLSTATE that sql/ raises documented (CONTRIBUTING.md lists the places); and every public
+Python name documented, the asyncio names mirroring the blocking ones."""
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any
 
 import psycopg
 from pgdb import ROOT
 
+import pgclaim
 from pgclaim import _sql
 
 DOCS = (ROOT / "docs" / "sql.md").read_text()
@@ -171,3 +174,44 @@ def test_docs_list_each_view_with_its_columns(conn: psycopg.Connection[Any]) -> 
             " where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped"
             " order by a.attnum", [f"pgclaim.{view}"]).fetchall()]
         assert documented == actual, f"docs/sql.md: the columns of view {view}"
+
+
+# -- the Python surface ---------------------------------------------------------------------
+
+def public_members(obj: Any) -> dict[str, Any]:
+    """The public attributes a class defines or inherits from pgclaim's own classes."""
+    return {name: member for name, member in inspect.getmembers(obj)
+            if not name.startswith("_")
+            and (getattr(member, "__module__", None) or "pgclaim").startswith("pgclaim")
+            and (inspect.isfunction(member) or isinstance(member, property))}
+
+
+def test_every_public_python_name_has_a_docstring() -> None:
+    undocumented = []
+    for name in pgclaim.__all__:
+        obj = getattr(pgclaim, name)
+        if name == "__version__":
+            assert isinstance(obj, str)
+            continue
+        if not inspect.getdoc(obj):
+            undocumented.append(name)
+        if inspect.isclass(obj):
+            undocumented += [f"{name}.{m}" for m, member in public_members(obj).items()
+                             if not inspect.getdoc(member)]
+    assert undocumented == []
+
+
+def test_the_asyncio_names_mirror_the_blocking_ones() -> None:
+    """``AsyncQueueClient`` and ``AsyncWorker`` are exported and offer what ``QueueClient``
+    and ``Worker`` offer, under the same names and parameters (test_aio_client.py compares
+    every method's parameters)."""
+    assert {"AsyncQueueClient", "AsyncWorker"} <= set(pgclaim.__all__)
+    assert set(public_members(pgclaim.QueueClient)) | {"open"} == set(
+        public_members(pgclaim.AsyncQueueClient))
+    assert set(public_members(pgclaim.Worker)) == set(public_members(pgclaim.AsyncWorker))
+    assert inspect.signature(pgclaim.Worker).parameters.keys() == inspect.signature(
+        pgclaim.AsyncWorker).parameters.keys()
+    for name in ("run",):
+        assert inspect.iscoroutinefunction(getattr(pgclaim.AsyncWorker, name))
+        assert inspect.signature(getattr(pgclaim.AsyncWorker, name)).parameters.keys() == \
+            inspect.signature(getattr(pgclaim.Worker, name)).parameters.keys()

@@ -267,3 +267,16 @@ def test_retry_by_error_pattern_and_age(dsn: str, conn: psycopg.Connection[Any],
     assert conn.execute("select id from pgclaim.records").fetchall() == [(a.id,)]
     assert cli.main(["retry", "--database", dsn, "-q", "dl", "--min-attempt", "2"]) == 0
     assert "0 failed record(s)" in capsys.readouterr().out
+
+
+def test_worker_takes_one_listen_dsn_per_database(capsys: pytest.CaptureFixture[str]) -> None:
+    args = cli.build_parser().parse_args(
+        ["worker", "m:f", "-q", "q", "--transaction-pooling", "--listen-dsn", "host=a"])
+    assert (args.listen_dsn, args.transaction_pooling) == (["host=a"], True)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["worker", "m:f", "-q", "q", "--database", "host=a", "--database", "host=b",
+                  "--listen-dsn", "host=c"])
+    assert info.value.code == 2
+    assert "--listen-dsn is given once per --database" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="one listen_dsn per database"):
+        pgclaim.MultiWorker(["host=a", "host=b"], "q", print, listen_dsns=["host=c"])

@@ -284,3 +284,5 @@ def test_transactional_worker_refuses_what_it_cannot_run(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn, \
             pgclaim.QueueClient(conn) as client, pytest.raises(ValueError, match="pool"):
         pgclaim.Worker(client, "q", lambda record, conn: None, transactional=True)
+    with pytest.raises(ValueError, match="AsyncWorker does not take transactional"):
+        pgclaim.AsyncWorker(pgclaim.AsyncQueueClient(dsn), "q", coroutine, transactional=True)

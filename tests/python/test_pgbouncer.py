@@ -12,7 +12,9 @@ import collections
 import logging
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -27,6 +29,8 @@ from pgcluster import PrivateCluster, free_port, load_pgclaim
 import pgclaim
 from pgclaim import Claimed, Worker
 
+HERE = Path(__file__).resolve().parent
+PGCLAIM = str(Path(sys.executable).with_name("pgclaim"))
 #: Debian's package (``make deps`` installs it when run as root)
 PGBOUNCER = shutil.which("pgbouncer") or next(
     (p for p in ("/usr/sbin/pgbouncer",) if os.access(p, os.X_OK)), None)
@@ -200,3 +204,45 @@ def test_forty_workers_and_producers_through_pgbouncer(
         assert int(check.execute(  # type: ignore[index]
             "select count(*) from pg_stat_activity where backend_type = 'client backend'"
         ).fetchone()[0]) <= POOL_SIZE + 1
+
+
+def test_cli_worker_through_pgbouncer_is_woken_on_its_listen_dsn(
+        bounced: tuple[Bouncer, str]) -> None:
+    """``pgclaim worker --database <PgBouncer> --listen-dsn <direct>``: its calls go through
+    the pooler, its LISTEN straight to the server, so an enqueue through the pooler wakes it
+    although it would poll only once an hour."""
+    bouncer, direct = bounced
+    with psycopg.connect(direct, autocommit=True) as conn:
+        conn.execute("select pgclaim.create_queue('cliq')")
+    proc = subprocess.Popen(
+        [PGCLAIM, "worker", "workers_fixture.handlers:noop", "-q", "cliq",
+         "--database", bouncer.url, "--transaction-pooling", "--listen-dsn", direct,
+         "--poll-interval", "3600",
+         "--reclaim-every", "3600"],
+        env={**os.environ, "PYTHONPATH": str(HERE)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        with psycopg.connect(direct, autocommit=True) as conn:
+            def count(sql: str) -> int:
+                return int(conn.execute(sql).fetchone()[0])  # type: ignore[index]
+
+            deadline = time.monotonic() + 60
+            # listening on the queue's channel, over a direct connection: the probe went
+            # through the pooler and came back
+            while count("select count(*) from pg_stat_activity"
+                        " where query = 'listen \"pgclaim_cliq\"'") != 1:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "the worker never listened"
+                time.sleep(0.05)
+            with pgclaim.QueueClient(bouncer.url, **BEHIND_POOLER) as producer:
+                producer.enqueue_many("cliq", [{"n": 1}, {"n": 2}])
+            while count("select count(*) from public.every_record where queue = 'cliq'"
+                        " and status = 'completed'") != 2:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "the notification did not wake the worker"
+                time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "completed 2" in err and "polling every" not in err
