@@ -151,7 +151,7 @@ REVOKE_QUEUE = (
 )
 STATS = (
     "select queue, paused, pending, scheduled, running, completed, failed, cancelled,"
-    " oldest_pending_age, completed_last_minute from pgclaim.queue_stats order by queue"
+    " oldest_pending_age, completed_last_minute, blocked from pgclaim.queue_stats order by queue"
 )
 WORKERS = (
     "select worker_id, info, started_at, last_seen, silent_for, alive, held"

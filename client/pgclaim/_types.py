@@ -194,6 +194,8 @@ class QueueStats:
     cancelled: int
     oldest_pending_age: timedelta | None
     completed_last_minute: int
+    blocked: int
+    """pending records waiting behind the head of their FIFO group (not in ``pending``)"""
 
 
 @dataclass(frozen=True)

@@ -287,11 +287,11 @@ def _age(value: timedelta | None) -> str:
 def format_stats(rows: Sequence[QueueStats]) -> str:
     """``QueueStats`` rows as an aligned text table."""
     header = ["queue", "paused", "pending", "scheduled", "running", "completed", "failed",
-              "cancelled", "oldest_pending", "done_last_min"]
+              "cancelled", "oldest_pending", "done_last_min", "blocked"]
     table = [header] + [[
         r.queue, "yes" if r.paused else "no", str(r.pending), str(r.scheduled), str(r.running),
         str(r.completed), str(r.failed), str(r.cancelled), _age(r.oldest_pending_age),
-        str(r.completed_last_minute)] for r in rows]
+        str(r.completed_last_minute), str(r.blocked)] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = []
     for row in table:

@@ -9,6 +9,7 @@ import psycopg
 from pgdb import freeze_clock
 
 from pgclaim import Item, QueueClient
+from pgclaim.cli import format_stats
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 PAST = datetime(2020, 1, 1, tzinfo=UTC)
@@ -40,6 +41,11 @@ def test_group_key_and_items(dsn: str, conn: psycopg.Connection[Any]) -> None:
         got = client.enqueue_items("fg", items)
         assert [created for _, created in got] == [True, True, True, False]
         assert got[3][0] == got[2][0]
+        # the second record of group g waits behind its head: blocked, not pending
+        [stats] = client.stats()
+        assert (stats.pending, stats.blocked) == (3, 1)
+        header, row = format_stats([stats]).splitlines()
+        assert header.split()[-1] == "blocked" and row.split()[-1] == "1"
         batch = client.claim("fg", "w1", 10)
         # the second record of group g waits behind its head
         assert {r.id for r in batch} == {head, got[1][0], got[2][0]}
