@@ -145,10 +145,11 @@ where status in ('failed', 'cancelled');
 -- Completions per queue, kept as counters so that queue_stats does not count the
 -- finished table: complete adds to the row of its slot (one of 64, taken by the
 -- transaction with pgclaim._slot so that no two open transactions share one),
--- purge and drop_queue take away. A queue's total is the sum of its slots. No foreign key to queues: the
--- reports that add a slot's first row would check it and wait for the queue's
--- row while holding the records they finish, which drop_queue locks after that
--- row (a deadlock); drop_queue deletes the queue's rows itself.
+-- purge and drop_queue take away. A queue's total is the sum of its slots. No
+-- foreign key to queues: the reports that add a slot's first row would check it
+-- and wait for the queue's row while holding the records they finish, which
+-- drop_queue locks after that row (a deadlock); drop_queue deletes the queue's
+-- rows itself.
 create table pgclaim.queue_totals (
     queue text not null,
     slot smallint not null,
